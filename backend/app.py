@@ -1,0 +1,143 @@
+"""The application factory: `litestar --app backend.app:create_app run`."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from pathlib import Path
+from urllib.parse import quote
+
+from litestar import Litestar, Request
+from litestar.config.csrf import CSRFConfig
+from litestar.exceptions import HTTPException, NotAuthorizedException
+from litestar.middleware import DefineMiddleware
+from litestar.plugins.htmx import HTMXPlugin
+from litestar.response import Response, Template
+from litestar.static_files import create_static_files_router
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from litestar.stores.file import FileStore
+from litestar.stores.redis import RedisStore
+from litestar.stores.registry import StoreRegistry
+from litestar.template.config import TemplateConfig
+from piccolo.engine.postgres import PostgresEngine
+from piccolo.engine.sqlite import SQLiteEngine
+
+from backend.config import Settings, load_settings
+from backend.controllers.auth import AuthController
+from backend.controllers.portal import PortalController
+from backend.controllers.public import PublicController
+from backend.controllers.registration import RegistrationController
+from backend.controllers.staff import StaffController
+from backend.services.demo import DEMO_PASSWORD, seed_demo
+from backend.tables import Company
+from backend.web.language import language_middleware
+from backend.web.security import SessionUserMiddleware, security_headers
+from backend.web.sessions import RotatingSessionConfig
+from backend.web.templating import create_template_engine, redirect, wants_fragment
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "frontend" / "static"
+SESSION_MAX_AGE = 8 * 3600
+
+logger = logging.getLogger("portal")
+
+
+def create_stores(settings: Settings) -> StoreRegistry:
+    """Sessions and sign-in counters: Redis when configured (shared by every instance),
+    else files under var/ (one machine)."""
+    if settings.redis_url:
+        root = RedisStore.with_client(url=settings.redis_url, namespace="portal")
+        return StoreRegistry(default_factory=root.with_namespace)
+    root_dir = settings.var_dir / "stores"
+    return StoreRegistry(
+        default_factory=lambda name: FileStore(root_dir / name, create_directories=True)
+    )
+
+
+def error_page(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, NotAuthorizedException) and request.method == "GET":
+        return redirect(request, f"/login?next={quote(request.url.path)}")
+    if isinstance(exc, HTTPException):
+        status, detail = exc.status_code, exc.detail
+    else:
+        status, detail = HTTP_500_INTERNAL_SERVER_ERROR, ""
+    request_id = secrets.token_hex(6)
+    if status >= 500:
+        logger.error("request %s failed: %s %s", request_id, request.method, request.url.path,
+                     exc_info=exc)
+    if request.url.path.startswith(("/api", "/healthz")):
+        return Response({"error": status, "request_id": request_id}, status_code=status)
+    return Template(
+        "errors/error.html",
+        context={"status": status, "detail": detail, "request_id": request_id,
+                 "partial": wants_fragment(request)},
+        status_code=status,
+    )
+
+
+async def _prepare_database() -> None:
+    engine = Company._meta.db
+    if isinstance(engine, SQLiteEngine):
+        # WAL lets readers work while one request writes.
+        await engine.run_ddl("PRAGMA journal_mode=WAL")
+
+
+def create_app(settings: Settings | None = None, *, db_pool: bool = True) -> Litestar:
+    settings = settings or load_settings()
+    production = settings.production
+    session_config = RotatingSessionConfig(
+        key="__Host-session" if production else "session",
+        secure=production,
+        httponly=True,
+        samesite="lax",
+        max_age=SESSION_MAX_AGE,
+        exclude=["^/static/", "^/healthz"],
+        store="sessions",
+    )
+    csrf_config = CSRFConfig(
+        secret=settings.secret_key,
+        cookie_name="__Host-csrftoken" if production else "csrftoken",
+        cookie_secure=production,
+        cookie_samesite="lax",
+        exclude=["^/static/", "^/healthz"],
+    )
+
+    async def on_startup() -> None:
+        await _prepare_database()
+        engine = Company._meta.db
+        if db_pool and isinstance(engine, PostgresEngine):
+            await engine.start_connection_pool()
+        if settings.demo:
+            accounts = await seed_demo()
+            print("Demo accounts (password: %s):" % DEMO_PASSWORD, flush=True)
+            for email, role in accounts:
+                print(f"  {email:24} {role}", flush=True)
+
+    async def on_shutdown() -> None:
+        engine = Company._meta.db
+        if db_pool and isinstance(engine, PostgresEngine):
+            await engine.close_connection_pool()
+
+    return Litestar(
+        route_handlers=[
+            PublicController,
+            RegistrationController,
+            AuthController,
+            PortalController,
+            StaffController,
+            create_static_files_router(path="/static", directories=[STATIC_DIR], name="static"),
+        ],
+        middleware=[
+            language_middleware,
+            session_config.middleware,
+            DefineMiddleware(SessionUserMiddleware, exclude=["^/static/", "^/healthz"]),
+        ],
+        csrf_config=csrf_config,
+        stores=create_stores(settings),
+        template_config=TemplateConfig(instance=create_template_engine()),
+        plugins=[HTMXPlugin()],
+        before_send=[security_headers(production)],
+        exception_handlers={Exception: error_page},
+        on_startup=[on_startup],
+        on_shutdown=[on_shutdown],
+        debug=False,
+    )

@@ -1,0 +1,45 @@
+"""Pages anyone may see: the offer, the language switch and the health check."""
+
+from __future__ import annotations
+
+from litestar import Controller, Request, get
+from litestar.response import Redirect, Response, Template
+
+from backend.i18n import LANGUAGES
+from backend.services import catalog, health
+from backend.services.availability import availability_now
+from backend.web.templating import page
+
+LANGUAGE_COOKIE = "lang"
+
+
+def safe_next(url: str | None, default: str = "/") -> str:
+    """Only paths on this site: never `//evil.example` or an absolute URL."""
+    if url and url.startswith("/") and not url.startswith(("//", "/\\")):
+        return url
+    return default
+
+
+class PublicController(Controller):
+    @get("/", name="home")
+    async def home(self, request: Request) -> Template:
+        return page(
+            request,
+            "home.html",
+            offer=await catalog.current_offer(),
+            availability=availability_now(),
+        )
+
+    @get("/language/{code:str}", name="language")
+    async def switch_language(self, request: Request, code: str) -> Redirect:
+        response = Redirect(safe_next(request.query_params.get("next")), status_code=303)
+        if code in LANGUAGES:
+            response.set_cookie(LANGUAGE_COOKIE, code, max_age=365 * 24 * 3600, samesite="lax")
+        return response
+
+    @get("/healthz", name="healthz", exclude_from_auth=True)
+    async def healthz(self) -> Response[dict[str, str]]:
+        problem = await health.database_problem()
+        if problem:
+            return Response({"status": "error", "database": problem}, status_code=503)
+        return Response({"status": "ok", "database": "ok"})

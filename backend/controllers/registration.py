@@ -1,0 +1,35 @@
+"""A company registers itself and its superuser."""
+
+from __future__ import annotations
+
+from litestar import Controller, Request, get, post
+from litestar.response import Response, Template
+
+from backend.services import companies
+from backend.services.errors import ValidationFailed
+from backend.web.forms import read_form
+from backend.web.sessions import sign_in
+from backend.web.templating import form_response, page, redirect
+
+
+class RegistrationController(Controller):
+    path = "/register"
+
+    @get(name="register")
+    async def show_form(self, request: Request) -> Template:
+        return page(request, "register.html", form={}, errors={})
+
+    @post(name="register_submit")
+    async def register(self, request: Request) -> Response | Template:
+        form: dict[str, str] = {}
+        try:
+            form = await read_form(request, companies.REGISTRATION_FIELDS)
+            user = await companies.register_company(form)
+        except ValidationFailed as failed:
+            # Keep what was typed, never the passwords.
+            kept = {k: v for k, v in form.items() if not k.startswith("password")}
+            return form_response(
+                request, "register.html", "_register_form.html", 422, form=kept, errors=failed.errors
+            )
+        sign_in(request, user)
+        return redirect(request, "/portal")

@@ -1,0 +1,52 @@
+"""What is sold and at what price (SPEC §2). An admin edits it; the demo seed fills it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from backend.tables import PriceList, Product
+
+DEMO_PRODUCTS = (
+    ("inventor", "Autodesk Inventor"),
+    ("acad-mech", "AutoCAD Mechanical"),
+    ("vault", "Autodesk Vault"),
+    ("fusion", "Autodesk Fusion"),
+    ("inventor-cam", "Inventor CAM"),
+)
+DEMO_PRICES = {
+    "plan_price_per_product_ore": 450_000,  # 4 500 kr per product per 6 months
+    "prepaid_hour_price_ore": 110_000,  # 1 100 kr per prepaid hour
+    "hourly_rate_ore": 135_000,  # 1 350 kr per hour without agreement
+    "topup_packs": "5,10,20",
+}
+
+
+@dataclass(frozen=True)
+class Offer:
+    products: list[Product]
+    prices: PriceList | None
+
+    @property
+    def topup_packs(self) -> list[int]:
+        if self.prices is None:
+            return []
+        return [int(h) for h in self.prices.topup_packs.split(",") if h.strip()]
+
+
+async def current_offer() -> Offer:
+    products = await Product.objects().where(Product.active.eq(True)).order_by(Product.position)
+    prices = await PriceList.objects().first()
+    return Offer(products=products, prices=prices)
+
+
+async def seed_demo_catalog() -> None:
+    """Idempotent: fills an empty catalog, never overwrites what an admin has set."""
+    if not await Product.exists():
+        await Product.insert(
+            *(
+                Product(code=code, name=name, position=index)
+                for index, (code, name) in enumerate(DEMO_PRODUCTS)
+            )
+        )
+    if not await PriceList.exists():
+        await PriceList(**DEMO_PRICES).save()

@@ -1,0 +1,32 @@
+// The one script of the portal. No inline scripts: the Content-Security-Policy forbids them.
+(function () {
+  "use strict";
+  // htmx would inject an inline <style> for its indicators, which the CSP blocks.
+  htmx.config.includeIndicatorStyles = false;
+  // Swap form re-renders with their messages (422) and the throttling message (429).
+  htmx.config.responseHandling = [
+    { code: "204", swap: false },
+    { code: "422", swap: true, error: false },
+    { code: "429", swap: true, error: false },
+    { code: "[23]..", swap: true },
+    { code: "[45]..", swap: false, error: true },
+    { code: "...", swap: false },
+  ];
+
+  function csrfToken() {
+    var meta = document.querySelector('meta[name="csrf-token"]');
+    return meta ? meta.getAttribute("content") : "";
+  }
+
+  document.addEventListener("htmx:configRequest", function (event) {
+    event.detail.headers["x-csrftoken"] = csrfToken();
+  });
+
+  // After boosted navigation, move focus to the new content so keyboard and screen-reader
+  // users start reading where the page changed.
+  document.addEventListener("htmx:afterSettle", function (event) {
+    if (event.detail.target && event.detail.target.id === "main" && event.detail.boosted) {
+      event.detail.target.focus({ preventScroll: true });
+    }
+  });
+})();
