@@ -47,10 +47,12 @@ def create_stores(settings: Settings) -> StoreRegistry:
     if settings.redis_url:
         root = RedisStore.with_client(url=settings.redis_url, namespace="portal")
         return StoreRegistry(default_factory=root.with_namespace)
-    root_dir = settings.var_dir / "stores"
-    return StoreRegistry(
-        default_factory=lambda name: FileStore(root_dir / name, create_directories=True)
-    )
+    def file_store(name: str) -> FileStore:
+        path = settings.var_dir / "stores" / name
+        path.mkdir(parents=True, exist_ok=True)
+        return FileStore(path)
+
+    return StoreRegistry(default_factory=file_store)
 
 
 def error_page(request: Request, exc: Exception) -> Response:

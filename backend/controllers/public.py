@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from litestar import Controller, Request, get
+from litestar.params import FromPath
 from litestar.response import Redirect, Response, Template
 
 from backend.i18n import LANGUAGES
@@ -31,7 +32,7 @@ class PublicController(Controller):
         )
 
     @get("/language/{code:str}", name="language")
-    async def switch_language(self, request: Request, code: str) -> Redirect:
+    async def switch_language(self, request: Request, code: FromPath[str]) -> Redirect:
         response = Redirect(safe_next(request.query_params.get("next")), status_code=303)
         if code in LANGUAGES:
             response.set_cookie(LANGUAGE_COOKIE, code, max_age=365 * 24 * 3600, samesite="lax")

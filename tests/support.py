@@ -1,0 +1,69 @@
+"""Helpers the tests share: valid data and a person's steps (register, sign in)."""
+
+from __future__ import annotations
+
+import random
+import re
+import secrets
+from typing import Any
+
+from stdnum.no import orgnr
+
+PASSWORD = "riktig-hemmelig-1"
+
+
+def new_org_number() -> str:
+    """A random organisation number with a correct mod-11 check digit."""
+    while True:
+        number = str(random.randint(800_000_000, 999_999_999))
+        if orgnr.is_valid(number):
+            return number
+
+
+def new_email(prefix: str = "sjef") -> str:
+    return f"{prefix}.{secrets.token_hex(4)}@example.no"
+
+
+def registration_form(**overrides: str) -> dict[str, str]:
+    form = {
+        "company_name": "Presisjon Maskin AS",
+        "org_number": new_org_number(),
+        "address": "Verkstedveien 12",
+        "postal_code": "7030",
+        "city": "Trondheim",
+        "name": "Kari Nordmann",
+        "email": new_email(),
+        "phone": "+47 73 12 34 56",
+        "password": PASSWORD,
+        "password_confirm": PASSWORD,
+    }
+    form.update(overrides)
+    return form
+
+
+async def csrf_token(client: Any, path: str = "/login") -> str:
+    response = await client.get(path)
+    match = re.search(r'<meta name="csrf-token" content="([^"]+)"', response.text)
+    assert match, f"no csrf meta tag on {path}"
+    return match.group(1)
+
+
+async def post_form(client: Any, path: str, data: dict[str, str], **kwargs: Any) -> Any:
+    token = await csrf_token(client)
+    kwargs.setdefault("follow_redirects", False)
+    return await client.post(path, data={**data, "_csrf_token": token}, **kwargs)
+
+
+async def register(client: Any, **overrides: str) -> dict[str, str]:
+    form = registration_form(**overrides)
+    response = await post_form(client, "/register", form)
+    assert response.status_code == 303, response.text
+    return form
+
+
+async def login(client: Any, email: str, password: str = PASSWORD) -> Any:
+    return await post_form(client, "/login", {"email": email, "password": password})
+
+
+async def logout(client: Any) -> Any:
+    return await post_form(client, "/logout", {})
