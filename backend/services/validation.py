@@ -38,7 +38,7 @@ def org_number(value: str) -> str:
     if not value.strip():
         raise FieldError(N_("Skriv inn organisasjonsnummeret."))
     try:
-        return orgnr.validate(value)
+        return orgnr.validate(re.sub(r"[\s.-]", "", value))
     except StdnumError:
         raise FieldError(N_("Ugyldig organisasjonsnummer (9 siffer, f.eks. 974 760 673).")) from None
 

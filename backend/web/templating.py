@@ -76,5 +76,7 @@ def form_response(
 
 def redirect(request: Request, url: str) -> Response:
     if wants_fragment(request):
-        return ClientRedirect(url)
+        response = ClientRedirect(url)
+        response.status_code = 200  # else a POST handler's default, 201
+        return response
     return Redirect(url, status_code=303)
