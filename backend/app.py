@@ -47,6 +47,7 @@ def create_stores(settings: Settings) -> StoreRegistry:
     if settings.redis_url:
         root = RedisStore.with_client(url=settings.redis_url, namespace="portal")
         return StoreRegistry(default_factory=root.with_namespace)
+
     def file_store(name: str) -> FileStore:
         path = settings.var_dir / "stores" / name
         path.mkdir(parents=True, exist_ok=True)
@@ -64,14 +65,19 @@ def error_page(request: Request, exc: Exception) -> Response:
         status, detail = HTTP_500_INTERNAL_SERVER_ERROR, ""
     request_id = secrets.token_hex(6)
     if status >= 500:
-        logger.error("request %s failed: %s %s", request_id, request.method, request.url.path,
-                     exc_info=exc)
+        logger.error(
+            "request %s failed: %s %s", request_id, request.method, request.url.path, exc_info=exc
+        )
     if request.url.path.startswith(("/api", "/healthz")):
         return Response({"error": status, "request_id": request_id}, status_code=status)
     return Template(
         "errors/error.html",
-        context={"status": status, "detail": detail, "request_id": request_id,
-                 "partial": wants_fragment(request)},
+        context={
+            "status": status,
+            "detail": detail,
+            "request_id": request_id,
+            "partial": wants_fragment(request),
+        },
         status_code=status,
     )
 
@@ -110,7 +116,7 @@ def create_app(settings: Settings | None = None, *, db_pool: bool = True) -> Lit
             await engine.start_connection_pool()
         if settings.demo:
             accounts = await seed_demo()
-            print("Demo accounts (password: %s):" % DEMO_PASSWORD, flush=True)
+            print(f"Demo accounts (password: {DEMO_PASSWORD}):", flush=True)
             for email, role in accounts:
                 print(f"  {email:24} {role}", flush=True)
 

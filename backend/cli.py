@@ -50,3 +50,7 @@ def create_staff_command(email: str, name: str, role: str, password_stdin: bool)
             click.echo(f"{field}: {gettext(message)}", err=True)
         raise SystemExit(1) from None
     click.echo(f"Created {user.role} {user.email}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,4 +1,4 @@
-"""The database engine, chosen by DATABASE_URL (SQLite file by default, PostgreSQL in production)."""
+"""The database engine from DATABASE_URL: an SQLite file by default, PostgreSQL in production."""
 
 from __future__ import annotations
 

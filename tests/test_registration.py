@@ -43,9 +43,11 @@ async def test_htmx_success_answers_with_client_redirect(client):
 async def test_org_number_is_accepted_in_common_formats_and_stored_compact(client, typed):
     # The demo number may exist from another test, so use a fresh valid one in the same shape.
     number = new_org_number()
-    typed = typed.replace("974760673", number).replace(
-        "974 760 673", f"{number[:3]} {number[3:6]} {number[6:]}"
-    ).replace("974-760-673", f"{number[:3]}-{number[3:6]}-{number[6:]}")
+    typed = (
+        typed.replace("974760673", number)
+        .replace("974 760 673", f"{number[:3]} {number[3:6]} {number[6:]}")
+        .replace("974-760-673", f"{number[:3]}-{number[3:6]}-{number[6:]}")
+    )
     response = await post_form(client, "/register", registration_form(org_number=typed))
     assert response.status_code == 303
     assert await Company.exists().where(Company.org_number == number)
@@ -117,10 +119,16 @@ async def test_invalid_field_gets_its_norwegian_message(client, field, value, me
 
 
 async def test_password_boundaries(client):
-    assert (await post_form(client, "/register", registration_form(
-        password="x" * 10, password_confirm="x" * 10))).status_code == 303
-    assert (await post_form(client, "/register", registration_form(
-        password="y" * 128, password_confirm="y" * 128))).status_code == 303
+    assert (
+        await post_form(
+            client, "/register", registration_form(password="x" * 10, password_confirm="x" * 10)
+        )
+    ).status_code == 303
+    assert (
+        await post_form(
+            client, "/register", registration_form(password="y" * 128, password_confirm="y" * 128)
+        )
+    ).status_code == 303
 
 
 async def test_mismatched_confirmation_is_rejected(client):
@@ -149,8 +157,10 @@ async def test_every_error_is_shown_at_once_and_typed_values_are_kept(client):
     assert 'value="Verkstedveien 12"' in text
     assert 'value="feil"' in text
     assert "kort" not in text.replace("kort-", "")  # the password is never echoed
-    assert not await Company.exists().where(Company.name == "Presisjon Maskin AS").where(
-        Company.org_number == "123"
+    assert (
+        not await Company.exists()
+        .where(Company.name == "Presisjon Maskin AS")
+        .where(Company.org_number == "123")
     )
 
 

@@ -24,7 +24,10 @@ async def member_of(superuser_email: str) -> str:
     superuser = await User.objects().get(User.email == superuser_email)
     email = new_email("kollega")
     await User(
-        email=email, name="Kollega", role=Role.member.value, company=superuser.company,
+        email=email,
+        name="Kollega",
+        role=Role.member.value,
+        company=superuser.company,
         password_hash=hash_password(PASSWORD),
     ).save()
     return email
@@ -34,8 +37,13 @@ async def test_post_without_csrf_token_is_refused_and_changes_nothing(client):
     form = await register(client)
     response = await client.post(
         "/portal/company",
-        data={"address": "Ny vei 1", "postal_code": "0150", "city": "Oslo",
-              "name": "Kari", "phone": "22334455"},
+        data={
+            "address": "Ny vei 1",
+            "postal_code": "0150",
+            "city": "Oslo",
+            "name": "Kari",
+            "phone": "22334455",
+        },
     )
     assert response.status_code == 403
     assert "Skjemaet var utløpt eller ugyldig" in response.text
@@ -45,16 +53,15 @@ async def test_post_without_csrf_token_is_refused_and_changes_nothing(client):
 
 async def test_post_with_a_forged_csrf_token_is_refused(client):
     await csrf_token(client)
-    response = await client.post(
-        "/register", data={"company_name": "X", "_csrf_token": "0" * 128}
-    )
+    response = await client.post("/register", data={"company_name": "X", "_csrf_token": "0" * 128})
     assert response.status_code == 403
 
 
 async def test_csrf_header_is_accepted_for_htmx(client):
     token = await csrf_token(client)
     response = await client.post(
-        "/login", data={"email": "a@example.no", "password": "feil-passord-1"},
+        "/login",
+        data={"email": "a@example.no", "password": "feil-passord-1"},
         headers={"x-csrftoken": token, "HX-Request": "true"},
     )
     assert response.status_code == 422
@@ -130,10 +137,17 @@ async def test_member_reads_company_details_but_cannot_change_them(client, other
     page = await other_client.get("/portal/company")
     assert page.status_code == 200 and "Verkstedveien 12" in page.text
     assert 'id="company-form"' not in page.text
-    response = await post_form(other_client, "/portal/company", {
-        "address": "Kapret 1", "postal_code": "0150", "city": "Oslo",
-        "name": "Member", "phone": "22334455",
-    })
+    response = await post_form(
+        other_client,
+        "/portal/company",
+        {
+            "address": "Kapret 1",
+            "postal_code": "0150",
+            "city": "Oslo",
+            "name": "Member",
+            "phone": "22334455",
+        },
+    )
     assert response.status_code == 403
     company = await Company.objects().get(Company.org_number == form["org_number"])
     assert company.address == "Verkstedveien 12"
@@ -141,10 +155,17 @@ async def test_member_reads_company_details_but_cannot_change_them(client, other
 
 async def test_superuser_edits_address_and_contact(client):
     form = await register(client)
-    response = await post_form(client, "/portal/company", {
-        "address": "Nyveien 5", "postal_code": "0150", "city": "Oslo",
-        "name": "Kari Ny", "phone": "915 55 555",
-    })
+    response = await post_form(
+        client,
+        "/portal/company",
+        {
+            "address": "Nyveien 5",
+            "postal_code": "0150",
+            "city": "Oslo",
+            "name": "Kari Ny",
+            "phone": "915 55 555",
+        },
+    )
     assert response.status_code == 200
     assert "Endringene er lagret." in response.text
     company = await Company.objects().get(Company.org_number == form["org_number"])
@@ -155,9 +176,18 @@ async def test_superuser_edits_address_and_contact(client):
 
 async def test_superuser_edit_with_bad_values_keeps_input_and_saves_nothing(client):
     form = await register(client)
-    response = await post_form(client, "/portal/company", {
-        "address": "", "postal_code": "12", "city": "Oslo", "name": "Kari", "phone": "x",
-    }, headers={"HX-Request": "true"})
+    response = await post_form(
+        client,
+        "/portal/company",
+        {
+            "address": "",
+            "postal_code": "12",
+            "city": "Oslo",
+            "name": "Kari",
+            "phone": "x",
+        },
+        headers={"HX-Request": "true"},
+    )
     assert response.status_code == 422
     assert response.text.lstrip().startswith("<form")
     assert "Postnummeret skal være fire siffer." in response.text

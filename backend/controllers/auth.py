@@ -14,9 +14,7 @@ from backend.web.sessions import sign_in, sign_out
 from backend.web.templating import form_response, page, redirect
 
 WRONG_CREDENTIALS = N_("Feil e-postadresse eller passord.")
-TOO_MANY_ATTEMPTS = N_(
-    "For mange mislykkede innlogginger. Vent noen minutter før du prøver igjen."
-)
+TOO_MANY_ATTEMPTS = N_("For mange mislykkede innlogginger. Vent noen minutter før du prøver igjen.")
 
 
 def _throttle(request: Request) -> accounts.LoginThrottle:
@@ -30,14 +28,21 @@ def _client_ip(request: Request) -> str:
 class AuthController(Controller):
     @get("/login", name="login")
     async def show_login(self, request: Request) -> Template:
-        return page(request, "login.html", form={"next": request.query_params.get("next", "")}, errors={})
+        return page(
+            request, "login.html", form={"next": request.query_params.get("next", "")}, errors={}
+        )
 
     @post("/login", name="login_submit")
     async def login(self, request: Request) -> Response | Template:
         def again(status: int, message: str) -> Template:
             kept = {"email": form.get("email", ""), "next": form.get("next", "")}
             return form_response(
-                request, "login.html", "_login_form.html", status, form=kept, errors={"form": message}
+                request,
+                "login.html",
+                "_login_form.html",
+                status,
+                form=kept,
+                errors={"form": message},
             )
 
         form: dict[str, str] = {}

@@ -56,16 +56,29 @@ class PortalController(Controller):
         except ValidationFailed as failed:
             company = await companies.get_company(user.company)
             return form_response(
-                request, "portal/company.html", "portal/_company_form.html", 422,
-                company=company, superuser=user, form=form, errors=failed.errors, saved=False,
+                request,
+                "portal/company.html",
+                "portal/_company_form.html",
+                422,
+                company=company,
+                superuser=user,
+                form=form,
+                errors=failed.errors,
+                saved=False,
             )
         except NotAllowed:
             raise PermissionDeniedException() from None
         superuser = await companies.get_superuser(company.id)
         return form_response(
-            request, "portal/company.html", "portal/_company_form.html", 200,
-            company=company, superuser=superuser, form=_company_form(company, superuser),
-            errors={}, saved=True,
+            request,
+            "portal/company.html",
+            "portal/_company_form.html",
+            200,
+            company=company,
+            superuser=superuser,
+            form=_company_form(company, superuser),
+            errors={},
+            saved=True,
         )
 
 

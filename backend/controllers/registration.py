@@ -29,7 +29,12 @@ class RegistrationController(Controller):
             # Keep what was typed, never the passwords.
             kept = {k: v for k, v in form.items() if not k.startswith("password")}
             return form_response(
-                request, "register.html", "_register_form.html", 422, form=kept, errors=failed.errors
+                request,
+                "register.html",
+                "_register_form.html",
+                422,
+                form=kept,
+                errors=failed.errors,
             )
         sign_in(request, user)
         return redirect(request, "/portal")

@@ -1,4 +1,4 @@
-"""People who sign in: password hashing, sign-in, sign-in throttling and staff accounts (SPEC §1)."""
+"""People who sign in: passwords, sign-in, sign-in throttling and staff accounts (SPEC §1)."""
 
 from __future__ import annotations
 
@@ -64,7 +64,9 @@ async def create_staff(*, email: str, name: str, role: str, password: str) -> Us
         },
     )
     if await User.exists().where(User.email == cleaned["email"]):
-        raise ValidationFailed({"email": N_("Det finnes allerede en bruker med denne e-postadressen.")})
+        raise ValidationFailed(
+            {"email": N_("Det finnes allerede en bruker med denne e-postadressen.")}
+        )
     user = User(
         email=cleaned["email"],
         name=cleaned["name"],

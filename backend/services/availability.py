@@ -23,7 +23,9 @@ class Availability:
     next_opening: datetime.datetime | None
 
 
-def is_support_day(day: datetime.date, extra_closed: tuple[tuple[int, int], ...] = EXTRA_CLOSED_DAYS) -> bool:
+def is_support_day(
+    day: datetime.date, extra_closed: tuple[tuple[int, int], ...] = EXTRA_CLOSED_DAYS
+) -> bool:
     if day.weekday() >= 5 or (day.month, day.day) in extra_closed:
         return False
     return day not in _public_holidays(day.year)

@@ -52,9 +52,7 @@ async def register_company(form: Mapping[str, str]) -> User:
         **_address_rules(),
         "email": validation.email,
         "password": validation.password,
-        "password_confirm": lambda v: validation.password_confirmation(
-            v, form.get("password", "")
-        ),
+        "password_confirm": lambda v: validation.password_confirmation(v, form.get("password", "")),
     }
     try:
         cleaned = validation.clean(form, rules)

@@ -40,7 +40,9 @@ def org_number(value: str) -> str:
     try:
         return orgnr.validate(re.sub(r"[\s.-]", "", value))
     except StdnumError:
-        raise FieldError(N_("Ugyldig organisasjonsnummer (9 siffer, f.eks. 974 760 673).")) from None
+        raise FieldError(
+            N_("Ugyldig organisasjonsnummer (9 siffer, f.eks. 974 760 673).")
+        ) from None
 
 
 def format_org_number(compact: str) -> str:

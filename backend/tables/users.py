@@ -1,4 +1,4 @@
-from enum import Enum
+from enum import StrEnum
 
 from piccolo.columns import Boolean, ForeignKey, Timestamptz, Varchar
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
@@ -7,7 +7,7 @@ from piccolo.table import Table
 from backend.tables.companies import Company
 
 
-class Role(str, Enum):
+class Role(StrEnum):
     superuser = "superuser"
     member = "member"
     technician = "technician"

@@ -1,4 +1,4 @@
-"""Picks the language of each request from the `lang` cookie (Norwegian unless English is chosen)."""
+"""Picks each request's language from the `lang` cookie: Norwegian unless English is chosen."""
 
 from __future__ import annotations
 
