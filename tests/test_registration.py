@@ -115,7 +115,7 @@ async def test_invalid_field_gets_its_norwegian_message(client, field, value, me
     response = await post_form(client, "/register", form)
     assert response.status_code == 422
     assert message in response.text
-    assert f'aria-describedby="d-{field}"' in response.text
+    assert f'required aria-invalid="true" aria-describedby="d-{field}"' in response.text
 
 
 async def test_password_boundaries(client):

@@ -15,7 +15,9 @@ from backend.services.accounts import COMPANY_ROLES, STAFF_ROLES, get_active_use
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
-    "form-action 'self'"
+    "form-action 'self'; "
+    # Pico CSS draws its field icons (valid, invalid, select arrows) as data: SVG images.
+    "img-src 'self' data:"
 )
 
 

@@ -1,0 +1,136 @@
+"""A real server and Debian's Chromium for the browser journeys.
+
+The server is uvicorn in a subprocess with the environment the root conftest prepared (so it
+uses this run's fresh database) and a var dir of its own (sessions, sign-in counters).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOT_DIR = REPO_ROOT / "var" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+STARTUP_TIMEOUT = 30.0
+DEFAULT_TIMEOUT_MS = 10_000
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+@pytest.fixture(scope="session")
+def live_server() -> Iterator[str]:
+    """Base URL of a running portal (uvicorn), shut down at the end of the session."""
+    port = _free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    run_dir = Path(tempfile.mkdtemp(prefix="portal-browser-"))
+    env = {**os.environ, "PORTAL_VAR_DIR": str(run_dir / "var")}
+    uvicorn = Path(sys.executable).with_name("uvicorn")
+    command = [
+        str(uvicorn) if uvicorn.exists() else str(REPO_ROOT / ".venv" / "bin" / "uvicorn"),
+        "backend.app:create_app",
+        "--factory",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    log_path = run_dir / "server.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while not _healthy(f"{base_url}/healthz"):
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(
+                    f"server did not answer {base_url}/healthz with 200 "
+                    f"(exit code {process.poll()}):\n{log_path.read_text(errors='replace')}"
+                )
+            time.sleep(0.2)
+        yield base_url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
+@pytest.fixture
+def browser() -> Iterator:
+    """Per test: Playwright's sync API keeps an event loop running while it is open, which
+    would break the async tests that pytest-asyncio runs after it."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def console_errors() -> list[str]:
+    """Console errors and uncaught exceptions the test's page reported (CSP violations too)."""
+    return []
+
+
+@pytest.fixture
+def page(browser, live_server: str, console_errors: list[str]) -> Iterator:
+    """A page in a fresh browser context (no cookies) that reports into `console_errors`."""
+    context = browser.new_context(base_url=live_server, locale="nb-NO")
+    context.set_default_timeout(DEFAULT_TIMEOUT_MS)
+    context.set_default_navigation_timeout(DEFAULT_TIMEOUT_MS)
+    new_page = context.new_page()
+
+    def on_console(message) -> None:
+        if message.type == "error":
+            location = message.location.get("url", "")
+            console_errors.append(f"console: {message.text} ({location} on {new_page.url})")
+
+    new_page.on("console", on_console)
+    new_page.on("pageerror", lambda error: console_errors.append(f"pageerror: {error}"))
+    try:
+        yield new_page
+    finally:
+        context.close()
+
+
+@pytest.fixture(scope="session")
+def screenshot_dir() -> Path:
+    SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+    return SCREENSHOT_DIR
