@@ -14,6 +14,7 @@ from backend.services.accounts import LoginThrottle
 from tests.support import PASSWORD, csrf_token, login, logout, post_form, register
 
 TOO_MANY = "For mange mislykkede innlogginger"
+REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 def session_cookie(response) -> str | None:
@@ -191,3 +192,30 @@ async def test_production_cookies_are_host_prefixed_and_secure(tmp_path):
         page = await browser.get("/portal")
         assert page.status_code == 200
         assert page.headers["strict-transport-security"].startswith("max-age=")
+
+
+async def test_with_redis_two_instances_share_sessions_and_sign_out(tmp_path):
+    """REDIS_URL: a session made on one instance works on another, and dies on both."""
+    import redis.asyncio as redis
+
+    environ = {**os.environ, "PORTAL_VAR_DIR": str(tmp_path), "REDIS_URL": REDIS_URL}
+    first_app = create_app(load_settings(environ), db_pool=False)
+    second_app = create_app(load_settings(environ), db_pool=False)
+    async with (
+        AsyncTestClient(app=first_app) as first,
+        AsyncTestClient(app=second_app) as second,
+    ):
+        form = await register(first)
+        sid = first.cookies.get("session")
+        assert sid
+        store = redis.Redis.from_url(REDIS_URL)
+        try:
+            assert await store.exists(f"portal_sessions:{sid}")
+            second.cookies.set("session", sid)
+            assert form["company_name"] in (await second.get("/portal")).text
+            await logout(second)
+            assert not await store.exists(f"portal_sessions:{sid}")
+        finally:
+            await store.aclose()
+        first.cookies.set("session", sid)
+        assert (await first.get("/portal", follow_redirects=False)).status_code == 303

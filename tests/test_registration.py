@@ -198,3 +198,14 @@ async def test_registered_email_can_sign_in_with_other_case(client, other_client
         other_client, "/login", {"email": form["email"].upper(), "password": PASSWORD}
     )
     assert response.status_code == 303
+
+
+async def test_registrations_from_one_address_are_rate_limited(client):
+    for _ in range(20):
+        response = await post_form(client, "/register", registration_form(org_number="1"))
+        assert response.status_code == 422
+    form = registration_form()
+    response = await post_form(client, "/register", form)
+    assert response.status_code == 429
+    assert "For mange forsøk" in response.text
+    assert not await User.exists().where(User.email == form["email"])

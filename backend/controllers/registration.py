@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from litestar import Controller, Request, get, post
+from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.response import Response, Template
 
 from backend.services import companies
@@ -12,6 +13,11 @@ from backend.web.sessions import sign_in
 from backend.web.templating import form_response, page, redirect
 
 
+# Registrations per client address: enough for an office registering its companies, not for a
+# script filling the database. Its own store name, so no other limit shares the counter.
+REGISTRATION_RATE_LIMIT = RateLimitConfig(rate_limit=("hour", 20), store="rate_limit_register")
+
+
 class RegistrationController(Controller):
     path = "/register"
 
@@ -19,7 +25,7 @@ class RegistrationController(Controller):
     async def show_form(self, request: Request) -> Template:
         return page(request, "register.html", form={}, errors={})
 
-    @post(name="register_submit")
+    @post(name="register_submit", middleware=[REGISTRATION_RATE_LIMIT.middleware])
     async def register(self, request: Request) -> Response | Template:
         form: dict[str, str] = {}
         try:
