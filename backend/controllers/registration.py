@@ -12,7 +12,6 @@ from backend.web.forms import read_form
 from backend.web.sessions import sign_in
 from backend.web.templating import form_response, page, redirect
 
-
 # Registrations per client address: enough for an office registering its companies, not for a
 # script filling the database. Its own store name, so no other limit shares the counter.
 REGISTRATION_RATE_LIMIT = RateLimitConfig(rate_limit=("hour", 20), store="rate_limit_register")
