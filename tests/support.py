@@ -67,3 +67,24 @@ async def login(client: Any, email: str, password: str = PASSWORD) -> Any:
 
 async def logout(client: Any) -> Any:
     return await post_form(client, "/logout", {})
+
+
+async def make_company(name: str = "Testfirma AS") -> tuple[int, str]:
+    """A company and its superuser straight in the database: (company id, superuser e-mail)."""
+    from backend.services.accounts import hash_password
+    from backend.tables import Company, Role, User
+
+    company = Company(
+        name=name, org_number=new_org_number(), address="Gata 1", postal_code="0150", city="Oslo"
+    )
+    await company.save()
+    email = new_email()
+    await User(
+        email=email,
+        name="Sara Superbruker",
+        phone="+4722334455",
+        role=Role.superuser.value,
+        company=company.id,
+        password_hash=hash_password(PASSWORD),
+    ).save()
+    return company.id, email

@@ -6,11 +6,11 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass
 from functools import cache
-from zoneinfo import ZoneInfo
 
 import holidays
 
-OSLO = ZoneInfo("Europe/Oslo")
+from backend.services.clock import OSLO
+
 OPENS = datetime.time(8, 0)
 CLOSES = datetime.time(16, 0)
 EXTRA_CLOSED_DAYS = ((12, 24), (12, 31))  # (month, day)

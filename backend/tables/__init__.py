@@ -1,5 +1,22 @@
+from backend.tables.agreements import Agreement
 from backend.tables.catalog import PriceList, Product
 from backend.tables.companies import Company
+from backend.tables.ledger import EntryKind, LedgerEntry, Lot
+from backend.tables.orders import Order, OrderKind, OrderStatus, StripeEvent
 from backend.tables.users import Role, User
 
-__all__ = ["Company", "PriceList", "Product", "Role", "User"]
+__all__ = [
+    "Agreement",
+    "Company",
+    "EntryKind",
+    "LedgerEntry",
+    "Lot",
+    "Order",
+    "OrderKind",
+    "OrderStatus",
+    "PriceList",
+    "Product",
+    "Role",
+    "StripeEvent",
+    "User",
+]

@@ -11,3 +11,5 @@ class Company(Table, tablename="company"):
     postal_code = Varchar(length=4)
     city = Varchar(length=100)
     created_at = Timestamptz(default=TimestamptzNow())
+    # One Stripe Customer per company, created at its first checkout.
+    stripe_customer_id = Varchar(length=255, null=True, default=None, unique=True)

@@ -15,12 +15,15 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOT_DIR = REPO_ROOT / "var" / "screenshots"
+# axe-core, pinned in frontend/package.json and installed by `make setup`.
+AXE_SCRIPT = REPO_ROOT / "frontend" / "node_modules" / "axe-core" / "axe.min.js"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -109,10 +112,12 @@ def console_errors() -> list[str]:
     return []
 
 
-@pytest.fixture
-def page(browser, live_server: str, console_errors: list[str]) -> Iterator:
+@contextmanager
+def _page_in_new_context(
+    browser, live_server: str, console_errors: list[str], **context_options
+) -> Iterator:
     """A page in a fresh browser context (no cookies) that reports into `console_errors`."""
-    context = browser.new_context(base_url=live_server, locale="nb-NO")
+    context = browser.new_context(base_url=live_server, locale="nb-NO", **context_options)
     context.set_default_timeout(DEFAULT_TIMEOUT_MS)
     context.set_default_navigation_timeout(DEFAULT_TIMEOUT_MS)
     new_page = context.new_page()
@@ -128,6 +133,28 @@ def page(browser, live_server: str, console_errors: list[str]) -> Iterator:
         yield new_page
     finally:
         context.close()
+
+
+@pytest.fixture
+def page(browser, live_server: str, console_errors: list[str]) -> Iterator:
+    """A page in a fresh browser context (no cookies) that reports into `console_errors`."""
+    with _page_in_new_context(browser, live_server, console_errors) as new_page:
+        yield new_page
+
+
+@pytest.fixture
+def axe_page(browser, live_server: str, console_errors: list[str]) -> Iterator:
+    """Like `page`, but with the Content-Security-Policy switched off, for the axe-core checks.
+
+    `page.add_script_tag(path=...)` reads the file and injects its text as an *inline* script,
+    which the portal's CSP (`default-src 'self'`, no 'unsafe-inline') blocks, so axe would never
+    load. Only these accessibility checks bypass it; the CSP itself is tested in
+    tests/test_security.py and by the console-error check of test_journey.py.
+    """
+    if not AXE_SCRIPT.is_file():
+        pytest.fail(f"{AXE_SCRIPT} is missing: run `make setup` (npm ci in frontend/)")
+    with _page_in_new_context(browser, live_server, console_errors, bypass_csp=True) as new_page:
+        yield new_page
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,19 @@
+from piccolo.columns import Date, ForeignKey, Timestamptz, Varchar
+from piccolo.columns.defaults.timestamptz import TimestamptzNow
+from piccolo.table import Table
+
+from backend.tables.companies import Company
+from backend.tables.orders import Order
+
+
+class Agreement(Table, tablename="plan_agreement"):
+    """A 6-month "Fri support" plan period (SPEC §2, alternative 1). Dates are inclusive."""
+
+    company = ForeignKey(references=Company, index=True)
+    order = ForeignKey(references=Order, null=True, unique=True)
+    product_codes = Varchar(length=400)
+    starts_on = Date()
+    ends_on = Date()
+    # Set when a refund ended the plan early; the plan covers nothing from this day on.
+    cancelled_on = Date(null=True, default=None)
+    created_at = Timestamptz(default=TimestamptzNow())

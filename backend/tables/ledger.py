@@ -1,0 +1,50 @@
+from enum import StrEnum
+
+from piccolo.columns import Date, ForeignKey, Integer, Timestamptz, Varchar
+from piccolo.columns.defaults.timestamptz import TimestamptzNow
+from piccolo.table import Table
+
+from backend.tables.companies import Company
+from backend.tables.orders import Order
+from backend.tables.users import User
+
+
+class EntryKind(StrEnum):
+    credit = "credit"  # a lot bought (or imported)
+    debit = "debit"  # support time
+    expiry = "expiry"  # unused minutes written off when the lot expired
+    refund_write_off = "refund_write_off"  # unused minutes of a refunded lot
+    adjustment = "adjustment"  # an admin's correction, with a reason
+    reversal = "reversal"  # a voided time entry's minutes given back
+
+
+class Lot(Table, tablename="time_lot"):
+    """Minutes bought together, valid until `expires_on` (SPEC §2, alternative 2).
+
+    `remaining_minutes` is kept equal to the sum of the lot's ledger entries; only
+    backend/services/ledger.py writes it.
+    """
+
+    company = ForeignKey(references=Company, index=True)
+    order = ForeignKey(references=Order, null=True, index=True)
+    minutes = Integer()
+    remaining_minutes = Integer()
+    product_codes = Varchar(length=400)  # comma-separated catalog codes
+    # Usable on days before this date (Europe/Oslo): one year after payment.
+    expires_on = Date(index=True)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class LedgerEntry(Table, tablename="ledger_entry"):
+    """Append-only: every movement of minutes, with its cause (SPEC §5)."""
+
+    company = ForeignKey(references=Company, index=True)
+    lot = ForeignKey(references=Lot, index=True)
+    kind = Varchar(length=20, choices=EntryKind)
+    minutes = Integer()  # signed: + into the lot, - out of it
+    idempotency_key = Varchar(length=200, unique=True)
+    cause_type = Varchar(length=20)  # order | time_entry | admin | system
+    cause_id = Varchar(length=64, default="")
+    note = Varchar(length=500, default="")
+    created_by = ForeignKey(references=User, null=True)
+    created_at = Timestamptz(default=TimestamptzNow())

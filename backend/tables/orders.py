@@ -1,0 +1,51 @@
+from enum import StrEnum
+
+from piccolo.columns import ForeignKey, Integer, Timestamptz, Varchar
+from piccolo.columns.defaults.timestamptz import TimestamptzNow
+from piccolo.table import Table
+
+from backend.tables.companies import Company
+from backend.tables.users import User
+
+
+class OrderKind(StrEnum):
+    plan = "plan"
+    topup = "topup"
+    charges = "charges"
+
+
+class OrderStatus(StrEnum):
+    pending = "pending"  # waiting for payment
+    processing = "processing"  # delayed payment method: paid later or not
+    paid = "paid"  # fulfilled
+    failed = "failed"
+    expired = "expired"
+    refunded = "refunded"
+
+
+class Order(Table, tablename="payment_order"):
+    """One purchase through Stripe Checkout; the server computed every amount (SPEC §4)."""
+
+    company = ForeignKey(references=Company, index=True)
+    created_by = ForeignKey(references=User)
+    kind = Varchar(length=20, choices=OrderKind)
+    status = Varchar(length=20, choices=OrderStatus, default=OrderStatus.pending.value)
+    hours = Integer(default=0)  # top-up
+    product_codes = Varchar(length=400, default="")
+    amount_ore = Integer()  # ex. MVA
+    mva_ore = Integer()
+    total_ore = Integer()
+    refunded_ore = Integer(default=0)  # incl. MVA, as Stripe refunds it
+    stripe_session_id = Varchar(length=255, null=True, default=None, unique=True)
+    stripe_payment_intent_id = Varchar(length=255, null=True, default=None, index=True)
+    failure_reason = Varchar(length=500, default="")
+    created_at = Timestamptz(default=TimestamptzNow())
+    paid_at = Timestamptz(null=True, default=None)
+
+
+class StripeEvent(Table, tablename="stripe_event"):
+    """Every webhook event handled, recorded in the same transaction as its effect."""
+
+    event_id = Varchar(length=255, unique=True)
+    type = Varchar(length=100)
+    received_at = Timestamptz(default=TimestamptzNow())

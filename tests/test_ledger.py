@@ -1,0 +1,166 @@
+"""The ledger's operations and invariants (SPEC §5), on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+
+from backend.services import ledger
+from backend.services.ledger import Cause
+from backend.tables import EntryKind, LedgerEntry, Lot
+from tests.support import make_company
+
+TODAY = datetime.date(2026, 11, 26)
+ORDER = Cause(type="order", id="1")
+WORK = Cause(type="time_entry", id="1")
+
+
+async def assert_invariants(company_id: int) -> None:
+    sums = await ledger.entries_sum_by_lot(company_id)
+    lots = await Lot.objects().where(Lot.company == company_id)
+    for lot in lots:
+        assert lot.remaining_minutes >= 0
+        assert sums.get(lot.id, 0) == lot.remaining_minutes
+
+
+async def lot(
+    company_id: int, minutes: int, expires_on: datetime.date, key: str, codes=("inventor",)
+):
+    return await ledger.credit_lot(
+        company_id=company_id,
+        minutes=minutes,
+        expires_on=expires_on,
+        product_codes=codes,
+        key=key,
+        cause=ORDER,
+    )
+
+
+async def test_credit_is_idempotent():
+    company_id, _ = await make_company()
+    first = await lot(company_id, 300, TODAY.replace(year=2027), f"c{company_id}")
+    again = await lot(company_id, 300, TODAY.replace(year=2027), f"c{company_id}")
+    assert first.id == again.id
+    assert await ledger.balance(company_id, TODAY) == 300
+    await assert_invariants(company_id)
+
+
+async def test_debit_takes_from_the_lot_that_expires_first_and_reports_the_rest():
+    company_id, _ = await make_company()
+    late = await lot(company_id, 60, datetime.date(2027, 6, 1), f"late{company_id}")
+    early = await lot(company_id, 30, datetime.date(2027, 1, 1), f"early{company_id}")
+
+    result = await ledger.debit(
+        company_id=company_id, minutes=45, on_date=TODAY, key=f"d{company_id}", cause=WORK
+    )
+    assert result == ledger.DebitResult(debited_minutes=45, uncovered_minutes=0)
+    assert (await Lot.objects().get(Lot.id == early.id)).remaining_minutes == 0
+    assert (await Lot.objects().get(Lot.id == late.id)).remaining_minutes == 45
+
+    short = await ledger.debit(
+        company_id=company_id, minutes=60, on_date=TODAY, key=f"d2{company_id}", cause=WORK
+    )
+    assert short == ledger.DebitResult(debited_minutes=45, uncovered_minutes=15)
+    assert await ledger.balance(company_id, TODAY) == 0
+    # A replay moves nothing and says the same.
+    again = await ledger.debit(
+        company_id=company_id, minutes=60, on_date=TODAY, key=f"d2{company_id}", cause=WORK
+    )
+    assert again == short
+    await assert_invariants(company_id)
+
+
+async def test_debit_skips_lots_for_other_products():
+    company_id, _ = await make_company()
+    await lot(company_id, 60, datetime.date(2027, 1, 1), f"v{company_id}", codes=("vault",))
+    result = await ledger.debit(
+        company_id=company_id,
+        minutes=15,
+        on_date=TODAY,
+        key=f"d{company_id}",
+        cause=WORK,
+        product_code="inventor",
+    )
+    assert result.uncovered_minutes == 15
+
+
+async def test_expiry_writes_off_by_an_entry_and_only_once():
+    company_id, _ = await make_company()
+    old = await lot(company_id, 120, datetime.date(2026, 11, 26), f"old{company_id}")
+    await lot(company_id, 60, datetime.date(2027, 11, 26), f"new{company_id}")
+    assert await ledger.balance(company_id, TODAY) == 60
+    assert await ledger.expire_lots(TODAY, company_id) == 0
+    entries = await LedgerEntry.objects().where(LedgerEntry.lot == old.id)
+    assert [(e.kind, e.minutes) for e in entries] == [("credit", 120), ("expiry", -120)]
+    await assert_invariants(company_id)
+
+
+async def test_reversal_gives_minutes_back_and_rewrites_off_expired_lots():
+    company_id, _ = await make_company()
+    short_lived = await lot(company_id, 30, datetime.date(2026, 12, 1), f"s{company_id}")
+    await ledger.debit(
+        company_id=company_id, minutes=30, on_date=TODAY, key=f"w{company_id}", cause=WORK
+    )
+    # Voided after the lot expired: given back, then written off again by an expiry entry.
+    later = datetime.date(2026, 12, 5)
+    given = await ledger.reverse(
+        original_key=f"w{company_id}", key=f"v{company_id}", cause=WORK, today=later
+    )
+    assert given == 30
+    assert (
+        await ledger.reverse(
+            original_key=f"w{company_id}", key=f"v{company_id}", cause=WORK, today=later
+        )
+        == 0
+    )
+    kinds = [
+        e.kind
+        for e in await LedgerEntry.objects()
+        .where(LedgerEntry.lot == short_lived.id)
+        .order_by(LedgerEntry.id)
+    ]
+    assert kinds == ["credit", "debit", "reversal", "expiry"]
+    assert (await Lot.objects().get(Lot.id == short_lived.id)).remaining_minutes == 0
+    await assert_invariants(company_id)
+
+
+async def test_write_off_takes_at_most_what_is_left():
+    company_id, _ = await make_company()
+    bought = await lot(company_id, 300, datetime.date(2027, 11, 26), f"b{company_id}")
+    await ledger.debit(
+        company_id=company_id, minutes=200, on_date=TODAY, key=f"u{company_id}", cause=WORK
+    )
+    taken = await ledger.write_off(
+        lot_id=bought.id,
+        max_minutes=300,
+        kind=EntryKind.refund_write_off,
+        key=f"r{company_id}",
+        cause=ORDER,
+    )
+    assert taken == 100
+    assert await ledger.balance(company_id, TODAY) == 0
+    await assert_invariants(company_id)
+
+
+async def test_fifty_concurrent_debits_never_overdraw():
+    company_id, _ = await make_company()
+    await lot(company_id, 300, datetime.date(2027, 11, 26), f"big{company_id}")
+
+    results = await asyncio.gather(
+        *(
+            ledger.debit(
+                company_id=company_id,
+                minutes=15,
+                on_date=TODAY,
+                key=f"p{company_id}-{n}",
+                cause=WORK,
+            )
+            for n in range(50)
+        )
+    )
+
+    assert sum(r.debited_minutes for r in results) == 300
+    assert sum(1 for r in results if r.debited_minutes == 15) == 20
+    assert sum(1 for r in results if r.uncovered_minutes == 15) == 30
+    assert await ledger.balance(company_id, TODAY) == 0
+    await assert_invariants(company_id)
