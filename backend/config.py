@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -20,10 +22,16 @@ class ConfigError(RuntimeError):
 class Settings:
     env: str
     database_url: str
-    secret_key: str
+    secret_key: str = field(repr=False)
     redis_url: str | None
     demo: bool
     var_dir: Path
+    base_url: str  # where browsers (and Stripe's redirects) reach the portal
+    stripe_secret_key: str = field(repr=False)
+    stripe_webhook_secret: str = field(repr=False)
+    stripe_api_base: str | None
+    # No STRIPE_SECRET_KEY: the portal serves its own payments sandbox under /sandbox/stripe.
+    payments_sandbox: bool
 
     @property
     def production(self) -> bool:
@@ -63,6 +71,22 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         secret_key = _development_secret(var_dir)
     if len(secret_key) < 32:
         raise ConfigError("SECRET_KEY must be at least 32 characters")
+    base_url = (
+        environ.get("PORTAL_BASE_URL", "").strip().rstrip("/")
+        or f"http://127.0.0.1:{environ.get('PORT', '').strip() or '8000'}"
+    )
+    stripe_key = environ.get("STRIPE_SECRET_KEY", "").strip()
+    webhook_secret = environ.get("STRIPE_WEBHOOK_SECRET", "").strip()
+    api_base = environ.get("STRIPE_API_BASE", "").strip().rstrip("/") or None
+    sandbox = not stripe_key
+    if sandbox:
+        stripe_key = "sk_test_sandbox"
+        api_base = api_base or f"{base_url}/sandbox/stripe"
+        webhook_secret = webhook_secret or "whsec_" + hmac.new(
+            secret_key.encode(), b"payments sandbox", hashlib.sha256
+        ).hexdigest()[:32]
+    elif not webhook_secret:
+        raise ConfigError("STRIPE_WEBHOOK_SECRET is required with STRIPE_SECRET_KEY")
     return Settings(
         env=env,
         database_url=environ.get("DATABASE_URL", "").strip() or DEFAULT_DATABASE_URL,
@@ -71,4 +95,9 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         # Demo accounts have a published password: never in production.
         demo=_flag(environ.get("PORTAL_DEMO")) and env != "production",
         var_dir=var_dir,
+        base_url=base_url,
+        stripe_secret_key=stripe_key,
+        stripe_webhook_secret=webhook_secret,
+        stripe_api_base=api_base,
+        payments_sandbox=sandbox,
     )

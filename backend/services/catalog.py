@@ -50,3 +50,12 @@ async def seed_demo_catalog() -> None:
         )
     if not await PriceList.exists():
         await PriceList(**DEMO_PRICES).save()
+
+
+async def product_names(codes: list[str]) -> list[str]:
+    """Names for product codes, in the catalog's order (unknown codes are shown as they are)."""
+    products = (
+        await Product.objects().where(Product.code.is_in(codes or [""])).order_by(Product.position)
+    )
+    names = {p.code: p.name for p in products}
+    return [names.get(code, code) for code in codes if code]

@@ -283,3 +283,7 @@ async def entries_sum_by_lot(company_id: int | None = None) -> dict[int, int]:
         query = query.where(LedgerEntry.company == company_id)
     rows = await query.group_by(LedgerEntry.lot)
     return {row["lot"]: int(row["total"]) for row in rows}
+
+
+async def entries_of_lot(lot_id: int) -> list[LedgerEntry]:
+    return await LedgerEntry.objects().where(LedgerEntry.lot == lot_id).order_by(LedgerEntry.id)

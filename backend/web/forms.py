@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from litestar import Request
 
@@ -12,14 +13,24 @@ from backend.services.errors import ValidationFailed
 UNKNOWN_FIELD = N_("Skjemaet inneholdt ukjente felt. Last siden på nytt og prøv igjen.")
 
 
-async def read_form(request: Request, fields: Iterable[str]) -> dict[str, str]:
-    allowed = set(fields)
+async def read_form(
+    request: Request, fields: Iterable[str], lists: Iterable[str] = ()
+) -> dict[str, Any]:
+    """Text fields as `str`; fields named in `lists` (repeated checkboxes) as `list[str]`.
+
+    A text field sent twice (a choice of packs plus an "other amount" box) keeps the last
+    non-empty value."""
+    list_fields = set(lists)
+    allowed = set(fields) | list_fields
     form = await request.form()
-    values: dict[str, str] = {}
+    values: dict[str, Any] = {name: [] for name in list_fields}
     for key, value in form.multi_items():
         if key == "_csrf_token":
             continue
         if key not in allowed or not isinstance(value, str):
             raise ValidationFailed({"form": UNKNOWN_FIELD})
-        values[key] = value
+        if key in list_fields:
+            values[key].append(value)
+        elif value.strip() or key not in values:
+            values[key] = value
     return values

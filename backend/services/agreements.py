@@ -1,0 +1,63 @@
+"""Support plans, "Fri support" (SPEC §2, alternative 1): 6 calendar months per period."""
+
+from __future__ import annotations
+
+import calendar
+import datetime
+
+from backend.tables import Agreement
+
+PLAN_MONTHS = 6
+
+
+def add_months(day: datetime.date, months: int) -> datetime.date:
+    """The same day `months` later, or the month's last day if it is shorter (31.08 → 28.02)."""
+    month_index = day.month - 1 + months
+    year, month = day.year + month_index // 12, month_index % 12 + 1
+    return datetime.date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+def add_years(day: datetime.date, years: int) -> datetime.date:
+    return add_months(day, 12 * years)
+
+
+def plan_period(starts_on: datetime.date) -> tuple[datetime.date, datetime.date]:
+    """Start and (inclusive) end of a plan period: start + 6 calendar months − 1 day."""
+    return starts_on, add_months(starts_on, PLAN_MONTHS) - datetime.timedelta(days=1)
+
+
+async def next_plan_start(company_id: int, paid_on: datetime.date) -> datetime.date:
+    """Buying while a plan runs renews it: the new period starts the day after the last
+    period ends, so no day is lost. Otherwise it starts the day of payment."""
+    latest = (
+        await Agreement.objects()
+        .where(
+            (Agreement.company == company_id)
+            & Agreement.cancelled_on.is_null()
+            & (Agreement.ends_on >= paid_on)
+        )
+        .order_by(Agreement.ends_on, ascending=False)
+        .first()
+    )
+    if latest is None:
+        return paid_on
+    return latest.ends_on + datetime.timedelta(days=1)
+
+
+async def active_plans(company_id: int, on_date: datetime.date) -> list[Agreement]:
+    """Plan periods that cover `on_date` (not ended, not cancelled by a refund by then)."""
+    plans = await Agreement.objects().where(
+        (Agreement.company == company_id)
+        & (Agreement.starts_on <= on_date)
+        & (Agreement.ends_on >= on_date)
+    )
+    return [p for p in plans if p.cancelled_on is None or p.cancelled_on > on_date]
+
+
+async def current_and_future_plans(company_id: int, today: datetime.date) -> list[Agreement]:
+    plans = (
+        await Agreement.objects()
+        .where((Agreement.company == company_id) & (Agreement.ends_on >= today))
+        .order_by(Agreement.starts_on)
+    )
+    return [p for p in plans if p.cancelled_on is None or p.cancelled_on > today]

@@ -1,0 +1,110 @@
+"""The gateway to Stripe: the only module that imports `stripe`.
+
+Real Stripe and the local sandbox differ only in configuration (STRIPE_SECRET_KEY,
+STRIPE_WEBHOOK_SECRET, STRIPE_API_BASE). Every call is async, so a slow payment provider never
+blocks the event loop, and every create call carries an idempotency key. Objects come back as
+plain dicts, so the rest of the portal does not depend on the SDK's types.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import stripe
+
+
+class PaymentsError(Exception):
+    """Stripe (or the sandbox) refused or could not be reached."""
+
+
+class InvalidSignature(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class CheckoutLine:
+    name: str
+    unit_amount_ore: int  # incl. MVA: what the customer pays
+    quantity: int = 1
+
+
+class Payments:
+    def __init__(self, *, secret_key: str, webhook_secret: str, api_base: str | None) -> None:
+        self.webhook_secret = webhook_secret
+        options: dict[str, Any] = {"http_client": stripe.HTTPXClient()}
+        if api_base:
+            options["base_addresses"] = {"api": api_base}
+        self._client = stripe.StripeClient(secret_key, **options)
+
+    async def create_customer(self, *, name: str, email: str, company_id: int) -> str:
+        customer = await self._call(
+            self._client.v1.customers.create_async(
+                params={"name": name, "email": email, "metadata": {"company_id": str(company_id)}},
+                options={"idempotency_key": f"company-{company_id}-customer"},
+            )
+        )
+        return customer["id"]
+
+    async def create_checkout_session(
+        self,
+        *,
+        order_id: int,
+        customer_id: str,
+        lines: list[CheckoutLine],
+        success_url: str,
+        cancel_url: str,
+    ) -> dict[str, Any]:
+        metadata = {"order_id": str(order_id)}
+        return await self._call(
+            self._client.v1.checkout.sessions.create_async(
+                params={
+                    "mode": "payment",
+                    "customer": customer_id,
+                    "client_reference_id": str(order_id),
+                    "metadata": metadata,
+                    "payment_intent_data": {"metadata": metadata},
+                    "line_items": [
+                        {
+                            "quantity": line.quantity,
+                            "price_data": {
+                                "currency": "nok",
+                                "unit_amount": line.unit_amount_ore,
+                                "product_data": {"name": line.name},
+                            },
+                        }
+                        for line in lines
+                    ],
+                    "success_url": success_url,
+                    "cancel_url": cancel_url,
+                },
+                options={"idempotency_key": f"order-{order_id}-checkout"},
+            )
+        )
+
+    async def retrieve_checkout_session(self, session_id: str) -> dict[str, Any]:
+        return await self._call(self._client.v1.checkout.sessions.retrieve_async(session_id))
+
+    async def refund(self, *, payment_intent: str, amount_ore: int, key: str) -> dict[str, Any]:
+        return await self._call(
+            self._client.v1.refunds.create_async(
+                params={"payment_intent": payment_intent, "amount": amount_ore},
+                options={"idempotency_key": key},
+            )
+        )
+
+    def verify_event(self, payload: bytes, signature: str) -> dict[str, Any]:
+        """The event, if the signature is ours and fresh (5 minutes); else InvalidSignature."""
+        try:
+            event = stripe.Webhook.construct_event(payload, signature, self.webhook_secret)
+        except (ValueError, stripe.SignatureVerificationError) as error:
+            raise InvalidSignature(str(error)) from None
+        return event.to_dict()
+
+    @staticmethod
+    async def _call(request: Any) -> dict[str, Any]:
+        try:
+            result = await request
+        except stripe.StripeError as error:
+            raise PaymentsError(error.user_message or str(error)) from error
+        return result.to_dict()
