@@ -9,6 +9,7 @@ from urllib.parse import quote
 
 from litestar import Litestar, Request
 from litestar.config.csrf import CSRFConfig
+from litestar.datastructures import State
 from litestar.exceptions import HTTPException, NotAuthorizedException
 from litestar.middleware import DefineMiddleware
 from litestar.plugins.htmx import HTMXPlugin
@@ -23,12 +24,16 @@ from piccolo.engine.postgres import PostgresEngine
 from piccolo.engine.sqlite import SQLiteEngine
 
 from backend.config import Settings, load_settings
+from backend.controllers.api import ApiController
 from backend.controllers.auth import AuthController
+from backend.controllers.orders import OrdersController
 from backend.controllers.portal import PortalController
 from backend.controllers.public import PublicController
 from backend.controllers.registration import RegistrationController
 from backend.controllers.staff import StaffController
+from backend.controllers.webhooks import WebhooksController
 from backend.services.demo import DEMO_PASSWORD, seed_demo
+from backend.services.payments import Payments
 from backend.tables import Company
 from backend.web.language import language_middleware
 from backend.web.security import SessionUserMiddleware, security_headers
@@ -37,6 +42,8 @@ from backend.web.templating import create_template_engine, redirect, wants_fragm
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "frontend" / "static"
 SESSION_MAX_AGE = 8 * 3600
+# Neither browsers' sessions nor CSRF tokens: static files, probes, Stripe and its stand-in.
+NO_SESSION_PATHS = ["^/static/", "^/healthz", "^/stripe/webhook", "^/sandbox/"]
 
 logger = logging.getLogger("portal")
 
@@ -98,7 +105,7 @@ def create_app(settings: Settings | None = None, *, db_pool: bool = True) -> Lit
         httponly=True,
         samesite="lax",
         max_age=SESSION_MAX_AGE,
-        exclude=["^/static/", "^/healthz"],
+        exclude=NO_SESSION_PATHS,
         store="sessions",
     )
     csrf_config = CSRFConfig(
@@ -106,7 +113,7 @@ def create_app(settings: Settings | None = None, *, db_pool: bool = True) -> Lit
         cookie_name="__Host-csrftoken" if production else "csrftoken",
         cookie_secure=production,
         cookie_samesite="lax",
-        exclude=["^/static/", "^/healthz"],
+        exclude=NO_SESSION_PATHS,
     )
 
     async def on_startup() -> None:
@@ -121,23 +128,50 @@ def create_app(settings: Settings | None = None, *, db_pool: bool = True) -> Lit
                 print(f"  {email:24} {role}", flush=True)
 
     async def on_shutdown() -> None:
+        if sandbox is not None:
+            await sandbox.state.sandbox.aclose()  # a mounted app gets no lifespan events
         engine = Company._meta.db
         if db_pool and isinstance(engine, PostgresEngine):
             await engine.close_connection_pool()
 
+    route_handlers: list = [
+        PublicController,
+        RegistrationController,
+        AuthController,
+        PortalController,
+        OrdersController,
+        StaffController,
+        WebhooksController,
+        ApiController,
+        create_static_files_router(path="/static", directories=[STATIC_DIR], name="static"),
+    ]
+    sandbox = None
+    if settings.payments_sandbox:
+        from backend.sandbox import create_sandbox_app, sandbox_mount
+
+        sandbox = create_sandbox_app(
+            webhook_url=f"{settings.base_url}/stripe/webhook",
+            webhook_secret=settings.stripe_webhook_secret,
+            public_url=f"{settings.base_url}/sandbox/stripe",
+        )
+        route_handlers.append(sandbox_mount(sandbox, "/sandbox/stripe"))
+
     return Litestar(
-        route_handlers=[
-            PublicController,
-            RegistrationController,
-            AuthController,
-            PortalController,
-            StaffController,
-            create_static_files_router(path="/static", directories=[STATIC_DIR], name="static"),
-        ],
+        route_handlers=route_handlers,
+        state=State(
+            {
+                "settings": settings,
+                "payments": Payments(
+                    secret_key=settings.stripe_secret_key,
+                    webhook_secret=settings.stripe_webhook_secret,
+                    api_base=settings.stripe_api_base,
+                ),
+            }
+        ),
         middleware=[
             language_middleware,
             session_config.middleware,
-            DefineMiddleware(SessionUserMiddleware, exclude=["^/static/", "^/healthz"]),
+            DefineMiddleware(SessionUserMiddleware, exclude=NO_SESSION_PATHS),
         ],
         csrf_config=csrf_config,
         stores=create_stores(settings),

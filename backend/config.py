@@ -82,9 +82,11 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     if sandbox:
         stripe_key = "sk_test_sandbox"
         api_base = api_base or f"{base_url}/sandbox/stripe"
-        webhook_secret = webhook_secret or "whsec_" + hmac.new(
-            secret_key.encode(), b"payments sandbox", hashlib.sha256
-        ).hexdigest()[:32]
+        webhook_secret = (
+            webhook_secret
+            or "whsec_"
+            + hmac.new(secret_key.encode(), b"payments sandbox", hashlib.sha256).hexdigest()[:32]
+        )
     elif not webhook_secret:
         raise ConfigError("STRIPE_WEBHOOK_SECRET is required with STRIPE_SECRET_KEY")
     return Settings(

@@ -7,7 +7,7 @@ import asyncio
 import os
 import secrets
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -89,3 +89,69 @@ async def other_client(app) -> AsyncIterator:
 
     async with AsyncTestClient(app=app) as test_client:
         yield test_client
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def live_server() -> Iterator[str]:
+    """The portal served for real by uvicorn (with its payments sandbox, as under `make run`),
+    on this run's database, in a var dir of its own. Shut down at the end of the run."""
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    port = _free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    run_dir = Path(tempfile.mkdtemp(prefix="portal-live-"))
+    env = {
+        **os.environ,
+        "PORTAL_VAR_DIR": str(run_dir / "var"),
+        "PORT": str(port),
+        "PORTAL_BASE_URL": base_url,
+    }
+    uvicorn = Path(sys.executable).with_name("uvicorn")
+    log_path = run_dir / "server.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [
+                str(uvicorn),
+                "backend.app:create_app",
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            cwd=Path(__file__).resolve().parent.parent,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base_url}/healthz", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"the portal did not start:\n{log_path.read_text(errors='replace')}")
+            time.sleep(0.2)
+        yield base_url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)

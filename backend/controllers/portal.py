@@ -6,7 +6,7 @@ from litestar import Controller, Request, get, post
 from litestar.exceptions import PermissionDeniedException
 from litestar.response import Template
 
-from backend.services import companies
+from backend.services import account, companies
 from backend.services.availability import availability_now
 from backend.services.errors import NotAllowed, ValidationFailed
 from backend.tables import Company, User
@@ -22,10 +22,12 @@ class PortalController(Controller):
     @get(name="dashboard")
     async def dashboard(self, request: Request) -> Template:
         user = request.user
+        summary = await account.account_summary(user.company)
         return page(
             request,
             "portal/dashboard.html",
-            company=await companies.get_company(user.company),
+            company=summary.company,
+            account=summary,
             superuser=await companies.get_superuser(user.company),
             availability=availability_now(),
         )

@@ -6,12 +6,7 @@ uses this run's fresh database) and a var dir of its own (sessions, sign-in coun
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
-import sys
-import tempfile
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -49,47 +44,6 @@ def _healthy(url: str) -> bool:
             return response.status == 200
     except (urllib.error.URLError, OSError):
         return False
-
-
-@pytest.fixture(scope="session")
-def live_server() -> Iterator[str]:
-    """Base URL of a running portal (uvicorn), shut down at the end of the session."""
-    port = _free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    run_dir = Path(tempfile.mkdtemp(prefix="portal-browser-"))
-    env = {**os.environ, "PORTAL_VAR_DIR": str(run_dir / "var")}
-    uvicorn = Path(sys.executable).with_name("uvicorn")
-    command = [
-        str(uvicorn) if uvicorn.exists() else str(REPO_ROOT / ".venv" / "bin" / "uvicorn"),
-        "backend.app:create_app",
-        "--factory",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
-    log_path = run_dir / "server.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-        )
-    try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while not _healthy(f"{base_url}/healthz"):
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(
-                    f"server did not answer {base_url}/healthz with 200 "
-                    f"(exit code {process.poll()}):\n{log_path.read_text(errors='replace')}"
-                )
-            time.sleep(0.2)
-        yield base_url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
 
 
 @pytest.fixture
@@ -150,10 +104,15 @@ def axe_page(browser, live_server: str, console_errors: list[str]) -> Iterator:
     which the portal's CSP (`default-src 'self'`, no 'unsafe-inline') blocks, so axe would never
     load. Only these accessibility checks bypass it; the CSP itself is tested in
     tests/test_security.py and by the console-error check of test_journey.py.
+
+    Reduced motion makes Pico switch its colour transitions off, so axe's contrast check never
+    measures a colour half-way through a transition (after a click or a colour-scheme change).
     """
     if not AXE_SCRIPT.is_file():
         pytest.fail(f"{AXE_SCRIPT} is missing: run `make setup` (npm ci in frontend/)")
-    with _page_in_new_context(browser, live_server, console_errors, bypass_csp=True) as new_page:
+    with _page_in_new_context(
+        browser, live_server, console_errors, bypass_csp=True, reduced_motion="reduce"
+    ) as new_page:
         yield new_page
 
 

@@ -1,0 +1,19 @@
+"""The customer API (JSON). A later issue adds tokens; for now the signed-in session."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, get
+
+from backend.services import account
+from backend.web.security import requires_company_user
+
+
+class ApiController(Controller):
+    path = "/api/v1"
+    guards = [requires_company_user]  # noqa: RUF012
+
+    @get("/account", name="api_account")
+    async def account(self, request: Request) -> dict[str, Any]:
+        return account.as_json(await account.account_summary(request.user.company))

@@ -1,0 +1,131 @@
+"""Buying: the plan and top-up pages, placing an order, and the order (success) page."""
+
+from __future__ import annotations
+
+from contextlib import suppress
+
+from litestar import Controller, Request, get, post
+from litestar.exceptions import NotFoundException, PermissionDeniedException
+from litestar.params import FromPath
+from litestar.response import Response, Template
+
+from backend.i18n import N_
+from backend.services import agreements, billing, catalog, clock, ledger
+from backend.services.errors import NotAllowed, ValidationFailed
+from backend.services.payments import Payments, PaymentsError
+from backend.tables import OrderKind
+from backend.web.forms import read_form
+from backend.web.security import requires_company_user
+from backend.web.templating import form_response, page, redirect
+
+PAYMENTS_DOWN = N_("Betalingstjenesten svarer ikke akkurat nå. Prøv igjen om litt.")
+
+
+def _payments(request: Request) -> Payments:
+    return request.app.state.payments
+
+
+class OrdersController(Controller):
+    path = "/portal"
+    guards = [requires_company_user]  # noqa: RUF012
+
+    @get("/plan", name="plan")
+    async def show_plan(self, request: Request) -> Template:
+        return page(request, "portal/plan.html", **await self._plan_context(request, {}, {}))
+
+    @get("/topup", name="topup")
+    async def show_topup(self, request: Request) -> Template:
+        return page(request, "portal/topup.html", **await self._topup_context(request, {}, {}))
+
+    async def _plan_context(self, request: Request, form: dict, errors: dict) -> dict:
+        company_id = request.user.company
+        today = clock.today()
+        starts_on, ends_on = agreements.plan_period(
+            await agreements.next_plan_start(company_id, today)
+        )
+        return {
+            "offer": await catalog.current_offer(),
+            "plans": await agreements.current_and_future_plans(company_id, today),
+            "starts_on": starts_on,
+            "ends_on": ends_on,
+            "form": form,
+            "errors": errors,
+        }
+
+    async def _topup_context(self, request: Request, form: dict, errors: dict) -> dict:
+        company_id = request.user.company
+        lots = await ledger.open_lots(company_id, clock.today())
+        current = sorted({code for lot in lots for code in lot.product_codes.split(",")})
+        return {
+            "offer": await catalog.current_offer(),
+            "lots": lots,
+            "expires_on": agreements.add_years(clock.today(), 1),
+            "form": form or {"products": current, "hours": "5"},
+            "errors": errors,
+        }
+
+    @post("/orders", name="order_create")
+    async def create_order(self, request: Request) -> Response | Template:
+        form: dict = {}
+        try:
+            form = await read_form(request, ("kind", "hours"), lists=("products",))
+            order = await billing.place_order(request.user, form)
+            url = await billing.start_checkout(
+                order, _payments(request), request.app.state.settings.base_url
+            )
+        except NotAllowed:
+            raise PermissionDeniedException() from None
+        except (ValidationFailed, PaymentsError) as failure:
+            errors = (
+                failure.errors if isinstance(failure, ValidationFailed) else {"form": PAYMENTS_DOWN}
+            )
+            status = 422 if isinstance(failure, ValidationFailed) else 503
+            if form.get("kind") == OrderKind.topup.value:
+                context = await self._topup_context(request, form, errors)
+                return form_response(
+                    request, "portal/topup.html", "portal/_topup_form.html", status, **context
+                )
+            context = await self._plan_context(request, form, errors)
+            return form_response(
+                request, "portal/plan.html", "portal/_plan_form.html", status, **context
+            )
+        return redirect(request, url)
+
+    @get("/orders/{order_id:int}", name="order")
+    async def show_order(self, request: Request, order_id: FromPath[int]) -> Template:
+        order = await self._order(request, order_id)
+        session_id = request.query_params.get("session_id")
+        # Back from Checkout: look at the session now rather than wait for the webhook.
+        if (
+            session_id
+            and session_id == order.stripe_session_id
+            and order.status in billing.OPEN_STATUSES
+        ):
+            # If the provider cannot be reached now, the webhook will do it; the page polls.
+            with suppress(PaymentsError):
+                await billing.fulfil_checkout(session_id, _payments(request))
+            order = await self._order(request, order_id)
+        context = await self._order_context(order)
+        if request.htmx and request.htmx.target == "order-status":
+            return Template("portal/_order_status.html", context=context)
+        return page(request, "portal/order.html", **context)
+
+    @get("/orders/{order_id:int}/receipt", name="receipt")
+    async def show_receipt(self, request: Request, order_id: FromPath[int]) -> Template:
+        order = await self._order(request, order_id)
+        return page(request, "portal/receipt.html", **await self._order_context(order))
+
+    async def _order(self, request: Request, order_id: int):
+        try:
+            return await billing.get_order(request.user, order_id)
+        except NotAllowed:
+            raise NotFoundException() from None
+
+    async def _order_context(self, order) -> dict:
+        return {
+            "order": order,
+            "description": await billing.describe(order),
+            "agreement": await billing.agreement_for(order),
+            "lot": await billing.lot_for(order),
+            "final": order.status in billing.FINAL_STATUSES,
+        }

@@ -1,0 +1,34 @@
+"""Stripe's webhook: verify the signature on the raw body, then hand the event to billing."""
+
+from __future__ import annotations
+
+import logging
+
+from litestar import Controller, Request, post
+from litestar.response import Response
+
+from backend.services import billing
+from backend.services.payments import InvalidSignature
+
+logger = logging.getLogger("portal.webhooks")
+
+
+class WebhooksController(Controller):
+    @post(
+        "/stripe/webhook",
+        name="stripe_webhook",
+        exclude_from_csrf=True,
+        exclude_from_auth=True,
+        status_code=200,
+    )
+    async def receive(self, request: Request) -> Response:
+        payload = await request.body()
+        try:
+            event = request.app.state.payments.verify_event(
+                payload, request.headers.get("stripe-signature", "")
+            )
+        except InvalidSignature as error:
+            logger.warning("webhook refused: %s", error)
+            return Response({"error": "invalid signature"}, status_code=400)
+        result = await billing.handle_event(event)
+        return Response({"received": True, "result": result})
