@@ -1,0 +1,231 @@
+"""The money path end to end, as under `make run`: the portal served by uvicorn with its
+payments sandbox, a customer's requests over HTTP, and the sandbox driven through the official
+Stripe SDK. Webhooks are real signed requests from the sandbox to the portal."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import httpx
+import pytest
+import stripe
+
+from backend.services import catalog, clock, ledger
+from backend.tables import Agreement, Lot, Order, Role, StripeEvent, User
+from tests.support import PASSWORD, make_company
+
+
+@pytest.fixture
+async def person(live_server: str) -> AsyncIterator[httpx.AsyncClient]:
+    """A signed-in superuser of a fresh company, as a browser without JavaScript."""
+    await catalog.seed_demo_catalog()
+    _, email = await make_company()
+    async with httpx.AsyncClient(base_url=live_server, timeout=20) as client:
+        token = await csrf(client, "/login")
+        response = await client.post(
+            "/login", data={"email": email, "password": PASSWORD, "_csrf_token": token}
+        )
+        assert response.status_code == 303
+        yield client
+
+
+@pytest.fixture
+def sandbox(live_server: str) -> stripe.StripeClient:
+    return stripe.StripeClient(
+        "sk_test_portal_tests",
+        base_addresses={"api": f"{live_server}/sandbox/stripe"},
+        http_client=stripe.HTTPXClient(),
+    )
+
+
+async def csrf(client: httpx.AsyncClient, path: str) -> str:
+    html = (await client.get(path)).text
+    return re.search(r'<meta name="csrf-token" content="([^"]+)"', html).group(1)
+
+
+async def order(client: httpx.AsyncClient, **fields: str | list[str]) -> httpx.Response:
+    token = await csrf(client, "/portal/topup")
+    return await client.post("/portal/orders", data={**fields, "_csrf_token": token})
+
+
+async def checkout(client: httpx.AsyncClient, **fields) -> tuple[Order, str]:
+    response = await order(client, **fields)
+    assert response.status_code == 303, response.text
+    url = response.headers["location"]
+    session_id = url.rsplit("/", 1)[1]
+    placed = await Order.objects().get(Order.stripe_session_id == session_id)
+    return placed, session_id
+
+
+async def complete(sandbox: stripe.StripeClient, session_id: str, outcome: str) -> None:
+    await sandbox.raw_request_async(
+        "post", f"/v1/test_helpers/checkout/sessions/{session_id}/complete", outcome=outcome
+    )
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], seconds: float = 10) -> None:
+    """Webhooks arrive on their own time: wait (bounded) until `check` holds."""
+    for _ in range(int(seconds / 0.1)):
+        if await check():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("the expected state was not reached in time")
+
+
+async def status_is(order_id: int, status: str) -> bool:
+    return (await Order.objects().get(Order.id == order_id)).status == status
+
+
+async def test_topup_paid_credits_one_lot_through_the_webhook(person, sandbox):
+    placed, session_id = await checkout(person, kind="topup", hours="5", products=["inventor"])
+    session = await sandbox.v1.checkout.sessions.retrieve_async(session_id)
+    assert session.amount_total == placed.total_ore
+    assert session.currency == "nok" and session.mode == "payment"
+    assert session.client_reference_id == str(placed.id)
+    assert session.metadata["order_id"] == str(placed.id)
+
+    await complete(sandbox, session_id, "paid")
+    await eventually(lambda: status_is(placed.id, "paid"))
+
+    lots = await Lot.objects().where(Lot.order == placed.id)
+    assert [(lot.minutes, lot.remaining_minutes) for lot in lots] == [(300, 300)]
+    page = await person.get(f"/portal/orders/{placed.id}")
+    assert "Betalt" in page.text and "5 t 0 min lagt til på tidskontoen" in page.text
+    account = (await person.get("/api/v1/account")).json()
+    assert account["remaining_minutes"] == 300
+    assert account["lots"][0]["expires_on"] == lots[0].expires_on.isoformat()
+    assert account["orders"][0] == {
+        "id": placed.id,
+        "kind": "topup",
+        "status": "paid",
+        "amount_ore": placed.amount_ore,
+    }
+
+
+async def test_one_stripe_customer_per_company(person, sandbox):
+    first, _ = await checkout(person, kind="topup", hours="1", products=["inventor"])
+    second, _ = await checkout(person, kind="topup", hours="2", products=["inventor"])
+    sessions = [
+        await sandbox.v1.checkout.sessions.retrieve_async(o.stripe_session_id)
+        for o in (first, second)
+    ]
+    assert sessions[0].customer and sessions[0].customer == sessions[1].customer
+
+
+async def test_success_page_fulfils_and_a_later_webhook_changes_nothing(person, sandbox):
+    placed, session_id = await checkout(person, kind="plan", products=["inventor", "vault"])
+    await complete(sandbox, session_id, "paid")
+    # Whichever comes first, the success page or the webhook, fulfils; the other does nothing.
+    page = await person.get(f"/portal/orders/{placed.id}?session_id={session_id}")
+    assert "Betalt" in page.text and "Fri support gjelder" in page.text
+    events = await sandbox.v1.events.list_async(params={"type": "checkout.session.completed"})
+    event = next(e for e in events.data if e.data.object.id == session_id)
+    for _ in range(2):
+        await sandbox.raw_request_async("post", f"/v1/test_helpers/events/{event.id}/resend")
+    await eventually(lambda: StripeEvent.exists().where(StripeEvent.event_id == event.id))
+    await asyncio.sleep(0.5)  # the resends land too
+    assert await Agreement.count().where(Agreement.order == placed.id) == 1
+
+
+async def test_declined_card_leaves_the_order_waiting(person, sandbox):
+    placed, session_id = await checkout(person, kind="topup", hours="1", products=["inventor"])
+    await complete(sandbox, session_id, "declined")
+    await asyncio.sleep(0.3)
+    assert await status_is(placed.id, "pending")
+    assert not await Lot.exists().where(Lot.order == placed.id)
+
+
+async def test_delayed_payment_that_succeeds(person, sandbox):
+    placed, session_id = await checkout(person, kind="topup", hours="2", products=["inventor"])
+    await complete(sandbox, session_id, "async_pending")
+    await eventually(lambda: status_is(placed.id, "processing"))
+    assert "Betalingen behandles" in (await person.get(f"/portal/orders/{placed.id}")).text
+    await complete(sandbox, session_id, "async_succeeded")
+    await eventually(lambda: status_is(placed.id, "paid"))
+    assert await Lot.count().where(Lot.order == placed.id) == 1
+
+
+async def test_delayed_payment_that_fails_credits_nothing_and_says_why(person, sandbox):
+    placed, session_id = await checkout(person, kind="topup", hours="2", products=["inventor"])
+    await complete(sandbox, session_id, "async_pending")
+    await complete(sandbox, session_id, "async_failed")
+    await eventually(lambda: status_is(placed.id, "failed"))
+    page = await person.get(f"/portal/orders/{placed.id}")
+    assert "Betalingen feilet" in page.text and "Ingenting er belastet." in page.text
+    assert not await Lot.exists().where(Lot.order == placed.id)
+
+
+async def test_expired_session_expires_the_order(person, sandbox):
+    placed, session_id = await checkout(person, kind="topup", hours="1", products=["inventor"])
+    await sandbox.v1.checkout.sessions.expire_async(session_id)
+    await eventually(lambda: status_is(placed.id, "expired"))
+
+
+async def test_refund_through_stripe_writes_off_what_is_left(person, sandbox):
+    placed, session_id = await checkout(person, kind="topup", hours="2", products=["inventor"])
+    await complete(sandbox, session_id, "paid")
+    await eventually(lambda: status_is(placed.id, "paid"))
+    paid = await Order.objects().get(Order.id == placed.id)
+    today = clock.today()
+    await ledger.debit(
+        company_id=paid.company,
+        minutes=45,
+        on_date=today,
+        key=f"t{paid.id}",
+        cause=ledger.Cause(type="time_entry"),
+    )
+    await sandbox.v1.refunds.create_async(params={"payment_intent": paid.stripe_payment_intent_id})
+    await eventually(lambda: status_is(placed.id, "refunded"))
+    assert await ledger.balance(paid.company, today) == 0
+    lot = await Lot.objects().get(Lot.order == placed.id)
+    kinds = [(e.kind, e.minutes) for e in await ledger.entries_of_lot(lot.id)]
+    assert kinds == [("credit", 120), ("debit", -45), ("refund_write_off", -75)]
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"kind": "topup", "hours": "5", "products": ["inventor"], "amount_ore": "100"},
+        {"kind": "topup", "hours": "2.5", "products": ["inventor"]},
+        {"kind": "topup", "hours": "0", "products": ["inventor"]},
+        {"kind": "topup", "hours": "201", "products": ["inventor"]},
+        {"kind": "topup", "hours": "5", "products": ["photoshop"]},
+        {"kind": "topup", "hours": "5"},
+        {"kind": "gift", "hours": "5", "products": ["inventor"]},
+    ],
+    ids=["amount", "fraction", "zero", "too-many", "unknown-product", "no-product", "kind"],
+)
+async def test_tampered_orders_get_422_and_no_order(person, fields):
+    before = await Order.count()
+    response = await order(person, **fields)
+    assert response.status_code == 422
+    assert 'role="alert"' in response.text
+    assert await Order.count() == before
+
+
+async def test_members_see_prices_but_cannot_buy(live_server):
+    await catalog.seed_demo_catalog()
+    company_id, _ = await make_company()
+    member = await User.objects().get(User.company == company_id)
+    await User.update({User.role: Role.member.value}).where(User.id == member.id)
+    async with httpx.AsyncClient(base_url=live_server) as client:
+        token = await csrf(client, "/login")
+        await client.post(
+            "/login", data={"email": member.email, "password": PASSWORD, "_csrf_token": token}
+        )
+        page = await client.get("/portal/topup")
+        assert "Gå til betaling" not in page.text and "kr" in page.text
+        response = await order(client, kind="topup", hours="5", products=["inventor"])
+        assert response.status_code == 403
+    assert not await Order.exists().where(Order.company == company_id)
+
+
+async def test_receipt_shows_amounts_ex_and_incl_mva(person, sandbox):
+    placed, session_id = await checkout(person, kind="topup", hours="10", products=["inventor"])
+    await complete(sandbox, session_id, "paid")
+    await eventually(lambda: status_is(placed.id, "paid"))
+    receipt = (await person.get(f"/portal/orders/{placed.id}/receipt")).text
+    assert "Beløp eks. mva" in receipt and "Mva 25 %" in receipt
+    assert "11\xa0000,00\xa0kr" in receipt and "13\xa0750,00\xa0kr" in receipt
