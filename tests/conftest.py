@@ -99,13 +99,12 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def live_server() -> Iterator[str]:
-    """The portal served for real by uvicorn (with its payments sandbox, as under `make run`),
-    on this run's database, in a var dir of its own. Shut down at the end of the run."""
+def _serve(app: str, extra_env: dict[str, str]) -> Iterator[str]:
+    """Serve `app` (an app factory) with uvicorn on a free port until the run ends."""
     import subprocess
     import sys
     import time
+    import urllib.error
     import urllib.request
 
     port = _free_port()
@@ -115,21 +114,13 @@ def live_server() -> Iterator[str]:
         **os.environ,
         "PORTAL_VAR_DIR": str(run_dir / "var"),
         "PORT": str(port),
-        "PORTAL_BASE_URL": base_url,
+        **{k: v.replace("{base_url}", base_url) for k, v in extra_env.items()},
     }
     uvicorn = Path(sys.executable).with_name("uvicorn")
     log_path = run_dir / "server.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [
-                str(uvicorn),
-                "backend.app:create_app",
-                "--factory",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
+            [str(uvicorn), app, "--factory", "--host", "127.0.0.1", "--port", str(port)],
             cwd=Path(__file__).resolve().parent.parent,
             env=env,
             stdout=log,
@@ -139,13 +130,14 @@ def live_server() -> Iterator[str]:
         deadline = time.monotonic() + 30
         while True:
             try:
-                with urllib.request.urlopen(f"{base_url}/healthz", timeout=2) as response:
-                    if response.status == 200:
-                        break
+                with urllib.request.urlopen(f"{base_url}/", timeout=2):
+                    break
+            except urllib.error.HTTPError:
+                break  # it answers
             except OSError:
                 pass
             if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the portal did not start:\n{log_path.read_text(errors='replace')}")
+                pytest.fail(f"{app} did not start:\n{log_path.read_text(errors='replace')}")
             time.sleep(0.2)
         yield base_url
     finally:
@@ -155,3 +147,27 @@ def live_server() -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def live_server() -> Iterator[str]:
+    """The portal served for real by uvicorn (with its payments sandbox, as under `make run`),
+    on this run's database, in a var dir of its own."""
+    yield from _serve("backend.app:create_app", {"PORTAL_BASE_URL": "{base_url}"})
+
+
+HELD_WEBHOOK_SECRET = "whsec_held_back_for_tests"
+
+
+@pytest.fixture(scope="session")
+def silent_sandbox() -> Iterator[str]:
+    """A sandbox alone whose webhooks go nowhere (a closed port): tests then deliver events
+    themselves, when they choose."""
+    yield from _serve(
+        "tests.sandbox_server:create_app",
+        {
+            "SANDBOX_WEBHOOK_URL": f"http://127.0.0.1:{_free_port()}/nobody",
+            "SANDBOX_WEBHOOK_SECRET": HELD_WEBHOOK_SECRET,
+            "SANDBOX_PUBLIC_URL": "{base_url}",
+        },
+    )

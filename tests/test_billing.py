@@ -246,3 +246,19 @@ async def test_unknown_events_are_ignored():
         await billing.handle_event({"id": "evt_x", "type": "invoice.paid", "data": {"object": {}}})
         == "ignored"
     )
+
+
+@pytest.mark.parametrize(
+    ("paid_at", "expires_on"),
+    [
+        # 00:30 in Oslo on the night summer time starts (UTC+1 → UTC+2 at 02:00).
+        ("2026-03-28T23:30:00+00:00", datetime.date(2027, 3, 29)),
+        # 00:30 in Oslo, still summer time, on the day it ends.
+        ("2026-10-24T22:30:00+00:00", datetime.date(2027, 10, 25)),
+        # 23:30 UTC after winter time began is 00:30 the next day in Oslo.
+        ("2026-10-25T23:30:00+00:00", datetime.date(2027, 10, 26)),
+        ("2028-02-29T12:00:00+00:00", datetime.date(2029, 2, 28)),  # leap day
+    ],
+)
+def test_topup_expires_one_year_after_the_oslo_day_of_payment(paid_at, expires_on):
+    assert billing.topup_expires_on(datetime.datetime.fromisoformat(paid_at)) == expires_on

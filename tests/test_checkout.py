@@ -114,7 +114,7 @@ async def test_one_stripe_customer_per_company(person, sandbox):
     assert sessions[0].customer and sessions[0].customer == sessions[1].customer
 
 
-async def test_success_page_fulfils_and_a_later_webhook_changes_nothing(person, sandbox):
+async def test_success_page_and_repeated_webhooks_give_one_plan(person, sandbox):
     placed, session_id = await checkout(person, kind="plan", products=["inventor", "vault"])
     await complete(sandbox, session_id, "paid")
     # Whichever comes first, the success page or the webhook, fulfils; the other does nothing.
@@ -229,3 +229,59 @@ async def test_receipt_shows_amounts_ex_and_incl_mva(person, sandbox):
     receipt = (await person.get(f"/portal/orders/{placed.id}/receipt")).text
     assert "Beløp eks. mva" in receipt and "Mva 25 %" in receipt
     assert "11\xa0000,00\xa0kr" in receipt and "13\xa0750,00\xa0kr" in receipt
+
+
+async def test_success_page_first_then_the_late_webhook_does_nothing(silent_sandbox, tmp_path):
+    """Deterministic order of arrival: the sandbox's own webhooks go nowhere, so the success
+    page must fulfil; then the test delivers the same event, signed, and nothing moves."""
+    import json
+    import os
+
+    from litestar.testing import AsyncTestClient
+
+    from backend.app import create_app
+    from backend.config import load_settings
+    from tests.conftest import HELD_WEBHOOK_SECRET
+    from tests.support import login, post_form
+    from tests.test_webhooks import sign
+
+    await catalog.seed_demo_catalog()
+    _, email = await make_company()
+    settings = load_settings(
+        {
+            **os.environ,
+            "PORTAL_VAR_DIR": str(tmp_path),
+            "STRIPE_SECRET_KEY": "sk_test_held",
+            "STRIPE_WEBHOOK_SECRET": HELD_WEBHOOK_SECRET,
+            "STRIPE_API_BASE": silent_sandbox,
+        }
+    )
+    sandbox = stripe.StripeClient(
+        "sk_test_held", base_addresses={"api": silent_sandbox}, http_client=stripe.HTTPXClient()
+    )
+    async with AsyncTestClient(app=create_app(settings, db_pool=False)) as client:
+        await login(client, email)
+        response = await post_form(
+            client, "/portal/orders", {"kind": "topup", "hours": "3", "products": "inventor"}
+        )
+        assert response.status_code == 303
+        session_id = response.headers["location"].rsplit("/", 1)[1]
+        placed = await Order.objects().get(Order.stripe_session_id == session_id)
+        await complete(sandbox, session_id, "paid")
+
+        page = await client.get(f"/portal/orders/{placed.id}?session_id={session_id}")
+        assert "Betalt" in page.text
+        assert await Lot.count().where(Lot.order == placed.id) == 1
+
+        events = await sandbox.v1.events.list_async(params={"type": "checkout.session.completed"})
+        event = next(e for e in events.data if e.data.object.id == session_id)
+        payload = json.dumps(event.to_dict()).encode()
+        late = await client.post(
+            "/stripe/webhook",
+            content=payload,
+            headers={"stripe-signature": sign(payload, HELD_WEBHOOK_SECRET)},
+        )
+        assert late.status_code == 200
+        assert await Lot.count().where(Lot.order == placed.id) == 1
+        lot = await Lot.objects().get(Lot.order == placed.id)
+        assert lot.remaining_minutes == 180

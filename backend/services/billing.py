@@ -107,9 +107,14 @@ async def quote(
             hours=whole_hours,
             amount_ore=offer.prices.prepaid_hour_price_ore * whole_hours,
             unit_label=N_("Tidskonto"),
-            expires_on=agreements.add_years(today, 1),
+            expires_on=topup_expires_on(clock.now()),
         )
     raise ValidationFailed({"kind": N_("Ukjent bestilling.")})
+
+
+def topup_expires_on(paid_at: datetime.datetime) -> datetime.date:
+    """A lot is valid one year from the day of payment, that day taken in Europe/Oslo."""
+    return agreements.add_years(clock.oslo_date(paid_at), 1)
 
 
 def _whole_hours(value: str) -> int | None:
@@ -287,7 +292,7 @@ async def _fulfil(order: Order, session: Mapping[str, Any]) -> None:
             await ledger.credit_lot(
                 company_id=order.company,
                 minutes=order.hours * 60,
-                expires_on=agreements.add_years(paid_on, 1),
+                expires_on=topup_expires_on(paid_at),
                 product_codes=codes,
                 key=f"order:{order.id}",
                 cause=ledger.Cause(type="order", id=str(order.id)),
