@@ -38,6 +38,11 @@ class PublicController(Controller):
             response.set_cookie(LANGUAGE_COOKIE, code, max_age=365 * 24 * 3600, samesite="lax")
         return response
 
+    @get("/favicon.ico", name="favicon", include_in_schema=False)
+    async def favicon(self) -> Redirect:
+        # Browsers ask for /favicon.ico on pages that name no icon (the sandbox's, say).
+        return Redirect("/static/favicon.svg", status_code=301)
+
     @get("/healthz", name="healthz", exclude_from_auth=True)
     async def healthz(self) -> Response[dict[str, str]]:
         problem = await health.database_problem()
