@@ -70,6 +70,19 @@ async def test_debit_takes_from_the_lot_that_expires_first_and_reports_the_rest(
     await assert_invariants(company_id)
 
 
+async def test_an_uncovered_debit_stays_uncovered_when_replayed_after_a_top_up():
+    company_id, _ = await make_company()
+    first = await ledger.debit(
+        company_id=company_id, minutes=15, on_date=TODAY, key=f"e{company_id}", cause=WORK
+    )
+    await lot(company_id, 60, datetime.date(2027, 1, 1), f"t{company_id}")
+    again = await ledger.debit(
+        company_id=company_id, minutes=15, on_date=TODAY, key=f"e{company_id}", cause=WORK
+    )
+    assert first == again == ledger.DebitResult(debited_minutes=0, uncovered_minutes=15)
+    assert await ledger.balance(company_id, TODAY) == 60
+
+
 async def test_debit_skips_lots_for_other_products():
     company_id, _ = await make_company()
     await lot(company_id, 60, datetime.date(2027, 1, 1), f"v{company_id}", codes=("vault",))
@@ -107,11 +120,12 @@ async def test_reversal_gives_minutes_back_and_rewrites_off_expired_lots():
         original_key=f"w{company_id}", key=f"v{company_id}", cause=WORK, today=later
     )
     assert given == 30
+    # A replay answers the same and moves nothing (the entries below show it).
     assert (
         await ledger.reverse(
             original_key=f"w{company_id}", key=f"v{company_id}", cause=WORK, today=later
         )
-        == 0
+        == 30
     )
     kinds = [
         e.kind

@@ -111,20 +111,38 @@ def test_production_requires_a_secret_key():
 
 def test_create_staff_command(tmp_path):
     email = new_email("tekniker")
-    command = [sys.executable, "-m", "backend.cli", "create-staff", "--email", email,
-               "--name", "Tor Tekniker", "--role", "technician", "--password-stdin"]
-    done = subprocess.run(command, input=PASSWORD + "\n", capture_output=True, text=True,
-                          timeout=60)
+    command = [
+        sys.executable,
+        "-m",
+        "backend.cli",
+        "create-staff",
+        "--email",
+        email,
+        "--name",
+        "Tor Tekniker",
+        "--role",
+        "technician",
+        "--password-stdin",
+    ]
+    done = subprocess.run(
+        command, input=PASSWORD + "\n", capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0, done.stderr
     assert f"Created technician {email}" in done.stdout
 
-    again = subprocess.run(command, input=PASSWORD + "\n", capture_output=True, text=True,
-                           timeout=60)
+    again = subprocess.run(
+        command, input=PASSWORD + "\n", capture_output=True, text=True, timeout=60
+    )
     assert again.returncode == 1
     assert "Det finnes allerede en bruker" in again.stderr
 
-    weak = subprocess.run([*command[:5], new_email(), *command[6:]], input="kort\n",
-                          capture_output=True, text=True, timeout=60)
+    weak = subprocess.run(
+        [*command[:5], new_email(), *command[6:]],
+        input="kort\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert weak.returncode == 1
     assert "minst 10 tegn" in weak.stderr
 

@@ -6,21 +6,22 @@ Invariants, on SQLite and PostgreSQL alike, under concurrent requests:
 - the balance is the sum of the unexpired lots;
 - the same idempotency key never moves minutes twice.
 
-Every change of `remaining_minutes` is a conditional UPDATE (`… WHERE remaining_minutes >= n`)
-written in the same transaction as its ledger entry, so two writers can never both take the
-same minutes, and a failure leaves neither.
+Each call is one `LedgerOperation` (unique idempotency key), recorded even when it moves
+nothing, and its entries name it. Every change of `remaining_minutes` is a conditional UPDATE
+(`… WHERE remaining_minutes >= n`) in the same transaction as its entry, so two writers never
+take the same minutes and a failure leaves neither.
 """
 
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 from piccolo.query.functions.aggregate import Sum
 
 from backend.db import is_unique_violation, write_transaction
-from backend.tables import EntryKind, LedgerEntry, Lot
+from backend.tables import EntryKind, LedgerEntry, LedgerOperation, Lot
 
 
 @dataclass(frozen=True)
@@ -43,24 +44,54 @@ def _engine():
     return Lot._meta.db
 
 
-def _covers(lot: Lot, product_code: str | None) -> bool:
-    return product_code is None or product_code in lot.product_codes.split(",")
+async def _once(
+    key: str,
+    company_id: int,
+    kind: EntryKind,
+    minutes: int,
+    act: Callable[[LedgerOperation], Awaitable[int]],
+) -> tuple[LedgerOperation, bool]:
+    """Run `act` once per idempotency key, in one write transaction with its operation record.
+    Returns the operation and whether this call did the work (False: a replay)."""
+    try:
+        async with write_transaction(_engine()):
+            earlier = await LedgerOperation.objects().get(LedgerOperation.idempotency_key == key)
+            if earlier is not None:
+                return earlier, False
+            operation = LedgerOperation(
+                idempotency_key=key,
+                company=company_id,
+                kind=kind.value,
+                requested_minutes=minutes,
+            )
+            await operation.save()
+            operation.moved_minutes = await act(operation)
+            await LedgerOperation.update(
+                {LedgerOperation.moved_minutes: operation.moved_minutes}
+            ).where(LedgerOperation.id == operation.id)
+            return operation, True
+    except Exception as error:
+        if not is_unique_violation(error):
+            raise
+    # A concurrent call with the same key committed first.
+    return await LedgerOperation.objects().get(LedgerOperation.idempotency_key == key), False
 
 
-async def _entry(lot: Lot, kind: EntryKind, minutes: int, key: str, cause: Cause) -> LedgerEntry:
-    entry = LedgerEntry(
+async def _entry(
+    operation: LedgerOperation, lot: Lot, kind: EntryKind, minutes: int, cause: Cause, n: int = 1
+) -> None:
+    await LedgerEntry(
         company=lot.company,
         lot=lot.id,
+        operation=operation.id,
         kind=kind.value,
         minutes=minutes,
-        idempotency_key=key,
+        idempotency_key=f"{operation.idempotency_key}:{n}",
         cause_type=cause.type,
         cause_id=cause.id,
         note=cause.note,
         created_by=cause.user_id,
-    )
-    await entry.save()
-    return entry
+    ).save()
 
 
 async def _take(lot_id: int, wanted: int) -> int:
@@ -79,22 +110,6 @@ async def _take(lot_id: int, wanted: int) -> int:
     return 0
 
 
-async def _give(lot_id: int, minutes: int) -> None:
-    await Lot.update({Lot.remaining_minutes: Lot.remaining_minutes + minutes}).where(
-        Lot.id == lot_id
-    )
-
-
-async def _existing(key_prefix: str) -> list[LedgerEntry]:
-    """Entries keyed `key_prefix` or `key_prefix:…` (a range, so no LIKE wildcards apply)."""
-    key = LedgerEntry.idempotency_key
-    return (
-        await LedgerEntry.objects()
-        .where((key == key_prefix) | ((key >= f"{key_prefix}:") & (key < f"{key_prefix};")))
-        .order_by(LedgerEntry.id)
-    )
-
-
 async def credit_lot(
     *,
     company_id: int,
@@ -108,27 +123,22 @@ async def credit_lot(
     """A new lot of `minutes`, usable before `expires_on`, with its credit entry."""
     if minutes <= 0:
         raise ValueError("a lot holds a positive number of minutes")
-    try:
-        async with write_transaction(_engine()):
-            earlier = await LedgerEntry.objects().get(LedgerEntry.idempotency_key == key)
-            if earlier is not None:
-                return await Lot.objects().get(Lot.id == earlier.lot)
-            lot = Lot(
-                company=company_id,
-                order=order_id,
-                minutes=minutes,
-                remaining_minutes=minutes,
-                product_codes=",".join(product_codes),
-                expires_on=expires_on,
-            )
-            await lot.save()
-            await _entry(lot, EntryKind.credit, minutes, key, cause)
-            return lot
-    except Exception as error:
-        if not is_unique_violation(error):
-            raise
-    # A concurrent request with the same key won: return its lot.
-    entry = await LedgerEntry.objects().get(LedgerEntry.idempotency_key == key)
+
+    async def act(operation: LedgerOperation) -> int:
+        lot = Lot(
+            company=company_id,
+            order=order_id,
+            minutes=minutes,
+            remaining_minutes=minutes,
+            product_codes=",".join(product_codes),
+            expires_on=expires_on,
+        )
+        await lot.save()
+        await _entry(operation, lot, EntryKind.credit, minutes, cause)
+        return minutes
+
+    operation, _ = await _once(key, company_id, EntryKind.credit, minutes, act)
+    entry = await LedgerEntry.objects().get(LedgerEntry.operation == operation.id)
     return await Lot.objects().get(Lot.id == entry.lot)
 
 
@@ -141,72 +151,58 @@ async def debit(
     cause: Cause,
     product_code: str | None = None,
 ) -> DebitResult:
-    """Take `minutes` from the lots that expire first (then oldest), only lots valid on
-    `on_date` that cover `product_code`. What they cannot cover is returned as uncovered.
-
-    Entries are keyed `key:1`, `key:2`, … (one per lot touched); a replay of the same key
-    returns the earlier result without moving anything.
-    """
+    """Take `minutes` from the lots that expire first (then the oldest), only lots valid on
+    `on_date` that cover `product_code`; what they cannot cover is returned as uncovered.
+    A replay of `key` moves nothing and returns the first call's result."""
     if minutes <= 0:
         raise ValueError("a debit takes a positive number of minutes")
-    try:
-        async with write_transaction(_engine()):
-            earlier = await _existing(key)
-            if earlier:
-                return _replayed(earlier, minutes)
-            lots = (
-                await Lot.objects()
-                .where(
-                    (Lot.company == company_id)
-                    & (Lot.remaining_minutes > 0)
-                    & (Lot.expires_on > on_date)
-                )
-                .order_by(Lot.expires_on, Lot.id)
+
+    async def act(operation: LedgerOperation) -> int:
+        lots = (
+            await Lot.objects()
+            .where(
+                (Lot.company == company_id)
+                & (Lot.remaining_minutes > 0)
+                & (Lot.expires_on > on_date)
             )
-            needed = minutes
-            part = 0
-            for lot in lots:
-                if needed == 0:
-                    break
-                if not _covers(lot, product_code):
-                    continue
-                taken = await _take(lot.id, min(needed, lot.remaining_minutes))
-                if taken:
-                    part += 1
-                    await _entry(lot, EntryKind.debit, -taken, f"{key}:{part}", cause)
-                    needed -= taken
-            return DebitResult(debited_minutes=minutes - needed, uncovered_minutes=needed)
-    except Exception as error:
-        if not is_unique_violation(error):
-            raise
-    return _replayed(await _existing(key), minutes)
+            .order_by(Lot.expires_on, Lot.id)
+        )
+        needed, part = minutes, 0
+        for lot in lots:
+            if needed == 0:
+                break
+            if product_code is not None and product_code not in lot.product_codes.split(","):
+                continue
+            taken = await _take(lot.id, min(needed, lot.remaining_minutes))
+            if taken:
+                part += 1
+                await _entry(operation, lot, EntryKind.debit, -taken, cause, part)
+                needed -= taken
+        return minutes - needed
 
-
-def _replayed(entries: list[LedgerEntry], minutes: int) -> DebitResult:
-    debited = -sum(e.minutes for e in entries if e.kind == EntryKind.debit.value)
-    return DebitResult(debited_minutes=debited, uncovered_minutes=minutes - debited)
+    operation, _ = await _once(key, company_id, EntryKind.debit, minutes, act)
+    return DebitResult(
+        debited_minutes=operation.moved_minutes,
+        uncovered_minutes=minutes - operation.moved_minutes,
+    )
 
 
 async def write_off(
     *, lot_id: int, max_minutes: int | None, kind: EntryKind, key: str, cause: Cause
 ) -> int:
     """Write off a lot's unused minutes (all, or at most `max_minutes`). Returns the minutes."""
-    try:
-        async with write_transaction(_engine()):
-            earlier = await LedgerEntry.objects().get(LedgerEntry.idempotency_key == key)
-            if earlier is not None:
-                return -earlier.minutes
-            lot = await Lot.objects().get(Lot.id == lot_id)
-            wanted = lot.remaining_minutes if max_minutes is None else max_minutes
-            taken = await _take(lot.id, min(wanted, lot.remaining_minutes))
-            if taken:
-                await _entry(lot, kind, -taken, key, cause)
-            return taken
-    except Exception as error:
-        if not is_unique_violation(error):
-            raise
-    entry = await LedgerEntry.objects().get(LedgerEntry.idempotency_key == key)
-    return -entry.minutes if entry else 0
+    lot = await Lot.objects().get(Lot.id == lot_id)
+
+    async def act(operation: LedgerOperation) -> int:
+        current = await Lot.objects().get(Lot.id == lot_id)
+        wanted = current.remaining_minutes if max_minutes is None else max_minutes
+        taken = await _take(lot_id, min(wanted, current.remaining_minutes))
+        if taken:
+            await _entry(operation, current, kind, -taken, cause)
+        return taken
+
+    operation, _ = await _once(key, lot.company, kind, max_minutes or 0, act)
+    return operation.moved_minutes
 
 
 async def expire_lots(today: datetime.date, company_id: int | None = None) -> int:
@@ -221,8 +217,6 @@ async def expire_lots(today: datetime.date, company_id: int | None = None) -> in
             lot_id=lot.id,
             max_minutes=None,
             kind=EntryKind.expiry,
-            # One expiry per lot and day: a lot given minutes back after expiry (a reversal)
-            # expires again the same way.
             key=f"expiry:{lot.id}:{today.isoformat()}:{lot.remaining_minutes}",
             cause=Cause(type="system", note="Utløpt"),
         )
@@ -232,29 +226,38 @@ async def expire_lots(today: datetime.date, company_id: int | None = None) -> in
 async def reverse(*, original_key: str, key: str, cause: Cause, today: datetime.date) -> int:
     """Give back, to the lots they came from, the minutes a debit took (a voided time entry).
     Minutes given back to a lot that has expired since are written off again at once.
-    Returns the minutes given back; a replay of `key` moves nothing and returns 0."""
-    given = 0
-    try:
-        async with write_transaction(_engine()):
-            if await _existing(key):
-                return 0
-            for entry in await _existing(original_key):
-                if entry.kind != EntryKind.debit.value:
-                    continue
-                minutes = -entry.minutes
-                lot = await Lot.objects().get(Lot.id == entry.lot)
-                await _give(lot.id, minutes)
-                await _entry(lot, EntryKind.reversal, minutes, f"{key}:{entry.id}", cause)
-                given += minutes
-                if lot.expires_on <= today:
-                    await _take(lot.id, minutes)
-                    expired = Cause(type="system", note="Utløpt før tilbakeføringen")
-                    await _entry(lot, EntryKind.expiry, -minutes, f"{key}:{entry.id}:x", expired)
-    except Exception as error:
-        if not is_unique_violation(error):
-            raise
+    Returns the minutes given back; a replay returns the same and moves nothing."""
+    original = await LedgerOperation.objects().get(LedgerOperation.idempotency_key == original_key)
+    if original is None:
         return 0
-    return given
+
+    async def act(operation: LedgerOperation) -> int:
+        given, n = 0, 0
+        entries = (
+            await LedgerEntry.objects()
+            .where(
+                (LedgerEntry.operation == original.id) & (LedgerEntry.kind == EntryKind.debit.value)
+            )
+            .order_by(LedgerEntry.id)
+        )
+        for entry in entries:
+            minutes = -entry.minutes
+            lot = await Lot.objects().get(Lot.id == entry.lot)
+            await Lot.update({Lot.remaining_minutes: Lot.remaining_minutes + minutes}).where(
+                Lot.id == lot.id
+            )
+            n += 1
+            await _entry(operation, lot, EntryKind.reversal, minutes, cause, n)
+            given += minutes
+            if lot.expires_on <= today:
+                await _take(lot.id, minutes)
+                n += 1
+                expired = Cause(type="system", note="Utløpt før tilbakeføringen")
+                await _entry(operation, lot, EntryKind.expiry, -minutes, expired, n)
+        return given
+
+    operation, _ = await _once(key, original.company, EntryKind.reversal, 0, act)
+    return operation.moved_minutes
 
 
 async def balance(company_id: int, today: datetime.date) -> int:

@@ -1,7 +1,7 @@
 from backend.tables.agreements import Agreement
 from backend.tables.catalog import PriceList, Product
 from backend.tables.companies import Company
-from backend.tables.ledger import EntryKind, LedgerEntry, Lot
+from backend.tables.ledger import EntryKind, LedgerEntry, LedgerOperation, Lot
 from backend.tables.orders import Order, OrderKind, OrderStatus, StripeEvent
 from backend.tables.users import Role, User
 
@@ -10,6 +10,7 @@ __all__ = [
     "Company",
     "EntryKind",
     "LedgerEntry",
+    "LedgerOperation",
     "Lot",
     "Order",
     "OrderKind",

@@ -35,11 +35,24 @@ class Lot(Table, tablename="time_lot"):
     created_at = Timestamptz(default=TimestamptzNow())
 
 
+class LedgerOperation(Table, tablename="ledger_operation"):
+    """One call that may move minutes, recorded even when it moved none, so that a replay of
+    its idempotency key never acts twice (an uncovered debit must stay uncovered)."""
+
+    idempotency_key = Varchar(length=200, unique=True)
+    company = ForeignKey(references=Company, index=True)
+    kind = Varchar(length=20, choices=EntryKind)
+    requested_minutes = Integer()
+    moved_minutes = Integer(default=0)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
 class LedgerEntry(Table, tablename="ledger_entry"):
     """Append-only: every movement of minutes, with its cause (SPEC §5)."""
 
     company = ForeignKey(references=Company, index=True)
     lot = ForeignKey(references=Lot, index=True)
+    operation = ForeignKey(references=LedgerOperation, index=True)
     kind = Varchar(length=20, choices=EntryKind)
     minutes = Integer()  # signed: + into the lot, - out of it
     idempotency_key = Varchar(length=200, unique=True)
