@@ -285,3 +285,27 @@ async def test_success_page_first_then_the_late_webhook_does_nothing(silent_sand
         assert await Lot.count().where(Lot.order == placed.id) == 1
         lot = await Lot.objects().get(Lot.order == placed.id)
         assert lot.remaining_minutes == 180
+
+
+async def test_order_status_region_polls_until_the_order_is_final(person, sandbox):
+    placed, session_id = await checkout(person, kind="topup", hours="1", products=["inventor"])
+    waiting = await person.get(f"/portal/orders/{placed.id}/status")
+    assert waiting.text.lstrip().startswith('<section id="order-status"')
+    assert 'hx-trigger="every 2s"' in waiting.text and "Venter på betaling" in waiting.text
+    await complete(sandbox, session_id, "paid")
+    await eventually(lambda: status_is(placed.id, "paid"))
+    final = await person.get(f"/portal/orders/{placed.id}/status")
+    assert "Betalt" in final.text and "hx-trigger" not in final.text
+
+
+async def test_another_companys_order_is_not_found(person, live_server):
+    placed, _ = await checkout(person, kind="topup", hours="1", products=["inventor"])
+    _, other_email = await make_company("Annet Firma AS")
+    async with httpx.AsyncClient(base_url=live_server) as other:
+        token = await csrf(other, "/login")
+        await other.post(
+            "/login", data={"email": other_email, "password": PASSWORD, "_csrf_token": token}
+        )
+        for path in ("", "/status", "/receipt"):
+            response = await other.get(f"/portal/orders/{placed.id}{path}")
+            assert response.status_code == 404

@@ -105,10 +105,13 @@ class OrdersController(Controller):
             with suppress(PaymentsError):
                 await billing.fulfil_checkout(session_id, _payments(request))
             order = await self._order(request, order_id)
-        context = await self._order_context(order)
-        if request.htmx and request.htmx.target == "order-status":
-            return Template("portal/_order_status.html", context=context)
-        return page(request, "portal/order.html", **context)
+        return page(request, "portal/order.html", **await self._order_context(order))
+
+    @get("/orders/{order_id:int}/status", name="order_status")
+    async def show_order_status(self, request: Request, order_id: FromPath[int]) -> Template:
+        """The order page's status region, which polls itself until the order is final."""
+        order = await self._order(request, order_id)
+        return Template("portal/_order_status.html", context=await self._order_context(order))
 
     @get("/orders/{order_id:int}/receipt", name="receipt")
     async def show_receipt(self, request: Request, order_id: FromPath[int]) -> Template:
