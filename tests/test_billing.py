@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import itertools
 
 import pytest
 
@@ -137,17 +138,32 @@ async def test_renewal_starts_the_day_after_the_current_plan_ends():
     assert plans[1].ends_on == agreements.plan_period(plans[1].starts_on)[1]
 
 
-async def test_every_order_of_completed_and_async_succeeded_gives_one_lot():
+PAID_EVENTS = [
+    # The delayed method's "completed" arrives unpaid, then "async_payment_succeeded" paid;
+    # webhooks may come in any order, and the card's "completed" is paid at once.
+    ("checkout.session.completed", "unpaid"),
+    ("checkout.session.completed", "paid"),
+    ("checkout.session.async_payment_succeeded", "paid"),
+]
+
+
+@pytest.mark.parametrize("kind", ["topup", "plan"])
+@pytest.mark.parametrize("order_of_events", list(itertools.permutations(PAID_EVENTS)))
+async def test_any_order_of_checkout_events_fulfils_once(kind, order_of_events):
     company_id, _ = await make_company()
-    for first, second in [
-        ("checkout.session.completed", "checkout.session.async_payment_succeeded"),
-        ("checkout.session.async_payment_succeeded", "checkout.session.completed"),
-    ]:
-        order = await placed(company_id, kind="topup", hours="5", products=["inventor"])
-        await billing.handle_event(await paid_event(order, f"evt_1_{order.id}", first))
-        await billing.handle_event(await paid_event(order, f"evt_2_{order.id}", second))
+    order = await placed(company_id, kind=kind, hours="5", products=["inventor"])
+    for n, (event_type, payment_status) in enumerate(order_of_events):
+        event = await paid_event(order, f"evt_{n}_{order.id}", event_type, payment_status)
+        await billing.handle_event(event)
+    assert (await Order.objects().get(Order.id == order.id)).status == "paid"
+    if kind == "topup":
         assert await Lot.count().where(Lot.order == order.id) == 1
-    assert await ledger.balance(company_id, datetime.date.today()) == 600
+        assert await ledger.balance(company_id, datetime.date.today()) == 300
+        lots = await Lot.objects().where(Lot.company == company_id)
+        sums = await ledger.entries_sum_by_lot(company_id)
+        assert all(sums[lot.id] == lot.remaining_minutes for lot in lots)
+    else:
+        assert await Agreement.count().where(Agreement.order == order.id) == 1
 
 
 async def test_same_event_twice_is_handled_once():
