@@ -3,12 +3,26 @@ from backend.tables.catalog import PriceList, Product
 from backend.tables.companies import Company
 from backend.tables.ledger import EntryKind, LedgerEntry, LedgerOperation, Lot
 from backend.tables.orders import Order, OrderKind, OrderStatus, StripeEvent
+from backend.tables.tickets import (
+    Channel,
+    ChargeStatus,
+    Coverage,
+    HourlyCharge,
+    Ticket,
+    TicketMessage,
+    TicketStatus,
+    TimeEntry,
+)
 from backend.tables.users import Role, User
 
 __all__ = [
     "Agreement",
+    "Channel",
+    "ChargeStatus",
     "Company",
+    "Coverage",
     "EntryKind",
+    "HourlyCharge",
     "LedgerEntry",
     "LedgerOperation",
     "Lot",
@@ -19,5 +33,9 @@ __all__ = [
     "Product",
     "Role",
     "StripeEvent",
+    "Ticket",
+    "TicketMessage",
+    "TicketStatus",
+    "TimeEntry",
     "User",
 ]

@@ -1,0 +1,94 @@
+from enum import StrEnum
+
+from piccolo.columns import Boolean, Date, ForeignKey, Integer, Text, Timestamptz, Varchar
+from piccolo.columns.defaults.timestamptz import TimestamptzNow
+from piccolo.table import Table
+
+from backend.tables.companies import Company
+from backend.tables.orders import Order
+from backend.tables.users import User
+
+
+class TicketStatus(StrEnum):
+    open = "open"
+    in_progress = "in_progress"
+    waiting_for_customer = "waiting_for_customer"
+    resolved = "resolved"
+    closed = "closed"
+
+
+class Channel(StrEnum):
+    web = "web"
+    phone = "phone"
+    mail = "mail"
+    remote = "remote"
+
+
+class Coverage(StrEnum):
+    plan = "plan"  # covered by Fri support: nothing debited
+    account = "account"  # all from the time account
+    split = "split"  # what the account had, the rest hourly
+    hourly = "hourly"  # billed at the hourly rate
+
+
+class Ticket(Table, tablename="ticket"):
+    """A support request (SPEC §6); shown as SUP-000123 from its id."""
+
+    company = ForeignKey(references=Company, index=True)
+    product_code = Varchar(length=40)
+    subject = Varchar(length=200)
+    description = Text()
+    channel = Varchar(length=10, choices=Channel)
+    status = Varchar(length=30, choices=TicketStatus, default=TicketStatus.open.value)
+    opened_by = ForeignKey(references=User)
+    created_at = Timestamptz(default=TimestamptzNow(), index=True)
+    # The last time the customer wrote: the queue shows the longest-waiting first.
+    waiting_since = Timestamptz(default=TimestamptzNow(), index=True)
+
+
+class TicketMessage(Table, tablename="ticket_message"):
+    ticket = ForeignKey(references=Ticket, index=True)
+    author = ForeignKey(references=User)
+    body = Text()
+    internal = Boolean(default=False)  # staff notes: never shown to customers
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class TimeEntry(Table, tablename="time_entry"):
+    """Support time a technician logged, and how it was covered, decided when logged (SPEC §2)."""
+
+    ticket = ForeignKey(references=Ticket, index=True)
+    company = ForeignKey(references=Company, index=True)
+    technician = ForeignKey(references=User)
+    performed_on = Date()
+    channel = Varchar(length=10, choices=Channel)
+    note = Varchar(length=500, default="")
+    actual_minutes = Integer()
+    billed_minutes = Integer()  # rounded up to 15, at least 15
+    coverage = Varchar(length=10, choices=Coverage)
+    account_minutes = Integer(default=0)  # taken from the time account
+    hourly_minutes = Integer(default=0)  # billed at the hourly rate
+    hourly_amount_ore = Integer(default=0)  # ex. MVA
+    idempotency_key = Varchar(length=100, unique=True)
+    created_at = Timestamptz(default=TimestamptzNow())
+    voided_at = Timestamptz(null=True, default=None)
+    voided_by = ForeignKey(references=User, null=True)
+    void_reason = Varchar(length=500, default="")
+
+
+class ChargeStatus(StrEnum):
+    outstanding = "outstanding"
+    paid = "paid"
+    cancelled = "cancelled"  # its time entry was voided before payment
+
+
+class HourlyCharge(Table, tablename="hourly_charge"):
+    """Support time billed at the hourly rate (alternative 3), until paid online."""
+
+    company = ForeignKey(references=Company, index=True)
+    time_entry = ForeignKey(references=TimeEntry, unique=True)
+    minutes = Integer()
+    amount_ore = Integer()  # ex. MVA
+    status = Varchar(length=20, choices=ChargeStatus, default=ChargeStatus.outstanding.value)
+    order = ForeignKey(references=Order, null=True, index=True)
+    created_at = Timestamptz(default=TimestamptzNow())
