@@ -53,6 +53,9 @@ async def _once(
 ) -> tuple[LedgerOperation, bool]:
     """Run `act` once per idempotency key, in one write transaction with its operation record.
     Returns the operation and whether this call did the work (False: a replay)."""
+    # Inside a caller's transaction a unique violation has aborted that transaction (on
+    # PostgreSQL): only the caller can recover, after it ends.
+    nested = _engine().current_transaction.get() is not None
     try:
         async with write_transaction(_engine()):
             earlier = await LedgerOperation.objects().get(LedgerOperation.idempotency_key == key)
@@ -71,7 +74,7 @@ async def _once(
             ).where(LedgerOperation.id == operation.id)
             return operation, True
     except Exception as error:
-        if not is_unique_violation(error):
+        if nested or not is_unique_violation(error):
             raise
     # A concurrent call with the same key committed first.
     return await LedgerOperation.objects().get(LedgerOperation.idempotency_key == key), False

@@ -1,0 +1,204 @@
+"""Coverage of support time (SPEC §2): how each logged time entry is paid for.
+
+Billed minutes are the actual minutes rounded up to the next 15, at least 15, per time entry.
+Coverage is decided when the entry is logged, for the day of the support; first match wins:
+1. the ticket's product is not covered by any active agreement of the company → hourly;
+2. an active plan covers the product that day → plan (nothing debited, minutes recorded);
+3. the time account has unexpired minutes for the product → debit the lots (first to expire
+   first); if short, debit what is there and bill the rest hourly ("split");
+4. otherwise → hourly.
+"""
+
+from __future__ import annotations
+
+import datetime
+import secrets
+from dataclasses import dataclass
+
+from backend.db import is_unique_violation, write_transaction
+from backend.i18n import N_
+from backend.services import agreements, clock, ledger
+from backend.services.errors import NotAllowed, ValidationFailed
+from backend.services.validation import FieldError
+from backend.tables import (
+    ChargeStatus,
+    Coverage,
+    HourlyCharge,
+    Lot,
+    PriceList,
+    Ticket,
+    TimeEntry,
+    User,
+)
+
+STEP = 15
+MAX_ACTUAL_MINUTES = 600
+
+
+def billed_minutes(actual_minutes: int) -> int:
+    """1→15, 15→15, 16→30, 44→45, 46→60, 600→600."""
+    if actual_minutes <= 0:
+        raise ValueError("actual minutes must be positive")
+    return max(STEP, -(-actual_minutes // STEP) * STEP)
+
+
+def actual_minutes(value: str) -> int:
+    """The form's minutes: a whole number from 1 to 600."""
+    value = value.strip()
+    if not value.isdigit() or not 1 <= int(value) <= MAX_ACTUAL_MINUTES:
+        raise FieldError(N_("Skriv inn hele minutter fra 1 til 600."))
+    return int(value)
+
+
+def hourly_amount_ore(minutes: int, rate_ore: int) -> int:
+    """minutes × hourly rate / 60 in øre, rounded half up."""
+    return (minutes * rate_ore + 30) // 60
+
+
+@dataclass(frozen=True)
+class Decision:
+    coverage: Coverage
+    account_minutes: int = 0
+    hourly_minutes: int = 0
+
+
+async def _account_covers(company_id: int, product_code: str, on_date: datetime.date) -> bool:
+    lots = await Lot.objects().where(
+        (Lot.company == company_id) & (Lot.remaining_minutes > 0) & (Lot.expires_on > on_date)
+    )
+    return any(product_code in lot.product_codes.split(",") for lot in lots)
+
+
+async def _plan_covers(company_id: int, product_code: str, on_date: datetime.date) -> bool:
+    plans = await agreements.active_plans(company_id, on_date)
+    return any(product_code in plan.product_codes.split(",") for plan in plans)
+
+
+async def decide_and_debit(
+    *, company_id: int, product_code: str, billed: int, on_date: datetime.date, key: str
+) -> Decision:
+    """Apply the coverage rule to `billed` minutes, debiting the time account when it pays."""
+    if await _plan_covers(company_id, product_code, on_date):
+        return Decision(Coverage.plan)
+    if not await _account_covers(company_id, product_code, on_date):
+        return Decision(Coverage.hourly, hourly_minutes=billed)
+    result = await ledger.debit(
+        company_id=company_id,
+        minutes=billed,
+        on_date=on_date,
+        key=key,
+        cause=ledger.Cause(type="time_entry", id=key),
+        product_code=product_code,
+    )
+    if result.uncovered_minutes == 0:
+        return Decision(Coverage.account, account_minutes=result.debited_minutes)
+    if result.debited_minutes == 0:  # others took the last minutes meanwhile
+        return Decision(Coverage.hourly, hourly_minutes=billed)
+    return Decision(
+        Coverage.split,
+        account_minutes=result.debited_minutes,
+        hourly_minutes=result.uncovered_minutes,
+    )
+
+
+async def log_time(
+    *,
+    ticket: Ticket,
+    technician: User,
+    actual: int,
+    performed_on: datetime.date,
+    channel: str,
+    note: str,
+    key: str | None,
+) -> TimeEntry:
+    """Record support time on a ticket and pay for it by the coverage rule. The same `key`
+    (from the form: a double click, a retried request) gives the same single entry."""
+    key = key or secrets.token_hex(16)
+    if performed_on > clock.today():
+        raise ValidationFailed({"performed_on": N_("Datoen kan ikke være frem i tid.")})
+    billed = billed_minutes(actual)
+    try:
+        async with write_transaction(TimeEntry._meta.db):
+            earlier = await TimeEntry.objects().get(TimeEntry.idempotency_key == key)
+            if earlier is not None:
+                return earlier
+            decision = await decide_and_debit(
+                company_id=ticket.company,
+                product_code=ticket.product_code,
+                billed=billed,
+                on_date=performed_on,
+                key=f"time:{key}",
+            )
+            rate = await PriceList.select(PriceList.hourly_rate_ore).first()
+            amount = hourly_amount_ore(
+                decision.hourly_minutes, rate["hourly_rate_ore"] if rate else 0
+            )
+            entry = TimeEntry(
+                ticket=ticket.id,
+                company=ticket.company,
+                technician=technician.id,
+                performed_on=performed_on,
+                channel=channel,
+                note=note,
+                actual_minutes=actual,
+                billed_minutes=billed,
+                coverage=decision.coverage.value,
+                account_minutes=decision.account_minutes,
+                hourly_minutes=decision.hourly_minutes,
+                hourly_amount_ore=amount,
+                idempotency_key=key,
+            )
+            await entry.save()
+            if decision.hourly_minutes:
+                await HourlyCharge(
+                    company=ticket.company,
+                    time_entry=entry.id,
+                    minutes=decision.hourly_minutes,
+                    amount_ore=amount,
+                ).save()
+            return entry
+    except Exception as error:
+        if not is_unique_violation(error):
+            raise
+    # The same form sent twice at once: the first one's entry.
+    return await TimeEntry.objects().get(TimeEntry.idempotency_key == key)
+
+
+async def void_time_entry(entry_id: int, staff: User, reason: str) -> TimeEntry:
+    """Void a wrong time entry (with a reason): minutes go back to the lots they came from
+    (written off again if a lot has expired since) and an unpaid hourly charge is cancelled.
+    The entry itself stays, marked void; the ledger only grows."""
+    reason = " ".join(reason.split())
+    if not reason:
+        raise ValidationFailed({"reason": N_("Skriv hvorfor timeføringen annulleres.")})
+    async with write_transaction(TimeEntry._meta.db):
+        won = (
+            await TimeEntry.update(
+                {
+                    TimeEntry.voided_at: clock.now(),
+                    TimeEntry.voided_by: staff.id,
+                    TimeEntry.void_reason: reason[:500],
+                }
+            )
+            .where((TimeEntry.id == entry_id) & TimeEntry.voided_at.is_null())
+            .returning(TimeEntry.id)
+        )
+        entry = await TimeEntry.objects().get(TimeEntry.id == entry_id)
+        if entry is None:
+            raise NotAllowed("no such time entry")
+        if not won:
+            return entry  # voided already
+        if entry.account_minutes:
+            await ledger.reverse(
+                original_key=f"time:{entry.idempotency_key}",
+                key=f"void:{entry.id}",
+                cause=ledger.Cause(
+                    type="time_entry", id=str(entry.id), note=reason[:500], user_id=staff.id
+                ),
+                today=clock.today(),
+            )
+        await HourlyCharge.update({HourlyCharge.status: ChargeStatus.cancelled.value}).where(
+            (HourlyCharge.time_entry == entry.id)
+            & (HourlyCharge.status == ChargeStatus.outstanding.value)
+        )
+    return entry
