@@ -26,7 +26,7 @@ from piccolo.engine.sqlite import SQLiteEngine
 from backend.config import Settings, load_settings
 from backend.controllers.api import ApiController
 from backend.controllers.auth import AuthController
-from backend.controllers.orders import OrdersController
+from backend.controllers.orders import ChargesController, OrdersController
 from backend.controllers.portal import PortalController
 from backend.controllers.public import PublicController
 from backend.controllers.registration import RegistrationController
@@ -140,6 +140,7 @@ def create_app(settings: Settings | None = None, *, db_pool: bool = True) -> Lit
         AuthController,
         PortalController,
         OrdersController,
+        ChargesController,
         StaffController,
         WebhooksController,
         ApiController,

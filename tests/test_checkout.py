@@ -309,3 +309,50 @@ async def test_another_companys_order_is_not_found(person, live_server):
         for path in ("", "/status", "/receipt"):
             response = await other.get(f"/portal/orders/{placed.id}{path}")
             assert response.status_code == 404
+
+
+async def test_outstanding_hourly_charges_are_paid_once_through_checkout(person, sandbox):
+    from backend.services import coverage
+    from backend.tables import HourlyCharge, Ticket
+
+    company_id = (await person.get("/api/v1/account")).json()["company"]["id"]
+    superuser = await User.objects().get(
+        (User.company == company_id) & (User.role == Role.superuser.value)
+    )
+    ticket = Ticket(
+        company=company_id,
+        product_code="inventor",
+        subject="Tegning",
+        description="…",
+        channel="phone",
+        opened_by=superuser.id,
+    )
+    await ticket.save()
+    for n, minutes in enumerate((20, 50)):
+        await coverage.log_time(
+            ticket=ticket,
+            technician=superuser,
+            actual=minutes,
+            performed_on=clock.today(),
+            channel="phone",
+            note="",
+            key=f"charge-{ticket.id}-{n}",
+        )
+    charges = await HourlyCharge.objects().where(HourlyCharge.company == company_id)
+    owed = sum(c.amount_ore for c in charges)
+    dashboard = await person.get("/portal")
+    assert "Utestående:" in dashboard.text
+
+    placed, session_id = await checkout(person, kind="charges")
+    assert placed.amount_ore == owed
+    await complete(sandbox, session_id, "paid")
+    await eventually(lambda: status_is(placed.id, "paid"))
+    statuses = [
+        c.status for c in await HourlyCharge.objects().where(HourlyCharge.company == company_id)
+    ]
+    assert statuses == ["paid", "paid"]
+    page = await person.get("/portal/charges")
+    assert "Ingenting utestående." in page.text
+    again = await order(person, kind="charges")
+    assert again.status_code == 422
+    assert "Det er ingen utestående beløp å betale." in again.text

@@ -12,6 +12,7 @@ from litestar.response import Response, Template
 from backend.i18n import N_
 from backend.services import agreements, billing, catalog, clock, ledger
 from backend.services.errors import NotAllowed, ValidationFailed
+from backend.services.money import mva_ore
 from backend.services.payments import Payments, PaymentsError
 from backend.tables import OrderKind
 from backend.web.forms import read_form
@@ -80,6 +81,14 @@ class OrdersController(Controller):
                 failure.errors if isinstance(failure, ValidationFailed) else {"form": PAYMENTS_DOWN}
             )
             status = 422 if isinstance(failure, ValidationFailed) else 503
+            if form.get("kind") == OrderKind.charges.value:
+                return form_response(
+                    request,
+                    "portal/charges.html",
+                    "portal/_charges_pay.html",
+                    status,
+                    **await charges_context(request.user.company, errors),
+                )
             if form.get("kind") == OrderKind.topup.value:
                 context = await self._topup_context(request, form, errors)
                 return form_response(
@@ -131,4 +140,29 @@ class OrdersController(Controller):
             "agreement": await billing.agreement_for(order),
             "lot": await billing.lot_for(order),
             "final": order.status in billing.FINAL_STATUSES,
+            "form_path": billing.form_path(order.kind),
         }
+
+
+async def charges_context(company_id: int, errors: dict) -> dict:
+    outstanding = await billing.outstanding_charges(company_id)
+    amount = sum(charge.amount_ore for charge in outstanding)
+    return {
+        "charges": await billing.charges_of(company_id),
+        "outstanding_ore": amount,
+        "outstanding_mva_ore": mva_ore(amount),
+        "errors": errors,
+    }
+
+
+class ChargesController(Controller):
+    """Support time billed at the hourly rate, and paying it (SPEC §2, alternative 3)."""
+
+    path = "/portal/charges"
+    guards = [requires_company_user]  # noqa: RUF012
+
+    @get(name="charges")
+    async def list_charges(self, request: Request) -> Template:
+        return page(
+            request, "portal/charges.html", **await charges_context(request.user.company, {})
+        )

@@ -17,6 +17,7 @@ class AccountSummary:
     lots: list[Lot]
     orders: list[Order]
     product_names: dict[str, str]  # catalog code → name
+    outstanding_ore: int  # hourly charges not paid yet, ex. MVA
 
     @property
     def active_plan(self) -> Agreement | None:
@@ -48,6 +49,7 @@ async def account_summary(company_id: int) -> AccountSummary:
         lots=await ledger.open_lots(company_id, today),
         orders=await billing.orders_of(company_id),
         product_names={p.code: p.name for p in await Product.objects()},
+        outstanding_ore=sum(c.amount_ore for c in await billing.outstanding_charges(company_id)),
     )
 
 

@@ -22,8 +22,10 @@ from backend.services.money import mva_ore
 from backend.services.payments import CheckoutLine, Payments
 from backend.tables import (
     Agreement,
+    ChargeStatus,
     Company,
     EntryKind,
+    HourlyCharge,
     Lot,
     Order,
     OrderKind,
@@ -79,6 +81,8 @@ async def quote(
     elif not set(codes) <= known:
         errors["products"] = N_("Ukjent produkt.")
     today = clock.today()
+    if kind == OrderKind.charges.value:
+        errors.pop("products", None)  # paying charges buys no product
     if kind == OrderKind.plan.value:
         if errors:
             raise ValidationFailed(errors)
@@ -109,7 +113,30 @@ async def quote(
             unit_label=N_("Tidskonto"),
             expires_on=topup_expires_on(clock.now()),
         )
+    if kind == OrderKind.charges.value:
+        outstanding = await outstanding_charges(company_id)
+        if not outstanding:
+            raise ValidationFailed({"form": N_("Det er ingen utestående beløp å betale.")})
+        return Quote(
+            kind=kind,
+            product_codes=(),
+            hours=0,
+            amount_ore=sum(charge.amount_ore for charge in outstanding),
+            unit_label=N_("Timebasert support"),
+        )
     raise ValidationFailed({"kind": N_("Ukjent bestilling.")})
+
+
+async def outstanding_charges(company_id: int) -> list[HourlyCharge]:
+    """Support time billed at the hourly rate and not paid yet (SPEC §2, alternative 3)."""
+    return (
+        await HourlyCharge.objects()
+        .where(
+            (HourlyCharge.company == company_id)
+            & (HourlyCharge.status == ChargeStatus.outstanding.value)
+        )
+        .order_by(HourlyCharge.id)
+    )
 
 
 def topup_expires_on(paid_at: datetime.datetime) -> datetime.date:
@@ -143,6 +170,12 @@ async def place_order(user: User, form: Mapping[str, Any]) -> Order:
         total_ore=priced.total_ore,
     )
     await order.save()
+    if order.kind == OrderKind.charges.value:
+        # The charges this order pays: the outstanding ones it was priced from.
+        await HourlyCharge.update({HourlyCharge.order: order.id}).where(
+            (HourlyCharge.company == user.company)
+            & (HourlyCharge.status == ChargeStatus.outstanding.value)
+        )
     return order
 
 
@@ -167,10 +200,15 @@ async def start_checkout(order: Order, payments: Payments, base_url: str) -> str
         customer_id=company.stripe_customer_id,
         lines=[CheckoutLine(name=await describe(order), unit_amount_ore=order.total_ore)],
         success_url=f"{base_url}/portal/orders/{order.id}?session_id={{CHECKOUT_SESSION_ID}}",
-        cancel_url=f"{base_url}/portal/{'plan' if order.kind == 'plan' else 'topup'}",
+        cancel_url=f"{base_url}{form_path(order.kind)}",
     )
     await Order.update({Order.stripe_session_id: session["id"]}).where(Order.id == order.id)
     return session["url"]
+
+
+def form_path(kind: str) -> str:
+    """Where the customer chose what to buy (Checkout's cancel page)."""
+    return {"plan": "/portal/plan", "topup": "/portal/topup"}.get(kind, "/portal/charges")
 
 
 async def describe(order: Order) -> str:
@@ -288,6 +326,11 @@ async def _fulfil(order: Order, session: Mapping[str, Any]) -> None:
                 starts_on=starts_on,
                 ends_on=ends_on,
             ).save()
+        elif order.kind == OrderKind.charges.value:
+            await HourlyCharge.update({HourlyCharge.status: ChargeStatus.paid.value}).where(
+                (HourlyCharge.order == order.id)
+                & (HourlyCharge.status == ChargeStatus.outstanding.value)
+            )
         elif order.kind == OrderKind.topup.value:
             await ledger.credit_lot(
                 company_id=order.company,
@@ -358,3 +401,21 @@ async def agreement_for(order: Order) -> Agreement | None:
 
 async def lot_for(order: Order) -> Lot | None:
     return await Lot.objects().get(Lot.order == order.id)
+
+
+async def charges_of(company_id: int, limit: int = 100) -> list[dict[str, Any]]:
+    """Hourly charges with the support they are for, newest first."""
+    return (
+        await HourlyCharge.select(
+            HourlyCharge.id,
+            HourlyCharge.minutes,
+            HourlyCharge.amount_ore,
+            HourlyCharge.status,
+            HourlyCharge.time_entry.performed_on.as_alias("performed_on"),
+            HourlyCharge.time_entry.ticket.id.as_alias("ticket_id"),
+            HourlyCharge.time_entry.ticket.subject.as_alias("ticket_subject"),
+        )
+        .where(HourlyCharge.company == company_id)
+        .order_by(HourlyCharge.id, ascending=False)
+        .limit(limit)
+    )

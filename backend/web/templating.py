@@ -16,6 +16,7 @@ from litestar.response import Redirect, Response, Template
 from backend import i18n
 from backend.services.availability import OSLO
 from backend.services.money import format_nok
+from backend.services.tickets import ticket_number
 from backend.services.validation import format_org_number, format_phone
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent.parent / "frontend" / "templates"
@@ -46,6 +47,7 @@ def create_template_engine() -> JinjaTemplateEngine:
         datetime=_datetime,
         org_number=format_org_number,
         phone=format_phone,
+        ticket_number=ticket_number,
     )
     env.globals.update(languages=i18n.LANGUAGES, current_language=i18n.current_language.get)
     return JinjaTemplateEngine.from_environment(env)
