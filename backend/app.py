@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from pathlib import Path
@@ -31,7 +32,9 @@ from backend.controllers.portal import PortalController
 from backend.controllers.public import PublicController
 from backend.controllers.registration import RegistrationController
 from backend.controllers.staff import StaffController
+from backend.controllers.tickets import TicketsController
 from backend.controllers.webhooks import WebhooksController
+from backend.services import clock, ledger
 from backend.services.demo import DEMO_PASSWORD, seed_demo
 from backend.services.payments import Payments
 from backend.tables import Company
@@ -96,7 +99,21 @@ async def _prepare_database() -> None:
         await engine.run_ddl("PRAGMA journal_mode=WAL")
 
 
-def create_app(settings: Settings | None = None, *, db_pool: bool = True) -> Litestar:
+async def _expiry_sweep() -> None:
+    """Development stands in for a scheduler: `portal expire-lots` every hour."""
+    while True:
+        try:
+            minutes = await ledger.expire_lots(clock.today())
+            if minutes:
+                logger.info("expiry sweep wrote off %s minutes", minutes)
+        except Exception:
+            logger.exception("expiry sweep failed")
+        await asyncio.sleep(3600)
+
+
+def create_app(
+    settings: Settings | None = None, *, db_pool: bool = True, background_jobs: bool = True
+) -> Litestar:
     settings = settings or load_settings()
     production = settings.production
     session_config = RotatingSessionConfig(
@@ -116,6 +133,8 @@ def create_app(settings: Settings | None = None, *, db_pool: bool = True) -> Lit
         exclude=NO_SESSION_PATHS,
     )
 
+    jobs: list[asyncio.Task] = []
+
     async def on_startup() -> None:
         await _prepare_database()
         engine = Company._meta.db
@@ -126,8 +145,12 @@ def create_app(settings: Settings | None = None, *, db_pool: bool = True) -> Lit
             print(f"Demo accounts (password: {DEMO_PASSWORD}):", flush=True)
             for email, role in accounts:
                 print(f"  {email:24} {role}", flush=True)
+        if background_jobs and not settings.production:
+            jobs.append(asyncio.create_task(_expiry_sweep()))
 
     async def on_shutdown() -> None:
+        for job in jobs:
+            job.cancel()
         if sandbox is not None:
             await sandbox.state.sandbox.aclose()  # a mounted app gets no lifespan events
         engine = Company._meta.db
@@ -140,6 +163,7 @@ def create_app(settings: Settings | None = None, *, db_pool: bool = True) -> Lit
         AuthController,
         PortalController,
         OrdersController,
+        TicketsController,
         ChargesController,
         StaffController,
         WebhooksController,

@@ -30,6 +30,15 @@ def migrate_command() -> None:
     asyncio.run(migrate())
 
 
+@main.command("expire-lots")
+def expire_lots_command() -> None:
+    """Write off the unused minutes of every lot past its expiry (safe to run any time)."""
+    from backend.services import clock, ledger
+
+    minutes = asyncio.run(ledger.expire_lots(clock.today()))
+    click.echo(f"Wrote off {minutes} expired minutes")
+
+
 @main.command("create-staff")
 @click.option("--email", required=True)
 @click.option("--name", required=True)

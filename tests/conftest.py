@@ -71,7 +71,7 @@ def settings(tmp_path: Path):
 def app(settings):
     from backend.app import create_app
 
-    return create_app(settings, db_pool=False)
+    return create_app(settings, db_pool=False, background_jobs=False)
 
 
 @pytest.fixture

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from backend.services import agreements, clock, coverage, ledger, tickets
 from backend.services.accounts import create_staff, hash_password
 from backend.services.catalog import seed_demo_catalog
-from backend.tables import Company, Role, User
+from backend.tables import Company, Role, Ticket, User
 
 DEMO_PASSWORD = "demo-passord-1"
 DEMO_ACCOUNTS = (
@@ -41,4 +42,62 @@ async def seed_demo() -> list[tuple[str, str]]:
             ).save()
         else:
             await create_staff(email=email, name=name, role=role, password=DEMO_PASSWORD)
+    await _seed_support_history(company.id)
     return [(email, role) for email, _, role in DEMO_ACCOUNTS]
+
+
+async def _seed_support_history(company_id: int) -> None:
+    """A lived-in account: 10 prepaid hours and a few tickets with time logged on them."""
+    if await Ticket.exists().where(Ticket.company == company_id):
+        return
+    superuser = await User.objects().get(User.email == DEMO_ACCOUNTS[0][0])
+    technician = await User.objects().get(User.email == DEMO_ACCOUNTS[1][0])
+    today = clock.today()
+    await ledger.credit_lot(
+        company_id=company_id,
+        minutes=600,
+        expires_on=agreements.add_years(today, 1),
+        product_codes=["inventor", "vault"],
+        key="demo:lot",
+        cause=ledger.Cause(type="admin", note="Demo"),
+    )
+    history = [
+        (
+            "inventor",
+            "Skissen låser seg etter oppdatering",
+            "resolved",
+            40,
+            "Prøv å tilbakestille skisseinnstillingene under Verktøy → Innstillinger.",
+        ),
+        (
+            "vault",
+            "Kan ikke sjekke inn tegninger",
+            "waiting_for_customer",
+            20,
+            "Hvilken versjon av Vault-klienten bruker dere?",
+        ),
+        ("fusion", "Verktøybane for 5-akse", "open", 0, ""),
+    ]
+    for n, (product, subject, status, minutes, answer) in enumerate(history):
+        ticket = await tickets.open_ticket(
+            superuser,
+            {
+                "product": product,
+                "subject": subject,
+                "description": f"{subject}. Gjelder alle maskinene på verkstedet.",
+            },
+        )
+        if answer:
+            await tickets.add_message(technician, ticket, answer)
+            await tickets.add_message(technician, ticket, "Kunden har vært på kurs.", internal=True)
+        if minutes:
+            await coverage.log_time(
+                ticket=ticket,
+                technician=technician,
+                actual=minutes,
+                performed_on=today,
+                channel="phone",
+                note="Telefon",
+                key=f"demo:time:{n}",
+            )
+        await tickets.set_status(technician, ticket, status)
