@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import datetime
 
+import pytest
+
 from backend.services import ledger
+from backend.services.errors import ValidationFailed
 from backend.services.ledger import Cause
 from backend.tables import EntryKind, LedgerEntry, Lot
 from tests.support import make_company
@@ -178,3 +181,49 @@ async def test_fifty_concurrent_debits_never_overdraw():
     assert sum(1 for r in results if r.uncovered_minutes == 15) == 30
     assert await ledger.balance(company_id, TODAY) == 0
     await assert_invariants(company_id)
+
+
+async def test_admin_adjustments_credit_a_lot_or_take_minutes_with_a_reason():
+    company_id, _ = await make_company()
+    await lot(company_id, 60, datetime.date(2027, 1, 1), f"base{company_id}")
+    given = await ledger.adjust(
+        company_id=company_id,
+        minutes=30,
+        reason="Goodwill",
+        user_id=None,
+        key=f"adj+{company_id}",
+        today=TODAY,
+        product_codes=("inventor",),
+    )
+    taken = await ledger.adjust(
+        company_id=company_id,
+        minutes=-120,
+        reason="Feilført",
+        user_id=None,
+        key=f"adj-{company_id}",
+        today=TODAY,
+    )
+    assert (given, taken) == (30, -90)  # never below zero
+    assert await ledger.balance(company_id, TODAY) == 0
+    entries = await LedgerEntry.objects().where(
+        (LedgerEntry.company == company_id) & (LedgerEntry.kind == "adjustment")
+    )
+    assert sorted(e.minutes for e in entries) == [-60, -30, 30]
+    assert {e.note for e in entries} == {"Goodwill", "Feilført"}
+    await assert_invariants(company_id)
+
+
+@pytest.mark.parametrize(
+    ("minutes", "reason", "fields"),
+    [
+        ("0", "x", {"minutes"}),
+        ("abc", "x", {"minutes"}),
+        ("12001", "x", {"minutes"}),
+        ("30", "  ", {"reason"}),
+        ("", "", {"minutes", "reason"}),
+    ],
+)
+def test_adjustment_form_rules(minutes, reason, fields):
+    with pytest.raises(ValidationFailed) as refused:
+        ledger.parse_adjustment(minutes, reason)
+    assert set(refused.value.errors) == fields

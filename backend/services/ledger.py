@@ -21,6 +21,9 @@ from dataclasses import dataclass
 from piccolo.query.functions.aggregate import Sum
 
 from backend.db import is_unique_violation, write_transaction
+from backend.i18n import N_
+from backend.services import agreements
+from backend.services.errors import ValidationFailed
 from backend.tables import EntryKind, LedgerEntry, LedgerOperation, Lot
 
 
@@ -122,6 +125,7 @@ async def credit_lot(
     key: str,
     cause: Cause,
     order_id: int | None = None,
+    kind: EntryKind = EntryKind.credit,
 ) -> Lot:
     """A new lot of `minutes`, usable before `expires_on`, with its credit entry."""
     if minutes <= 0:
@@ -137,10 +141,10 @@ async def credit_lot(
             expires_on=expires_on,
         )
         await lot.save()
-        await _entry(operation, lot, EntryKind.credit, minutes, cause)
+        await _entry(operation, lot, kind, minutes, cause)
         return minutes
 
-    operation, _ = await _once(key, company_id, EntryKind.credit, minutes, act)
+    operation, _ = await _once(key, company_id, kind, minutes, act)
     entry = await LedgerEntry.objects().get(LedgerEntry.operation == operation.id)
     return await Lot.objects().get(Lot.id == entry.lot)
 
@@ -153,6 +157,7 @@ async def debit(
     key: str,
     cause: Cause,
     product_code: str | None = None,
+    kind: EntryKind = EntryKind.debit,
 ) -> DebitResult:
     """Take `minutes` from the lots that expire first (then the oldest), only lots valid on
     `on_date` that cover `product_code`; what they cannot cover is returned as uncovered.
@@ -179,11 +184,11 @@ async def debit(
             taken = await _take(lot.id, min(needed, lot.remaining_minutes))
             if taken:
                 part += 1
-                await _entry(operation, lot, EntryKind.debit, -taken, cause, part)
+                await _entry(operation, lot, kind, -taken, cause, part)
                 needed -= taken
         return minutes - needed
 
-    operation, _ = await _once(key, company_id, EntryKind.debit, minutes, act)
+    operation, _ = await _once(key, company_id, kind, minutes, act)
     return DebitResult(
         debited_minutes=operation.moved_minutes,
         uncovered_minutes=minutes - operation.moved_minutes,
@@ -261,6 +266,60 @@ async def reverse(*, original_key: str, key: str, cause: Cause, today: datetime.
 
     operation, _ = await _once(key, original.company, EntryKind.reversal, 0, act)
     return operation.moved_minutes
+
+
+MAX_ADJUSTMENT_MINUTES = 200 * 60
+
+
+def parse_adjustment(minutes: str, reason: str) -> tuple[int, str]:
+    """An admin's adjustment form: whole minutes (negative takes minutes) and a reason."""
+    errors: dict[str, str] = {}
+    value = minutes.strip()
+    number = int(value) if value.lstrip("-").isdigit() else 0
+    if number == 0 or abs(number) > MAX_ADJUSTMENT_MINUTES:
+        errors["minutes"] = N_("Skriv inn hele minutter, positivt eller negativt (høyst 12000).")
+    reason = " ".join(reason.split())
+    if not reason:
+        errors["reason"] = N_("Skriv en begrunnelse.")
+    if errors:
+        raise ValidationFailed(errors)
+    return number, reason[:500]
+
+
+async def adjust(
+    *,
+    company_id: int,
+    minutes: int,
+    reason: str,
+    user_id: int,
+    key: str,
+    today: datetime.date,
+    product_codes: Iterable[str] = (),
+) -> int:
+    """An admin's manual correction, with a reason (SPEC §5). A positive adjustment is a lot of
+    its own, valid one year; a negative one takes minutes like a debit (first to expire first),
+    never below zero. Returns the minutes moved (negative when taken)."""
+    cause = Cause(type="admin", note=reason, user_id=user_id)
+    if minutes > 0:
+        await credit_lot(
+            company_id=company_id,
+            minutes=minutes,
+            expires_on=agreements.add_years(today, 1),
+            product_codes=product_codes,
+            key=key,
+            cause=cause,
+            kind=EntryKind.adjustment,
+        )
+        return minutes
+    result = await debit(
+        company_id=company_id,
+        minutes=-minutes,
+        on_date=today,
+        key=key,
+        cause=cause,
+        kind=EntryKind.adjustment,
+    )
+    return -result.debited_minutes
 
 
 async def balance(company_id: int, today: datetime.date) -> int:
