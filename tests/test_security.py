@@ -114,7 +114,7 @@ async def test_staff_see_every_company_but_not_the_customer_portal(client, other
     email = await staff(role)
     response = await login(other_client, email)
     assert response.headers["location"] == "/staff"
-    overview = await other_client.get("/staff")
+    overview = await other_client.get("/staff/companies")
     assert overview.status_code == 200
     assert form["company_name"] in overview.text and form["email"] in overview.text
     assert (await other_client.get("/portal")).status_code == 403

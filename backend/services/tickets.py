@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import datetime
 import re
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from backend.i18n import N_
-from backend.services import catalog, clock, validation
+from backend.services import agreements, catalog, clock, coverage, ledger, validation
 from backend.services.accounts import STAFF_ROLES
 from backend.services.availability import availability_at
 from backend.services.errors import NotAllowed, ValidationFailed
 from backend.tables import (
     Channel,
     Company,
+    EntryKind,
+    LedgerEntry,
+    Product,
     Role,
     Ticket,
     TicketMessage,
@@ -26,6 +30,9 @@ from backend.tables import (
 
 PAGE_SIZE = 20
 NUMBER = re.compile(r"^\s*(?:SUP-?)?0*(\d{1,9})\s*$", re.IGNORECASE)
+# The log-time form's hidden key: what secrets.token_urlsafe makes, within the column's room.
+IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+TIME_FIELDS = ("minutes", "performed_on", "channel", "note", "idempotency_key")
 STATUS_LABELS = {
     TicketStatus.open.value: N_("Åpen"),
     TicketStatus.in_progress.value: N_("Under arbeid"),
@@ -213,3 +220,170 @@ async def search(
 def _escape_like(text: str) -> str:
     # A typed "%" is text, not a pattern (an "_" only widens the match a little).
     return text.replace("%", "")
+
+
+def can_open(user: User) -> bool:
+    """On the web only the company's superuser opens tickets; members read them (SPEC §6)."""
+    return user.role == Role.superuser.value
+
+
+def can_reply(user: User, ticket: Ticket) -> bool:
+    """Who may write in a ticket's thread: staff, and the superuser of the ticket's company."""
+    return is_staff(user) or (user.role == Role.superuser.value and ticket.company == user.company)
+
+
+def pending_first_look(
+    ticket: Ticket, messages: list[dict[str, Any]], now: datetime.datetime
+) -> datetime.datetime | None:
+    """For a ticket opened while support was closed: when support will first look at it, as
+    long as that is still ahead and no one from support has answered yet."""
+    if any(message["author_role"] in STAFF_ROLES for message in messages):
+        return None
+    moment = first_look(ticket)
+    return moment if moment is not None and moment > now else None
+
+
+async def uncovered_products(company_id: int, today: datetime.date) -> set[str]:
+    """Codes of the catalog's products that no active agreement of the company covers today,
+    so support on them is billed at the hourly rate (SPEC §2, coverage rule 1): neither an
+    active plan nor an unexpired time-account lot with minutes left names them."""
+    plans = await agreements.active_plans(company_id, today)
+    lots = await ledger.open_lots(company_id, today)
+    covered = {code for row in (*plans, *lots) for code in row.product_codes.split(",")}
+    products = await Product.select(Product.code).where(Product.active.eq(True))
+    return {row["code"] for row in products} - covered
+
+
+def new_idempotency_key() -> str:
+    """A fresh key for each log-time form rendered."""
+    return secrets.token_urlsafe(24)
+
+
+def performed_on(value: str) -> datetime.date:
+    """The day the support was given: ISO (what `<input type="date">` sends) or dd.mm.yyyy;
+    empty means today. Never a day after today (Europe/Oslo)."""
+    value = value.strip()
+    if not value:
+        return clock.today()
+    for pattern in ("%Y-%m-%d", "%d.%m.%Y"):
+        try:
+            day = datetime.datetime.strptime(value, pattern).date()
+            break
+        except ValueError:
+            continue
+    else:
+        raise validation.FieldError(N_("Skriv inn en gyldig dato, for eksempel 31.01.2026."))
+    if day > clock.today():
+        # Also checked by coverage.log_time; here too, so it shows with the other messages.
+        raise validation.FieldError(N_("Datoen kan ikke være frem i tid."))
+    return day
+
+
+def _time_channel(value: str) -> str:
+    if value not in {c.value for c in Channel}:
+        raise validation.FieldError(N_("Velg en kanal."))
+    return value
+
+
+async def log_time(user: User, ticket: Ticket, form: Mapping[str, str]) -> TimeEntry:
+    """A technician logs support time on a ticket from the log-time form; coverage is decided
+    by coverage.log_time (SPEC §2). Every field's message is returned at once. The form's
+    idempotency key (scoped to the ticket) makes a double click or a retried post one entry;
+    a post without one always makes a new entry."""
+    if not is_staff(user):
+        raise NotAllowed("only staff log time")
+    errors: dict[str, str] = {}
+    try:
+        cleaned = validation.clean(
+            form,
+            {
+                "minutes": coverage.actual_minutes,
+                "performed_on": performed_on,
+                "channel": _time_channel,
+                "note": lambda v: validation.text(v, max_length=500, required=False),
+            },
+        )
+    except ValidationFailed as failed:
+        errors, cleaned = failed.errors, {}
+    key = form.get("idempotency_key", "").strip()
+    if key and not IDEMPOTENCY_KEY.match(key):
+        errors["form"] = N_("Skjemaet var utløpt eller ugyldig. Last siden på nytt og prøv igjen.")
+    if errors:
+        raise ValidationFailed(errors)
+    return await coverage.log_time(
+        ticket=ticket,
+        technician=user,
+        actual=cleaned["minutes"],
+        performed_on=cleaned["performed_on"],
+        channel=cleaned["channel"],
+        note=cleaned["note"],
+        key=f"t{ticket.id}:{key}" if key else None,
+    )
+
+
+async def get_time_entry(user: User, entry_id: int) -> TimeEntry:
+    """A time entry, for staff only."""
+    entry = await TimeEntry.objects().get(TimeEntry.id == entry_id) if is_staff(user) else None
+    if entry is None:
+        raise NotAllowed("no such time entry for this user")
+    return entry
+
+
+async def time_log(
+    *, ticket_id: int | None = None, company_id: int | None = None, limit: int | None = None
+) -> list[dict[str, Any]]:
+    """Time entries of a ticket (in the order worked) or the latest of a company (newest
+    first), with who logged and who voided each, and `written_off_minutes`: minutes a void
+    gave back to a lot that had expired since, and so were written off again."""
+    query = TimeEntry.select(
+        *TimeEntry.all_columns(),
+        TimeEntry.technician.name.as_alias("technician_name"),
+        TimeEntry.voided_by.name.as_alias("voided_by_name"),
+        TimeEntry.ticket.subject.as_alias("ticket_subject"),
+    )
+    if ticket_id is not None:
+        query = query.where(TimeEntry.ticket == ticket_id).order_by(
+            TimeEntry.performed_on, TimeEntry.id
+        )
+    else:
+        query = query.where(TimeEntry.company == company_id).order_by(
+            TimeEntry.performed_on, TimeEntry.id, ascending=False
+        )
+    if limit:
+        query = query.limit(limit)
+    rows = await query
+    written_off = await _written_off_on_void([r["id"] for r in rows if r["voided_at"]])
+    for row in rows:
+        row["written_off_minutes"] = written_off.get(row["id"], 0)
+    return rows
+
+
+async def _written_off_on_void(entry_ids: list[int]) -> dict[int, int]:
+    # coverage.void_time_entry reverses under the key "void:<entry id>"; ledger.reverse writes
+    # an expiry entry in that operation for minutes given back to an expired lot.
+    if not entry_ids:
+        return {}
+    key = LedgerEntry.operation.idempotency_key
+    rows = await LedgerEntry.select(key.as_alias("key"), LedgerEntry.minutes).where(
+        key.is_in([f"void:{i}" for i in entry_ids]) & (LedgerEntry.kind == EntryKind.expiry.value)
+    )
+    minutes: dict[int, int] = {}
+    for row in rows:
+        entry_id = int(row["key"].removeprefix("void:"))
+        minutes[entry_id] = minutes.get(entry_id, 0) - row["minutes"]
+    return minutes
+
+
+async def ledger_entries(company_id: int, limit: int = 20) -> list[dict[str, Any]]:
+    """The company's latest movements of minutes (SPEC §5), newest first, for staff.
+    (A read of the ledger: it would sit well in ledger.py.)"""
+    return (
+        await LedgerEntry.select(
+            *LedgerEntry.all_columns(),
+            LedgerEntry.lot.expires_on.as_alias("lot_expires_on"),
+            LedgerEntry.created_by.name.as_alias("created_by_name"),
+        )
+        .where(LedgerEntry.company == company_id)
+        .order_by(LedgerEntry.id, ascending=False)
+        .limit(limit)
+    )
