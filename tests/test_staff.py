@@ -516,3 +516,37 @@ async def test_company_users_get_403_on_the_console(client, other_client):
     response = await post_form(client, f"/staff/tickets/{ticket.id}/time", time_form())
     assert response.status_code == 403
     assert await entries_of(ticket) == []
+
+
+async def test_admin_adjusts_the_time_account_with_a_reason(client, other_client):
+    from backend.services import clock, ledger
+    from backend.services.accounts import create_staff
+    from backend.tables import LedgerEntry
+    from tests.support import PASSWORD, login, make_company, new_email, post_form
+
+    company_id, _ = await make_company()
+    admin, technician = new_email("admin"), new_email("tek")
+    await create_staff(email=admin, name="Ada", role="admin", password=PASSWORD)
+    await create_staff(email=technician, name="Tor", role="technician", password=PASSWORD)
+    await login(client, admin)
+    url = f"/staff/companies/{company_id}/adjustments"
+
+    refused = await post_form(client, url, {"minutes": "0", "reason": ""})
+    assert refused.status_code == 422 and "Skriv en begrunnelse." in refused.text
+
+    form = {"minutes": "90", "reason": "Kompensasjon for nedetid", "idempotency_key": "k1"}
+    assert (await post_form(client, url, form)).status_code == 303
+    assert (await post_form(client, url, form)).status_code == 303  # a double submit
+    assert await ledger.balance(company_id, clock.today()) == 90
+    entries = await LedgerEntry.objects().where(LedgerEntry.company == company_id)
+    assert [(e.kind, e.minutes, e.note) for e in entries] == [
+        ("adjustment", 90, "Kompensasjon for nedetid")
+    ]
+    page = await client.get(f"/staff/companies/{company_id}")
+    assert "Kompensasjon for nedetid" in page.text and 'id="adjust-form"' in page.text
+
+    await login(other_client, technician)
+    assert 'id="adjust-form"' not in (await other_client.get(f"/staff/companies/{company_id}")).text
+    denied = await post_form(other_client, url, {"minutes": "60", "reason": "Nei"})
+    assert denied.status_code == 403
+    assert await ledger.balance(company_id, clock.today()) == 90

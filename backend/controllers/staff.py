@@ -6,13 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, get, post
-from litestar.exceptions import NotFoundException
+from litestar.exceptions import NotFoundException, PermissionDeniedException
 from litestar.params import FromPath, FromQuery
 from litestar.response import Response, Template
 
-from backend.services import account, catalog, clock, companies, coverage, tickets
+from backend.services import account, catalog, clock, companies, coverage, ledger, tickets
 from backend.services.errors import NotAllowed, ValidationFailed
-from backend.tables import Channel, Ticket
+from backend.tables import Channel, Company, Role, Ticket
 from backend.web.forms import read_form
 from backend.web.security import requires_staff
 from backend.web.templating import form_response, page, redirect, wants_fragment
@@ -184,22 +184,59 @@ class StaffController(Controller):
 
     @get("/companies/{company_id:int}", name="staff_company")
     async def show_company(self, request: Request, company_id: FromPath[int]) -> Template:
+        company = await self._company(company_id)
+        return page(request, "staff/company.html", **await self._company_context(company))
+
+    @post("/companies/{company_id:int}/adjustments", name="staff_company_adjust")
+    async def adjust_minutes(
+        self, request: Request, company_id: FromPath[int]
+    ) -> Response | Template:
+        """An admin's manual adjustment of the time account, with a reason (SPEC §1, §5)."""
+        if request.user.role != Role.admin.value:
+            raise PermissionDeniedException()
+        company = await self._company(company_id)
+        form: dict[str, Any] = {}
         try:
-            company = await companies.get_company(_path_id(company_id))
-        except NotAllowed:
-            raise NotFoundException() from None
-        summary = await account.account_summary(company.id)
-        return page(
-            request,
-            "staff/company.html",
-            company=company,
-            account=summary,
-            superuser=await companies.get_superuser(company.id),
-            entries=await tickets.time_log(company_id=company.id, limit=RECENT),
-            ledger_entries=await tickets.ledger_entries(company.id, limit=RECENT),
-        )
+            form = await read_form(request, ("minutes", "reason", "idempotency_key"))
+            minutes, reason = ledger.parse_adjustment(
+                form.get("minutes", ""), form.get("reason", "")
+            )
+            # The form's key makes a double submit one adjustment.
+            key = form.get("idempotency_key") or tickets.new_idempotency_key()
+            await ledger.adjust(
+                company_id=company.id,
+                minutes=minutes,
+                reason=reason,
+                user_id=request.user.id,
+                key=f"adjust:{company.id}:{key}",
+                today=clock.today(),
+            )
+        except ValidationFailed as failed:
+            context = await self._company_context(company)
+            context.update(adjust_form=form, adjust_errors=failed.errors)
+            return form_response(
+                request, "staff/company.html", "staff/_adjust_form.html", 422, **context
+            )
+        return redirect(request, f"/staff/companies/{company.id}")
 
     # Helpers
+
+    async def _company(self, company_id: int) -> Company:
+        try:
+            return await companies.get_company(_path_id(company_id))
+        except NotAllowed:
+            raise NotFoundException() from None
+
+    async def _company_context(self, company: Company) -> dict[str, Any]:
+        return {
+            "company": company,
+            "account": await account.account_summary(company.id),
+            "superuser": await companies.get_superuser(company.id),
+            "entries": await tickets.time_log(company_id=company.id, limit=RECENT),
+            "ledger_entries": await ledger.recent_entries(company.id, limit=RECENT),
+            "adjust_form": {"idempotency_key": tickets.new_idempotency_key()},
+            "adjust_errors": {},
+        }
 
     async def _ticket(self, request: Request, ticket_id: int) -> Ticket:
         try:

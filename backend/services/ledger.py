@@ -352,3 +352,17 @@ async def entries_sum_by_lot(company_id: int | None = None) -> dict[int, int]:
 
 async def entries_of_lot(lot_id: int) -> list[LedgerEntry]:
     return await LedgerEntry.objects().where(LedgerEntry.lot == lot_id).order_by(LedgerEntry.id)
+
+
+async def recent_entries(company_id: int, limit: int = 20) -> list[dict]:
+    """The company's latest movements of minutes, newest first (for staff)."""
+    return (
+        await LedgerEntry.select(
+            *LedgerEntry.all_columns(),
+            LedgerEntry.lot.expires_on.as_alias("lot_expires_on"),
+            LedgerEntry.created_by.name.as_alias("created_by_name"),
+        )
+        .where(LedgerEntry.company == company_id)
+        .order_by(LedgerEntry.id, ascending=False)
+        .limit(limit)
+    )

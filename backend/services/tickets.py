@@ -372,18 +372,3 @@ async def _written_off_on_void(entry_ids: list[int]) -> dict[int, int]:
         entry_id = int(row["key"].removeprefix("void:"))
         minutes[entry_id] = minutes.get(entry_id, 0) - row["minutes"]
     return minutes
-
-
-async def ledger_entries(company_id: int, limit: int = 20) -> list[dict[str, Any]]:
-    """The company's latest movements of minutes (SPEC §5), newest first, for staff.
-    (A read of the ledger: it would sit well in ledger.py.)"""
-    return (
-        await LedgerEntry.select(
-            *LedgerEntry.all_columns(),
-            LedgerEntry.lot.expires_on.as_alias("lot_expires_on"),
-            LedgerEntry.created_by.name.as_alias("created_by_name"),
-        )
-        .where(LedgerEntry.company == company_id)
-        .order_by(LedgerEntry.id, ascending=False)
-        .limit(limit)
-    )
