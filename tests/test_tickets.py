@@ -546,3 +546,27 @@ def test_pending_first_look_is_none_once_support_has_answered_or_the_time_has_pa
     assert tickets.pending_first_look(ticket, [], monday) is None
     weekday = datetime.datetime(2026, 11, 10, 10, 0, tzinfo=OSLO)
     assert tickets.pending_first_look(Ticket(created_at=weekday), [], weekday) is None
+
+
+async def test_dashboard_lists_open_tickets_but_not_resolved_ones(client):
+    from backend.services import catalog
+    from backend.services import tickets as ticket_service
+    from backend.services.accounts import create_staff
+    from backend.tables import User
+    from tests.support import PASSWORD, new_email, register
+
+    await catalog.seed_demo_catalog()
+    form = await register(client)
+    user = await User.objects().get(User.email == form["email"])
+    first = await ticket_service.open_ticket(
+        user, {"product": "inventor", "subject": "Åpen sak her", "description": "Hjelp"}
+    )
+    second = await ticket_service.open_ticket(
+        user, {"product": "vault", "subject": "Løst sak her", "description": "Hjelp"}
+    )
+    staff_email = new_email("tek")
+    staff = await create_staff(email=staff_email, name="T", role="technician", password=PASSWORD)
+    await ticket_service.set_status(staff, second, "resolved")
+    html = (await client.get("/portal")).text
+    assert ticket_service.ticket_number(first.id) in html and "Åpen sak her" in html
+    assert "Løst sak her" not in html

@@ -6,7 +6,7 @@ from litestar import Controller, Request, get, post
 from litestar.exceptions import PermissionDeniedException
 from litestar.response import Template
 
-from backend.services import account, companies
+from backend.services import account, companies, tickets
 from backend.services.availability import availability_now
 from backend.services.errors import NotAllowed, ValidationFailed
 from backend.tables import Company, User
@@ -30,6 +30,8 @@ class PortalController(Controller):
             account=summary,
             superuser=await companies.get_superuser(user.company),
             availability=availability_now(),
+            open_tickets=await tickets.open_tickets(user.company),
+            status_labels=tickets.STATUS_LABELS,
         )
 
     @get("/company", name="company")

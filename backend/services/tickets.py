@@ -372,3 +372,11 @@ async def _written_off_on_void(entry_ids: list[int]) -> dict[int, int]:
         entry_id = int(row["key"].removeprefix("void:"))
         minutes[entry_id] = minutes.get(entry_id, 0) - row["minutes"]
     return minutes
+
+
+async def open_tickets(company_id: int, limit: int = 5) -> list[Ticket]:
+    """The company's tickets still being worked on, newest first (for the dashboard)."""
+    done = [TicketStatus.resolved.value, TicketStatus.closed.value]
+    return await Ticket.objects().where(
+        (Ticket.company == company_id) & Ticket.status.not_in(done)
+    ).order_by(Ticket.id, ascending=False).limit(limit)
