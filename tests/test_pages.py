@@ -169,6 +169,7 @@ def oslo(*args: int) -> datetime.datetime:
         (oslo(2026, 11, 23, 16, 0), False, oslo(2026, 11, 24, 8, 0)),
         (oslo(2026, 11, 28, 12, 0), False, oslo(2026, 11, 30, 8, 0)),  # Saturday
         (oslo(2026, 5, 15, 17, 0), False, oslo(2026, 5, 18, 8, 0)),  # Friday before 17 May
+        (oslo(2027, 5, 17, 10, 0), False, oslo(2027, 5, 18, 8, 0)),  # 17 May on a Monday
         (oslo(2026, 4, 6, 10, 0), False, oslo(2026, 4, 7, 8, 0)),  # Easter Monday
         (oslo(2026, 5, 14, 10, 0), False, oslo(2026, 5, 15, 8, 0)),  # Ascension Day
         (oslo(2026, 12, 23, 16, 30), False, oslo(2026, 12, 28, 8, 0)),  # 24th, Christmas
