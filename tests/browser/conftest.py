@@ -1,14 +1,8 @@
-"""A real server and Debian's Chromium for the browser journeys.
-
-The server is uvicorn in a subprocess with the environment the root conftest prepared (so it
-uses this run's fresh database) and a var dir of its own (sessions, sign-in counters).
-"""
+"""Debian's Chromium for the browser journeys; the server is the root conftest's `live_server`
+(uvicorn on this run's fresh database)."""
 
 from __future__ import annotations
 
-import socket
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,22 +22,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-STARTUP_TIMEOUT = 30.0
 DEFAULT_TIMEOUT_MS = 10_000
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.browser.support import assert_no_console_errors
 from tests.support import PASSWORD, new_email, new_org_number
 
 pytestmark = pytest.mark.browser
@@ -110,9 +111,4 @@ def test_register_sign_out_sign_in_and_navigate(
     assert page.evaluate(HEADER_MARKER) == "x", "the header was replaced: not a boosted swap"
 
     # 7. No console errors anywhere on the way (a CSP violation would be one).
-    unexpected = [
-        error
-        for error in console_errors
-        if not any(pattern.match(error) for pattern in EXPECTED_CONSOLE_ERRORS)
-    ]
-    assert not unexpected, "\n".join(unexpected)
+    assert_no_console_errors(console_errors, EXPECTED_CONSOLE_ERRORS)

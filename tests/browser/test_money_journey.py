@@ -4,45 +4,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
-import threading
-from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
 
 import pytest
 from playwright.sync_api import Page, expect
+
+from tests.browser.support import assert_no_console_errors, run_in_new_loop
 
 pytestmark = pytest.mark.browser
 
 DEMO_EMAIL = "superbruker@demo.no"
 PACK_HOURS = 5
 
-# Chromium logs every 4xx/5xx response as a console error; none is expected on this journey.
-EXPECTED_CONSOLE_ERRORS: tuple[re.Pattern[str], ...] = ()
-
 BALANCE = re.compile(r"^(\d+) t (\d+) min$")
-
-
-def run_in_new_loop(coroutine: Coroutine[Any, Any, Any]) -> Any:
-    """Runs a coroutine to the end in a fresh event loop on a thread of its own: Playwright's
-    sync API (and pytest-asyncio) own the loop of the test's thread."""
-    outcome: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            outcome["value"] = asyncio.run(coroutine)
-        except BaseException as error:  # handed to the test's thread
-            outcome["error"] = error
-
-    thread = threading.Thread(target=target, name="seed-demo")
-    thread.start()
-    thread.join(timeout=60)
-    assert not thread.is_alive(), "seeding the demo data did not finish"
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
 
 
 async def seed_demo_and_read_hour_price() -> int:
@@ -136,9 +111,4 @@ def test_top_up_pay_in_sandbox_and_see_the_balance(
     page.screenshot(path=screenshot_dir / "money-dashboard.png", full_page=True)
 
     # 6. No console errors anywhere on the way (a CSP violation would be one).
-    unexpected = [
-        error
-        for error in console_errors
-        if not any(pattern.match(error) for pattern in EXPECTED_CONSOLE_ERRORS)
-    ]
-    assert not unexpected, "\n".join(unexpected)
+    assert_no_console_errors(console_errors)

@@ -4,18 +4,16 @@ then sees the 30 minutes taken from the time account, on the ticket and on the d
 
 from __future__ import annotations
 
-import asyncio
 import re
 import secrets
-import threading
-from collections.abc import Coroutine, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import _page_in_new_context
+from tests.browser.support import assert_no_console_errors, run_in_new_loop
 from tests.support import PASSWORD, make_company, new_email
 
 pytestmark = pytest.mark.browser
@@ -24,30 +22,7 @@ LOT_MINUTES = 300
 ACTUAL_MINUTES = 20
 BILLED_MINUTES = 30  # rounded up to the next 15 minutes
 
-# Chromium logs every 4xx/5xx response as a console error; none is expected on this journey.
-EXPECTED_CONSOLE_ERRORS: tuple[re.Pattern[str], ...] = ()
-
 TICKET_NUMBER = re.compile(r"SUP-\d{6}")
-
-
-def run_in_new_loop(coroutine: Coroutine[Any, Any, Any]) -> Any:
-    """Runs a coroutine to the end in a fresh event loop on a thread of its own: Playwright's
-    sync API (and pytest-asyncio) own the loop of the test's thread."""
-    outcome: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            outcome["value"] = asyncio.run(coroutine)
-        except BaseException as error:  # handed to the test's thread
-            outcome["error"] = error
-
-    thread = threading.Thread(target=target, name="seed-ticket-journey")
-    thread.start()
-    thread.join(timeout=60)
-    assert not thread.is_alive(), "seeding the journey's data did not finish"
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
 
 
 async def seed_company_and_technician() -> tuple[str, str]:
@@ -188,9 +163,4 @@ def test_customer_opens_ticket_technician_logs_time_customer_sees_the_cost(
     assert shown(LOT_MINUTES - BILLED_MINUTES) == "4 t 30 min"
 
     # 4. No console errors in either context (a CSP violation would be one).
-    unexpected = [
-        error
-        for error in console_errors
-        if not any(pattern.match(error) for pattern in EXPECTED_CONSOLE_ERRORS)
-    ]
-    assert not unexpected, "\n".join(unexpected)
+    assert_no_console_errors(console_errors)
