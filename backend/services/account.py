@@ -42,11 +42,13 @@ class AccountSummary:
 async def account_summary(company_id: int) -> AccountSummary:
     today = clock.today()
     company = await Company.objects().get(Company.id == company_id)
+    lots = await ledger.open_lots(company_id, today)
     return AccountSummary(
         company=company,
         plans=await agreements.current_and_future_plans(company_id, today),
-        remaining_minutes=await ledger.balance(company_id, today),
-        lots=await ledger.open_lots(company_id, today),
+        # The balance is the sum of the open lots: one read (and one expiry pass), not two.
+        remaining_minutes=sum(lot.remaining_minutes for lot in lots),
+        lots=lots,
         orders=await billing.orders_of(company_id),
         product_names={p.code: p.name for p in await Product.objects()},
         outstanding_ore=sum(c.amount_ore for c in await billing.outstanding_charges(company_id)),

@@ -62,25 +62,28 @@ class Decision:
     hourly_minutes: int = 0
 
 
-async def _account_covers(company_id: int, product_code: str, on_date: datetime.date) -> bool:
+async def covered_products(company_id: int, on_date: datetime.date) -> tuple[set[str], set[str]]:
+    """Products the company's active agreements cover on `on_date`: (by a plan, by the time
+    account). A time account is active while it has unexpired minutes left."""
+    plans = await agreements.active_plans(company_id, on_date)
     lots = await Lot.objects().where(
         (Lot.company == company_id) & (Lot.remaining_minutes > 0) & (Lot.expires_on > on_date)
     )
-    return any(product_code in lot.product_codes.split(",") for lot in lots)
+    return _codes(plans), _codes(lots)
 
 
-async def _plan_covers(company_id: int, product_code: str, on_date: datetime.date) -> bool:
-    plans = await agreements.active_plans(company_id, on_date)
-    return any(product_code in plan.product_codes.split(",") for plan in plans)
+def _codes(rows: list) -> set[str]:
+    return {code for row in rows for code in row.product_codes.split(",") if code}
 
 
 async def decide_and_debit(
     *, company_id: int, product_code: str, billed: int, on_date: datetime.date, key: str
 ) -> Decision:
     """Apply the coverage rule to `billed` minutes, debiting the time account when it pays."""
-    if await _plan_covers(company_id, product_code, on_date):
+    by_plan, by_account = await covered_products(company_id, on_date)
+    if product_code in by_plan:
         return Decision(Coverage.plan)
-    if not await _account_covers(company_id, product_code, on_date):
+    if product_code not in by_account:
         return Decision(Coverage.hourly, hourly_minutes=billed)
     result = await ledger.debit(
         company_id=company_id,

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from backend.i18n import N_
-from backend.services import agreements, catalog, clock, coverage, ledger, validation
+from backend.services import catalog, clock, coverage, validation
 from backend.services.accounts import STAFF_ROLES
 from backend.services.availability import availability_at
 from backend.services.errors import NotAllowed, ValidationFailed
@@ -247,11 +247,9 @@ async def uncovered_products(company_id: int, today: datetime.date) -> set[str]:
     """Codes of the catalog's products that no active agreement of the company covers today,
     so support on them is billed at the hourly rate (SPEC §2, coverage rule 1): neither an
     active plan nor an unexpired time-account lot with minutes left names them."""
-    plans = await agreements.active_plans(company_id, today)
-    lots = await ledger.open_lots(company_id, today)
-    covered = {code for row in (*plans, *lots) for code in row.product_codes.split(",")}
+    by_plan, by_account = await coverage.covered_products(company_id, today)
     products = await Product.select(Product.code).where(Product.active.eq(True))
-    return {row["code"] for row in products} - covered
+    return {row["code"] for row in products} - by_plan - by_account
 
 
 def new_idempotency_key() -> str:
@@ -377,6 +375,9 @@ async def _written_off_on_void(entry_ids: list[int]) -> dict[int, int]:
 async def open_tickets(company_id: int, limit: int = 5) -> list[Ticket]:
     """The company's tickets still being worked on, newest first (for the dashboard)."""
     done = [TicketStatus.resolved.value, TicketStatus.closed.value]
-    return await Ticket.objects().where(
-        (Ticket.company == company_id) & Ticket.status.not_in(done)
-    ).order_by(Ticket.id, ascending=False).limit(limit)
+    return (
+        await Ticket.objects()
+        .where((Ticket.company == company_id) & Ticket.status.not_in(done))
+        .order_by(Ticket.id, ascending=False)
+        .limit(limit)
+    )
