@@ -145,8 +145,7 @@ class OrdersController(Controller):
 
 
 async def charges_context(company_id: int, errors: dict) -> dict:
-    outstanding = await billing.outstanding_charges(company_id)
-    amount = sum(charge.amount_ore for charge in outstanding)
+    amount = await billing.outstanding_ore(company_id)
     return {
         "charges": await billing.charges_of(company_id),
         "outstanding_ore": amount,

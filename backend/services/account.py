@@ -51,7 +51,7 @@ async def account_summary(company_id: int) -> AccountSummary:
         lots=lots,
         orders=await billing.orders_of(company_id),
         product_names={p.code: p.name for p in await Product.objects()},
-        outstanding_ore=sum(c.amount_ore for c in await billing.outstanding_charges(company_id)),
+        outstanding_ore=await billing.outstanding_ore(company_id),
     )
 
 

@@ -127,6 +127,11 @@ async def quote(
     raise ValidationFailed({"kind": N_("Ukjent bestilling.")})
 
 
+async def outstanding_ore(company_id: int) -> int:
+    """What the company owes for hourly support, ex. MVA."""
+    return sum(charge.amount_ore for charge in await outstanding_charges(company_id))
+
+
 async def outstanding_charges(company_id: int) -> list[HourlyCharge]:
     """Support time billed at the hourly rate and not paid yet (SPEC §2, alternative 3)."""
     return (
