@@ -1,7 +1,7 @@
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
 from piccolo.engine import engine_finder
 
-ID = "2026-11-26T23:00:00:000000"
+ID = "2026-12-01T10:13:56:000000"
 VERSION = "1.38.0"
 DESCRIPTION = "one superuser per company"
 
