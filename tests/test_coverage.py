@@ -8,11 +8,10 @@ import datetime
 
 import pytest
 
-from backend.services import catalog, clock, coverage, ledger
+from backend.services import agreements, catalog, clock, coverage, ledger
 from backend.services.errors import ValidationFailed
 from backend.services.validation import FieldError
 from backend.tables import (
-    Agreement,
     HourlyCharge,
     LedgerEntry,
     Lot,
@@ -56,9 +55,12 @@ class World:
         self.company_id, self.ticket, self.technician = company_id, ticket, technician
 
     async def plan(self, starts_on, ends_on, codes="inventor") -> None:
-        await Agreement(
-            company=self.company_id, product_codes=codes, starts_on=starts_on, ends_on=ends_on
-        ).save()
+        await agreements.create_plan(
+            company_id=self.company_id,
+            product_codes=codes.split(","),
+            starts_on=starts_on,
+            ends_on=ends_on,
+        )
 
     async def lot(self, minutes, expires_on, codes=("inventor",)) -> Lot:
         return await ledger.credit_lot(

@@ -534,7 +534,12 @@ async def test_admin_adjusts_the_time_account_with_a_reason(client, other_client
     refused = await post_form(client, url, {"minutes": "0", "reason": ""})
     assert refused.status_code == 422 and "Skriv en begrunnelse." in refused.text
 
-    form = {"minutes": "90", "reason": "Kompensasjon for nedetid", "idempotency_key": "k1"}
+    form = {
+        "minutes": "90",
+        "reason": "Kompensasjon for nedetid",
+        "idempotency_key": "k1",
+        "products": ["inventor"],
+    }
     assert (await post_form(client, url, form)).status_code == 303
     assert (await post_form(client, url, form)).status_code == 303  # a double submit
     assert await ledger.balance(company_id, clock.today()) == 90
@@ -550,3 +555,48 @@ async def test_admin_adjusts_the_time_account_with_a_reason(client, other_client
     denied = await post_form(other_client, url, {"minutes": "60", "reason": "Nei"})
     assert denied.status_code == 403
     assert await ledger.balance(company_id, clock.today()) == 90
+
+
+async def test_admin_minutes_pay_for_support_on_the_products_they_cover(client):
+    """Admin +60 minutes, then 15 minutes of support on a covered product: 45 left, nothing
+    billed hourly. The form offers what the company's agreements cover, else every product."""
+    from backend.services import agreements, catalog, clock, ledger
+    from backend.services.accounts import create_staff
+    from backend.tables import Coverage
+    from tests.support import PASSWORD, login, make_company, new_email, post_form
+
+    await catalog.seed_demo_catalog()
+    company_id, _ = await make_company()
+    admin = new_email("admin")
+    await create_staff(email=admin, name="Ada", role="admin", password=PASSWORD)
+    await login(client, admin)
+    url = f"/staff/companies/{company_id}/adjustments"
+
+    def checked(page: str) -> set[str]:
+        form = page[page.index('id="adjust-form"') :]
+        return set(re.findall(r'value="([\w-]+)" checked', form[: form.index("</form>")]))
+
+    page = (await client.get(f"/staff/companies/{company_id}")).text
+    assert checked(page) == {p.code for p in (await catalog.current_offer()).products}
+
+    today = clock.today()
+    await agreements.create_plan(
+        company_id=company_id, product_codes=["vault"], starts_on=today, ends_on=today
+    )
+    page = (await client.get(f"/staff/companies/{company_id}")).text
+    assert checked(page) == {"vault"}
+
+    no_products = {"minutes": "60", "reason": "Goodwill", "idempotency_key": "a0"}
+    refused = await post_form(client, url, no_products)
+    assert refused.status_code == 422
+    assert "Velg hvilke produkter minuttene skal dekke." in refused.text
+    assert await ledger.balance(company_id, today) == 0
+
+    form = {**no_products, "idempotency_key": "a1", "products": ["inventor"]}
+    assert (await post_form(client, url, form)).status_code == 303
+    ticket = await new_ticket(company_id, product="inventor")
+    entry = await post_form(client, f"/staff/tickets/{ticket.id}/time", time_form(minutes="15"))
+    assert entry.status_code == 303, entry.text
+    (logged,) = await entries_of(ticket)
+    assert (logged.coverage, logged.account_minutes) == (Coverage.account.value, 15)
+    assert await ledger.balance(company_id, today) == 45

@@ -8,11 +8,11 @@ import re
 import pytest
 from babel.dates import format_datetime
 
-from backend.services import catalog, clock, coverage, ledger, tickets
+from backend.services import agreements, catalog, clock, coverage, ledger, tickets
 from backend.services.accounts import create_staff, hash_password
 from backend.services.availability import OSLO, availability_at
 from backend.services.money import format_nok
-from backend.tables import Agreement, PriceList, Role, Ticket, TicketStatus, User
+from backend.tables import PriceList, Role, Ticket, TicketStatus, User
 from tests.support import PASSWORD, login, make_company, new_email, post_form
 
 TODAY = clock.today()
@@ -368,12 +368,12 @@ async def test_filtering_with_htmx_swaps_only_the_list(client, history):
 async def test_time_entries_say_what_each_cost_the_company(client):
     company_id, superuser = await signed_in_superuser(client)
     yesterday = TODAY - datetime.timedelta(days=1)
-    await Agreement(
-        company=company_id,
-        product_codes="vault",
+    await agreements.create_plan(
+        company_id=company_id,
+        product_codes=["vault"],
         starts_on=yesterday,
         ends_on=TODAY + datetime.timedelta(days=100),
-    ).save()
+    )
     await ledger.credit_lot(
         company_id=company_id,
         minutes=45,
@@ -447,12 +447,12 @@ async def test_the_form_says_which_products_are_billed_at_the_hourly_rate(client
     nothing = (await client.get("/portal/tickets/new")).text
     assert f"Support faktureres etter timesatsen på {rate}/t eks. mva." in nothing
 
-    await Agreement(
-        company=company_id,
-        product_codes="inventor,vault",
+    await agreements.create_plan(
+        company_id=company_id,
+        product_codes=["inventor", "vault"],
         starts_on=TODAY,
         ends_on=TODAY + datetime.timedelta(days=100),
-    ).save()
+    )
     await ledger.credit_lot(
         company_id=company_id,
         minutes=300,
@@ -481,15 +481,15 @@ async def test_the_form_says_which_products_are_billed_at_the_hourly_rate(client
 async def test_uncovered_products_ignore_ended_plans_and_empty_or_expired_lots():
     company_id, _ = await make_company()
     yesterday = TODAY - datetime.timedelta(days=1)
-    await Agreement(
-        company=company_id, product_codes="inventor", starts_on=TODAY, ends_on=TODAY
-    ).save()
-    await Agreement(
-        company=company_id,
-        product_codes="vault",
+    await agreements.create_plan(
+        company_id=company_id, product_codes=["inventor"], starts_on=TODAY, ends_on=TODAY
+    )
+    await agreements.create_plan(
+        company_id=company_id,
+        product_codes=["vault"],
         starts_on=yesterday - datetime.timedelta(days=180),
         ends_on=yesterday,
-    ).save()
+    )
     await ledger.credit_lot(
         company_id=company_id,
         minutes=60,

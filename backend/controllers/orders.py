@@ -56,7 +56,7 @@ class OrdersController(Controller):
     async def _topup_context(self, request: Request, form: dict, errors: dict) -> dict:
         company_id = request.user.company
         lots = await ledger.open_lots(company_id, clock.today())
-        current = sorted({code for lot in lots for code in lot.product_codes.split(",")})
+        current = sorted({code for lot in lots for code in lot.product_codes})
         return {
             "offer": await catalog.current_offer(),
             "lots": lots,

@@ -197,7 +197,9 @@ class StaffController(Controller):
         company = await self._company(company_id)
         form: dict[str, Any] = {}
         try:
-            form = await read_form(request, ("minutes", "reason", "idempotency_key"))
+            form = await read_form(
+                request, ("minutes", "reason", "idempotency_key"), lists=("products",)
+            )
             minutes, reason = ledger.parse_adjustment(
                 form.get("minutes", ""), form.get("reason", "")
             )
@@ -210,6 +212,7 @@ class StaffController(Controller):
                 user_id=request.user.id,
                 key=f"adjust:{company.id}:{key}",
                 today=clock.today(),
+                product_codes=form["products"],
             )
         except ValidationFailed as failed:
             context = await self._company_context(company)
@@ -234,7 +237,11 @@ class StaffController(Controller):
             "superuser": await companies.get_superuser(company.id),
             "entries": await tickets.time_log(company_id=company.id, limit=RECENT),
             "ledger_entries": await ledger.recent_entries(company.id, limit=RECENT),
-            "adjust_form": {"idempotency_key": tickets.new_idempotency_key()},
+            "offer": await catalog.current_offer(),
+            "adjust_form": {
+                "idempotency_key": tickets.new_idempotency_key(),
+                "products": await coverage.adjustment_products(company.id, clock.today()),
+            },
             "adjust_errors": {},
         }
 

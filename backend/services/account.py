@@ -31,11 +31,9 @@ class AccountSummary:
     @property
     def plan_products(self) -> list[str]:
         plan = self.active_plan
-        return plan.product_codes.split(",") if plan else []
+        return plan.product_codes if plan else []
 
-    def names(self, codes: list[str] | str) -> str:
-        if isinstance(codes, str):
-            codes = codes.split(",")
+    def names(self, codes: list[str]) -> str:
         return ", ".join(self.product_names.get(code, code) for code in codes if code)
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import calendar
 import datetime
+from collections.abc import Iterable
 
-from backend.tables import Agreement
+from backend.tables import Agreement, AgreementProduct
 
 PLAN_MONTHS = 6
 
@@ -44,20 +45,68 @@ async def next_plan_start(company_id: int, paid_on: datetime.date) -> datetime.d
     return latest.ends_on + datetime.timedelta(days=1)
 
 
+def in_force_on(on_date: datetime.date):
+    """A plan period covers `on_date` when it runs that day and no refund had ended it by then."""
+    return (
+        (Agreement.starts_on <= on_date)
+        & (Agreement.ends_on >= on_date)
+        & (Agreement.cancelled_on.is_null() | (Agreement.cancelled_on > on_date))
+    )
+
+
+async def create_plan(
+    *,
+    company_id: int,
+    product_codes: Iterable[str],
+    starts_on: datetime.date,
+    ends_on: datetime.date,
+    order_id: int | None = None,
+) -> Agreement:
+    """A plan period covering `product_codes` (at least one)."""
+    codes = list(dict.fromkeys(product_codes))
+    if not codes:
+        raise ValueError("a plan covers at least one product")
+    plan = Agreement(company=company_id, order=order_id, starts_on=starts_on, ends_on=ends_on)
+    await plan.save()
+    await AgreementProduct.insert(
+        *(AgreementProduct(agreement=plan.id, product_code=code) for code in codes)
+    )
+    return plan
+
+
 async def active_plans(company_id: int, on_date: datetime.date) -> list[Agreement]:
     """Plan periods that cover `on_date` (not ended, not cancelled by a refund by then)."""
-    plans = await Agreement.objects().where(
-        (Agreement.company == company_id)
-        & (Agreement.starts_on <= on_date)
-        & (Agreement.ends_on >= on_date)
+    return await _with_products(
+        await Agreement.objects().where((Agreement.company == company_id) & in_force_on(on_date))
     )
-    return [p for p in plans if p.cancelled_on is None or p.cancelled_on > on_date]
 
 
 async def current_and_future_plans(company_id: int, today: datetime.date) -> list[Agreement]:
-    plans = (
-        await Agreement.objects()
-        .where((Agreement.company == company_id) & (Agreement.ends_on >= today))
+    """Plans not ended by `today`, the current one first, each with `plan.product_codes`."""
+    plans = await (
+        Agreement.objects()
+        .where(
+            (Agreement.company == company_id)
+            & (Agreement.ends_on >= today)
+            & (Agreement.cancelled_on.is_null() | (Agreement.cancelled_on > today))
+        )
         .order_by(Agreement.starts_on)
     )
-    return [p for p in plans if p.cancelled_on is None or p.cancelled_on > today]
+    return await _with_products(plans)
+
+
+async def _with_products(plans: list[Agreement]) -> list[Agreement]:
+    """Each plan with the products it covers in `plan.product_codes` (catalog codes)."""
+    if not plans:
+        return plans
+    rows = (
+        await AgreementProduct.select(AgreementProduct.agreement, AgreementProduct.product_code)
+        .where(AgreementProduct.agreement.is_in([plan.id for plan in plans]))
+        .order_by(AgreementProduct.id)
+    )
+    codes: dict[int, list[str]] = {}
+    for row in rows:
+        codes.setdefault(row["agreement"], []).append(row["product_code"])
+    for plan in plans:
+        plan.product_codes = codes.get(plan.id, [])
+    return plans

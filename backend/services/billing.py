@@ -324,13 +324,13 @@ async def _fulfil(order: Order, session: Mapping[str, Any]) -> None:
             starts_on, ends_on = agreements.plan_period(
                 await agreements.next_plan_start(order.company, paid_on)
             )
-            await Agreement(
-                company=order.company,
-                order=order.id,
-                product_codes=order.product_codes,
+            await agreements.create_plan(
+                company_id=order.company,
+                order_id=order.id,
+                product_codes=codes,
                 starts_on=starts_on,
                 ends_on=ends_on,
-            ).save()
+            )
         elif order.kind == OrderKind.charges.value:
             await HourlyCharge.update({HourlyCharge.status: ChargeStatus.paid.value}).where(
                 (HourlyCharge.order == order.id)

@@ -59,3 +59,9 @@ async def product_names(codes: list[str]) -> list[str]:
     )
     names = {p.code: p.name for p in products}
     return [names.get(code, code) for code in codes if code]
+
+
+async def all_known(codes: list[str]) -> bool:
+    """Whether every code names a product in the catalog."""
+    known = await Product.select(Product.code).where(Product.code.is_in(codes or [""]))
+    return {row["code"] for row in known} >= set(codes)

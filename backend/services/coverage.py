@@ -17,14 +17,17 @@ from dataclasses import dataclass
 
 from backend.db import is_unique_violation, write_transaction
 from backend.i18n import N_
-from backend.services import agreements, clock, ledger
+from backend.services import agreements, catalog, clock, ledger
 from backend.services.errors import NotAllowed, ValidationFailed
 from backend.services.validation import FieldError
 from backend.tables import (
+    Agreement,
+    AgreementProduct,
     ChargeStatus,
     Coverage,
     HourlyCharge,
     Lot,
+    LotProduct,
     PriceList,
     Ticket,
     TimeEntry,
@@ -65,15 +68,27 @@ class Decision:
 async def covered_products(company_id: int, on_date: datetime.date) -> tuple[set[str], set[str]]:
     """Products the company's active agreements cover on `on_date`: (by a plan, by the time
     account). A time account is active while it has unexpired minutes left."""
-    plans = await agreements.active_plans(company_id, on_date)
-    lots = await Lot.objects().where(
-        (Lot.company == company_id) & (Lot.remaining_minutes > 0) & (Lot.expires_on > on_date)
+    by_plan = await AgreementProduct.select(AgreementProduct.product_code).where(
+        AgreementProduct.agreement.is_in(
+            Agreement.select(Agreement.id).where(
+                (Agreement.company == company_id) & agreements.in_force_on(on_date)
+            )
+        )
     )
-    return _codes(plans), _codes(lots)
+    by_account = await LotProduct.select(LotProduct.product_code).where(
+        LotProduct.lot.is_in(
+            Lot.select(Lot.id).where((Lot.company == company_id) & ledger.usable_on(on_date))
+        )
+    )
+    return {r["product_code"] for r in by_plan}, {r["product_code"] for r in by_account}
 
 
-def _codes(rows: list) -> set[str]:
-    return {code for row in rows for code in row.product_codes.split(",") if code}
+async def adjustment_products(company_id: int, on_date: datetime.date) -> list[str]:
+    """What minutes an admin adds pay for unless chosen otherwise: every product the company's
+    agreements cover, else every product in the catalog (in the catalog's order)."""
+    by_plan, by_account = await covered_products(company_id, on_date)
+    catalog_codes = [product.code for product in (await catalog.current_offer()).products]
+    return [code for code in catalog_codes if code in by_plan | by_account] or catalog_codes
 
 
 async def decide_and_debit(

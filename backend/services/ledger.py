@@ -22,9 +22,9 @@ from piccolo.query.functions.aggregate import Sum
 
 from backend.db import is_unique_violation, write_transaction
 from backend.i18n import N_
-from backend.services import agreements
+from backend.services import agreements, catalog
 from backend.services.errors import ValidationFailed
-from backend.tables import EntryKind, LedgerEntry, LedgerOperation, Lot
+from backend.tables import EntryKind, LedgerEntry, LedgerOperation, Lot, LotProduct
 
 
 @dataclass(frozen=True)
@@ -100,6 +100,24 @@ async def _entry(
     ).save()
 
 
+def usable_on(on_date: datetime.date):
+    """A lot pays for support on days before `expires_on` while it has minutes left (SPEC §2)."""
+    return (Lot.remaining_minutes > 0) & (Lot.expires_on > on_date)
+
+
+async def lots_paying_for(
+    company_id: int, product_code: str, on_date: datetime.date
+) -> list[Lot]:
+    """The lots that pay for support on `product_code` on `on_date`, the one that expires first
+    first (then the oldest): unexpired, with minutes left, covering the product (SPEC §2)."""
+    covering = LotProduct.select(LotProduct.lot).where(LotProduct.product_code == product_code)
+    return (
+        await Lot.objects()
+        .where((Lot.company == company_id) & usable_on(on_date) & Lot.id.is_in(covering))
+        .order_by(Lot.expires_on, Lot.id)
+    )
+
+
 async def _take(lot_id: int, wanted: int) -> int:
     """Take up to `wanted` minutes from a lot, never below zero. Returns what was taken."""
     while wanted > 0:
@@ -130,6 +148,9 @@ async def credit_lot(
     """A new lot of `minutes`, usable before `expires_on`, with its credit entry."""
     if minutes <= 0:
         raise ValueError("a lot holds a positive number of minutes")
+    codes = list(dict.fromkeys(product_codes))
+    if not codes:
+        raise ValueError("a lot pays for at least one product")
 
     async def act(operation: LedgerOperation) -> int:
         lot = Lot(
@@ -137,16 +158,20 @@ async def credit_lot(
             order=order_id,
             minutes=minutes,
             remaining_minutes=minutes,
-            product_codes=",".join(product_codes),
             expires_on=expires_on,
         )
         await lot.save()
+        await _cover(lot, codes)
         await _entry(operation, lot, kind, minutes, cause)
         return minutes
 
     operation, _ = await _once(key, company_id, kind, minutes, act)
     entry = await LedgerEntry.objects().get(LedgerEntry.operation == operation.id)
     return await Lot.objects().get(Lot.id == entry.lot)
+
+
+async def _cover(lot: Lot, product_codes: list[str]) -> None:
+    await LotProduct.insert(*(LotProduct(lot=lot.id, product_code=c) for c in product_codes))
 
 
 async def debit(
@@ -166,21 +191,14 @@ async def debit(
         raise ValueError("a debit takes a positive number of minutes")
 
     async def act(operation: LedgerOperation) -> int:
-        lots = (
-            await Lot.objects()
-            .where(
-                (Lot.company == company_id)
-                & (Lot.remaining_minutes > 0)
-                & (Lot.expires_on > on_date)
-            )
-            .order_by(Lot.expires_on, Lot.id)
-        )
+        if product_code is None:
+            lots = await _usable_lots(company_id, on_date)
+        else:
+            lots = await lots_paying_for(company_id, product_code, on_date)
         needed, part = minutes, 0
         for lot in lots:
             if needed == 0:
                 break
-            if product_code is not None and product_code not in lot.product_codes.split(","):
-                continue
             taken = await _take(lot.id, min(needed, lot.remaining_minutes))
             if taken:
                 part += 1
@@ -297,15 +315,19 @@ async def adjust(
     product_codes: Iterable[str] = (),
 ) -> int:
     """An admin's manual correction, with a reason (SPEC §5). A positive adjustment is a lot of
-    its own, valid one year; a negative one takes minutes like a debit (first to expire first),
-    never below zero. Returns the minutes moved (negative when taken)."""
+    its own, valid one year, paying for the products chosen (at least one, from the catalog); a
+    negative one takes minutes like a debit (first to expire first), never below zero. Returns
+    the minutes moved (negative when taken)."""
     cause = Cause(type="admin", note=reason, user_id=user_id)
     if minutes > 0:
+        codes = list(dict.fromkeys(product_codes))
+        if not codes or not await catalog.all_known(codes):
+            raise ValidationFailed({"products": N_("Velg hvilke produkter minuttene skal dekke.")})
         await credit_lot(
             company_id=company_id,
             minutes=minutes,
             expires_on=agreements.add_years(today, 1),
-            product_codes=product_codes,
+            product_codes=codes,
             key=key,
             cause=cause,
             kind=EntryKind.adjustment,
@@ -326,19 +348,43 @@ async def balance(company_id: int, today: datetime.date) -> int:
     """Unexpired minutes of the company (expired lots are written off first)."""
     await expire_lots(today, company_id)
     rows = await Lot.select(Sum(Lot.remaining_minutes).as_alias("total")).where(
-        (Lot.company == company_id) & (Lot.expires_on > today)
+        (Lot.company == company_id) & usable_on(today)
     )
     return int(rows[0]["total"] or 0) if rows else 0
 
 
-async def open_lots(company_id: int, today: datetime.date) -> list[Lot]:
-    """Lots with minutes left, the one that expires first first."""
-    await expire_lots(today, company_id)
+async def _usable_lots(company_id: int, on_date: datetime.date) -> list[Lot]:
     return (
         await Lot.objects()
-        .where((Lot.company == company_id) & (Lot.expires_on > today) & (Lot.remaining_minutes > 0))
+        .where((Lot.company == company_id) & usable_on(on_date))
         .order_by(Lot.expires_on, Lot.id)
     )
+
+
+async def open_lots(company_id: int, today: datetime.date) -> list[Lot]:
+    """Lots with minutes left, the one that expires first first, each with the products it
+    pays for in `lot.product_codes` (catalog codes)."""
+    await expire_lots(today, company_id)
+    lots = await _usable_lots(company_id, today)
+    codes = await products_of_lots([lot.id for lot in lots])
+    for lot in lots:
+        lot.product_codes = codes.get(lot.id, [])
+    return lots
+
+
+async def products_of_lots(lot_ids: list[int]) -> dict[int, list[str]]:
+    """The products each lot pays for."""
+    if not lot_ids:
+        return {}
+    rows = (
+        await LotProduct.select(LotProduct.lot, LotProduct.product_code)
+        .where(LotProduct.lot.is_in(lot_ids))
+        .order_by(LotProduct.id)
+    )
+    codes: dict[int, list[str]] = {}
+    for row in rows:
+        codes.setdefault(row["lot"], []).append(row["product_code"])
+    return codes
 
 
 async def entries_sum_by_lot(company_id: int | None = None) -> dict[int, int]:

@@ -1,7 +1,7 @@
-from backend.tables.agreements import Agreement
+from backend.tables.agreements import Agreement, AgreementProduct
 from backend.tables.catalog import PriceList, Product
 from backend.tables.companies import Company
-from backend.tables.ledger import EntryKind, LedgerEntry, LedgerOperation, Lot
+from backend.tables.ledger import EntryKind, LedgerEntry, LedgerOperation, Lot, LotProduct
 from backend.tables.orders import Order, OrderKind, OrderStatus, StripeEvent
 from backend.tables.tickets import (
     Channel,
@@ -17,6 +17,7 @@ from backend.tables.users import Role, User
 
 __all__ = [
     "Agreement",
+    "AgreementProduct",
     "Channel",
     "ChargeStatus",
     "Company",
@@ -26,6 +27,7 @@ __all__ = [
     "LedgerEntry",
     "LedgerOperation",
     "Lot",
+    "LotProduct",
     "Order",
     "OrderKind",
     "OrderStatus",

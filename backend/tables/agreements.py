@@ -11,9 +11,15 @@ class Agreement(Table, tablename="plan_agreement"):
 
     company = ForeignKey(references=Company, index=True)
     order = ForeignKey(references=Order, null=True, unique=True)
-    product_codes = Varchar(length=400)
     starts_on = Date()
     ends_on = Date()
     # Set when a refund ended the plan early; the plan covers nothing from this day on.
     cancelled_on = Date(null=True, default=None)
     created_at = Timestamptz(default=TimestamptzNow())
+
+
+class AgreementProduct(Table, tablename="agreement_product"):
+    """A product a plan period covers: one row per product (unique per agreement)."""
+
+    agreement = ForeignKey(references=Agreement, index=True)
+    product_code = Varchar(length=40)

@@ -29,10 +29,16 @@ class Lot(Table, tablename="time_lot"):
     order = ForeignKey(references=Order, null=True, index=True)
     minutes = Integer()
     remaining_minutes = Integer()
-    product_codes = Varchar(length=400)  # comma-separated catalog codes
     # Usable on days before this date (Europe/Oslo): one year after payment.
     expires_on = Date(index=True)
     created_at = Timestamptz(default=TimestamptzNow())
+
+
+class LotProduct(Table, tablename="lot_product"):
+    """A product a lot's minutes pay for: one row per product (unique per lot)."""
+
+    lot = ForeignKey(references=Lot, index=True)
+    product_code = Varchar(length=40, index=True)
 
 
 class LedgerOperation(Table, tablename="ledger_operation"):
