@@ -13,7 +13,7 @@ VENDOR_FILES := $(VENDOR)/htmx.min.js $(VENDOR)/pico.min.css
 PO_FILES := $(wildcard frontend/translations/*/LC_MESSAGES/messages.po)
 MO_FILES := $(PO_FILES:.po=.mo)
 
-.PHONY: run test setup test-setup lint messages clean
+.PHONY: run test bench setup test-setup bench-setup lint messages clean
 
 run: setup
 	$(BIN)/portal migrate
@@ -45,6 +45,13 @@ $(VENDOR)/pico.min.css: frontend/node_modules/.installed
 
 %.mo: %.po $(VENV)/.installed
 	$(BIN)/pybabel compile --use-fuzzy -i $< -o $@
+
+# The performance table (README, "Performance"): figures only, no assertions.
+bench: setup bench-setup
+	$(BIN)/python -m tests.bench_pages
+
+bench-setup:
+	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 
 # Debian's Chromium drives the browser tests (never a browser download).
 test-setup:

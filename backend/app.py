@@ -46,7 +46,7 @@ from backend.web.templating import create_template_engine, redirect, wants_fragm
 STATIC_DIR = Path(__file__).resolve().parent.parent / "frontend" / "static"
 SESSION_MAX_AGE = 8 * 3600
 # Neither browsers' sessions nor CSRF tokens: static files, probes, Stripe and its stand-in.
-NO_SESSION_PATHS = ["^/static/", "^/healthz", "^/stripe/webhook", "^/sandbox/"]
+NO_SESSION_PATHS = ["^/static/", "^/healthz", "^/stripe/webhook", "^/sandbox/", "^/bench/"]
 
 logger = logging.getLogger("portal")
 
@@ -170,6 +170,10 @@ def create_app(
         ApiController,
         create_static_files_router(path="/static", directories=[STATIC_DIR], name="static"),
     ]
+    if settings.bench:
+        from backend.controllers.bench import BenchController
+
+        route_handlers.append(BenchController)
     sandbox = None
     if settings.payments_sandbox:
         from backend.sandbox import create_sandbox_app, sandbox_mount

@@ -32,6 +32,8 @@ class Settings:
     stripe_api_base: str | None
     # No STRIPE_SECRET_KEY: the portal serves its own payments sandbox under /sandbox/stripe.
     payments_sandbox: bool
+    # PORTAL_BENCH=1 (`make bench` only): serve the benchmark's floor endpoint.
+    bench: bool = False
 
     @property
     def production(self) -> bool:
@@ -102,4 +104,5 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         stripe_webhook_secret=webhook_secret,
         stripe_api_base=api_base,
         payments_sandbox=sandbox,
+        bench=_flag(environ.get("PORTAL_BENCH")),
     )
