@@ -156,18 +156,33 @@ def live_server() -> Iterator[str]:
     yield from _serve("backend.app:create_app", {"PORTAL_BASE_URL": "{base_url}"})
 
 
+@pytest.fixture(scope="session")
+def sandbox_key() -> str:
+    """The key the live server's sandbox accepts: derived from SECRET_KEY, as in development."""
+    from backend.config import load_settings
+
+    return load_settings(dict(os.environ)).stripe_secret_key
+
+
 HELD_WEBHOOK_SECRET = "whsec_held_back_for_tests"
+HELD_SECRET_KEY = "sk_test_held_back_for_tests"
+# The portal address tests give a portal that uses the silent sandbox (PORTAL_BASE_URL): its
+# sessions may return browsers only there.
+HELD_PORTAL_URL = "http://portal.test"
 
 
 @pytest.fixture(scope="session")
 def silent_sandbox() -> Iterator[str]:
     """A sandbox alone whose webhooks go nowhere (a closed port): tests then deliver events
-    themselves, when they choose."""
+    themselves, when they choose. Its key is HELD_SECRET_KEY; its sessions return to
+    HELD_PORTAL_URL."""
     yield from _serve(
         "tests.sandbox_server:create_app",
         {
             "SANDBOX_WEBHOOK_URL": f"http://127.0.0.1:{_free_port()}/nobody",
             "SANDBOX_WEBHOOK_SECRET": HELD_WEBHOOK_SECRET,
             "SANDBOX_PUBLIC_URL": "{base_url}",
+            "SANDBOX_SECRET_KEY": HELD_SECRET_KEY,
+            "SANDBOX_ALLOWED_ORIGINS": HELD_PORTAL_URL,
         },
     )
