@@ -30,8 +30,16 @@ os.environ["DATABASE_URL"] = TEST_DATABASE_URL
 os.environ["PORTAL_ENV"] = "development"
 os.environ["SECRET_KEY"] = "test-secret-key-" + "x" * 32
 os.environ["PORTAL_VAR_DIR"] = str(RUN_DIR / "var")
-os.environ.pop("PORTAL_DEMO", None)
-os.environ.pop("REDIS_URL", None)
+# A developer's shell may hold real Stripe settings: tests use the sandbox unless they say so.
+for _name in (
+    "PORTAL_DEMO",
+    "REDIS_URL",
+    "PORTAL_BASE_URL",
+    "STRIPE_SECRET_KEY",
+    "STRIPE_WEBHOOK_SECRET",
+    "STRIPE_API_BASE",
+):
+    os.environ.pop(_name, None)
 
 
 async def _admin(sql: str) -> None:
