@@ -305,9 +305,12 @@ WRONG_KEYS = [
 ]
 
 
+SECRET_CUSTOMER = {"name": "Hemmelig Mekanikk AS", "email": "okonomi@hemmelig.no"}
+
+
 async def _paid_customer_session(client: stripe.StripeClient, live: Live) -> tuple[Any, Any]:
     customer = await client.v1.customers.create_async(
-        params={"name": "Hemmelig Mekanikk AS", "email": "okonomi@hemmelig.no"}
+        params=SECRET_CUSTOMER, options={"idempotency_key": "company-1-customer"}
     )
     session = await new_session(client, live, customer=customer.id)
     return customer, await complete(client, session.id, "paid")
@@ -337,12 +340,16 @@ async def test_a_wrong_key_gets_stripes_401_and_learns_or_changes_nothing(
         ("POST", "/v1/refunds", {"payment_intent": intent}),
         ("GET", f"/v1/payment_intents/{intent}", None),
         ("POST", f"/v1/test_helpers/checkout/sessions/{session.id}/complete", {"outcome": "paid"}),
+        # A guessable idempotency key would replay the stored answer: the key comes first.
+        ("POST", "/v1/customers", SECRET_CUSTOMER, {"Idempotency-Key": "company-1-customer"}),
     ]
     async with httpx.AsyncClient(base_url=live.api) as http:
         for header in WRONG_KEYS:
             headers = {"Authorization": header} if header else {}
-            for method, path, data in calls:
-                response = await http.request(method, path, data=data, headers=headers)
+            for method, path, data, *extra in calls:
+                response = await http.request(
+                    method, path, data=data, headers={**headers, **(extra[0] if extra else {})}
+                )
                 assert response.status_code == 401, (header, method, path)
                 error = response.json()["error"]
                 assert error["type"] == "invalid_request_error"
