@@ -16,9 +16,9 @@ Routes, relative to where the app is mounted (e.g. /sandbox/stripe):
 
 API calls need the sandbox's own key (`Authorization: Bearer <secret_key>`, as the SDK sends
 it); any other key gets Stripe's 401. Sessions may return browsers only to the allowed
-origins (the portal's own). Parameters are checked against the
-installed SDK's typed params (see params.py); a POST with an `Idempotency-Key` seen before
-replays the stored answer. State is in memory (see state.py).
+origins (the portal's own). Parameters are checked against the installed SDK's typed params
+(see params.py); a POST with an `Idempotency-Key` seen before replays the stored answer.
+State is in memory (see state.py).
 """
 
 from __future__ import annotations
