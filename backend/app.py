@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import sys
 from pathlib import Path
 from urllib.parse import quote
 
@@ -24,7 +25,7 @@ from litestar.template.config import TemplateConfig
 from piccolo.engine.postgres import PostgresEngine
 from piccolo.engine.sqlite import SQLiteEngine
 
-from backend.config import Settings, load_settings
+from backend.config import ConfigError, Settings, load_settings
 from backend.controllers.api import ApiController
 from backend.controllers.auth import AuthController
 from backend.controllers.orders import ChargesController, OrdersController
@@ -111,10 +112,20 @@ async def _expiry_sweep() -> None:
         await asyncio.sleep(3600)
 
 
+def _settings_or_exit() -> Settings:
+    """For `uvicorn backend.app:create_app --factory` and `make run`: a wrong environment
+    ends the process with one line saying what is wrong, not a traceback."""
+    try:
+        return load_settings()
+    except ConfigError as error:
+        print(f"portal: cannot start: {error}", file=sys.stderr, flush=True)
+        raise SystemExit(1) from None
+
+
 def create_app(
     settings: Settings | None = None, *, db_pool: bool = True, background_jobs: bool = True
 ) -> Litestar:
-    settings = settings or load_settings()
+    settings = settings or _settings_or_exit()
     production = settings.production
     session_config = RotatingSessionConfig(
         key="__Host-session" if production else "session",
@@ -175,13 +186,16 @@ def create_app(
 
         route_handlers.append(BenchController)
     sandbox = None
-    if settings.payments_sandbox:
+    # Its hosted page takes fake payments: never in production, whatever the settings say.
+    if settings.payments_sandbox and not settings.production:
         from backend.sandbox import create_sandbox_app, sandbox_mount
 
         sandbox = create_sandbox_app(
             webhook_url=f"{settings.base_url}/stripe/webhook",
             webhook_secret=settings.stripe_webhook_secret,
             public_url=f"{settings.base_url}/sandbox/stripe",
+            secret_key=settings.stripe_secret_key,
+            allowed_origins=[settings.base_url],
         )
         route_handlers.append(sandbox_mount(sandbox, "/sandbox/stripe"))
 

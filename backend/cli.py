@@ -22,6 +22,14 @@ async def migrate() -> None:
 @click.group()
 def main() -> None:
     """Support Portal administration."""
+    from backend.config import ConfigError, load_settings
+
+    # The same check as the server's start: a production machine missing its keys is told
+    # so by its first command, not at the first payment.
+    try:
+        load_settings()
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
 
 
 @main.command("migrate")

@@ -8,14 +8,23 @@ import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 VAR_DIR = ROOT / "var"
 DEFAULT_DATABASE_URL = "sqlite:///var/portal.sqlite"
+# What production cannot guess: without these the portal would sign with a throwaway key or
+# take payments on the sandbox's test page.
+PRODUCTION_REQUIRED = (
+    "SECRET_KEY",
+    "STRIPE_SECRET_KEY",
+    "STRIPE_WEBHOOK_SECRET",
+    "PORTAL_BASE_URL",
+)
 
 
 class ConfigError(RuntimeError):
-    pass
+    """The environment is wrong; the message is one line an operator can act on."""
 
 
 @dataclass(frozen=True)
@@ -30,7 +39,8 @@ class Settings:
     stripe_secret_key: str = field(repr=False)
     stripe_webhook_secret: str = field(repr=False)
     stripe_api_base: str | None
-    # No STRIPE_SECRET_KEY: the portal serves its own payments sandbox under /sandbox/stripe.
+    # No STRIPE_SECRET_KEY (development only): the portal serves its own payments sandbox
+    # under /sandbox/stripe, which accepts only `stripe_secret_key`.
     payments_sandbox: bool
     # PORTAL_BENCH=1 (`make bench` only): serve the benchmark's floor endpoint.
     bench: bool = False
@@ -60,35 +70,59 @@ def _development_secret(var_dir: Path) -> str:
     return key
 
 
+def _derived(secret_key: str, purpose: bytes) -> str:
+    """A development secret that follows SECRET_KEY, so nothing else needs configuring."""
+    return hmac.new(secret_key.encode(), purpose, hashlib.sha256).hexdigest()
+
+
+def _check_base_url(base_url: str, *, production: bool) -> None:
+    parts = urlsplit(base_url)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ConfigError(f"PORTAL_BASE_URL must be an absolute http(s) address, not {base_url!r}")
+    if production and parts.scheme != "https":
+        # Production cookies are Secure and __Host-: over plain http nobody could sign in.
+        raise ConfigError(f"PORTAL_BASE_URL must be an https:// address in production: {base_url}")
+
+
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    """The settings, or ConfigError with one line saying what is wrong.
+
+    Production fails closed: without its own secret key, Stripe keys and public address it
+    refuses to start rather than fall back to the payments sandbox, whose hosted page takes
+    fake payments.
+    """
     environ = dict(os.environ if environ is None else environ)
     env = environ.get("PORTAL_ENV", "development").strip() or "development"
     if env not in {"development", "production"}:
         raise ConfigError("PORTAL_ENV must be 'development' or 'production'")
+    production = env == "production"
+    if production:
+        missing = [name for name in PRODUCTION_REQUIRED if not environ.get(name, "").strip()]
+        if missing:
+            raise ConfigError(
+                f"PORTAL_ENV=production needs {', '.join(missing)} (not set; see .env.example)"
+            )
     var_dir = Path(environ.get("PORTAL_VAR_DIR") or VAR_DIR)
-    secret_key = environ.get("SECRET_KEY", "").strip()
-    if not secret_key:
-        if env == "production":
-            raise ConfigError("SECRET_KEY is required when PORTAL_ENV=production")
-        secret_key = _development_secret(var_dir)
+    secret_key = environ.get("SECRET_KEY", "").strip() or _development_secret(var_dir)
     if len(secret_key) < 32:
         raise ConfigError("SECRET_KEY must be at least 32 characters")
     base_url = (
         environ.get("PORTAL_BASE_URL", "").strip().rstrip("/")
         or f"http://127.0.0.1:{environ.get('PORT', '').strip() or '8000'}"
     )
+    _check_base_url(base_url, production=production)
     stripe_key = environ.get("STRIPE_SECRET_KEY", "").strip()
     webhook_secret = environ.get("STRIPE_WEBHOOK_SECRET", "").strip()
     api_base = environ.get("STRIPE_API_BASE", "").strip().rstrip("/") or None
     sandbox = not stripe_key
     if sandbox:
-        stripe_key = "sk_test_sandbox"
+        # The sandbox answers only this key, so knowing where it is mounted is not enough
+        # to read every company's events or refund their payments.
+        stripe_key = "sk_test_" + _derived(secret_key, b"payments sandbox key")[:40]
         api_base = api_base or f"{base_url}/sandbox/stripe"
-        webhook_secret = (
-            webhook_secret
-            or "whsec_"
-            + hmac.new(secret_key.encode(), b"payments sandbox", hashlib.sha256).hexdigest()[:32]
-        )
+        webhook_secret = webhook_secret or "whsec_" + _derived(secret_key, b"payments sandbox")[:32]
+    elif not stripe_key.startswith(("sk_", "rk_")):
+        raise ConfigError("STRIPE_SECRET_KEY must be a Stripe secret key (sk_… or rk_…)")
     elif not webhook_secret:
         raise ConfigError("STRIPE_WEBHOOK_SECRET is required with STRIPE_SECRET_KEY")
     return Settings(
@@ -97,7 +131,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         secret_key=secret_key,
         redis_url=environ.get("REDIS_URL", "").strip() or None,
         # Demo accounts have a published password: never in production.
-        demo=_flag(environ.get("PORTAL_DEMO")) and env != "production",
+        demo=_flag(environ.get("PORTAL_DEMO")) and not production,
         var_dir=var_dir,
         base_url=base_url,
         stripe_secret_key=stripe_key,

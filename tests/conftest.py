@@ -30,8 +30,16 @@ os.environ["DATABASE_URL"] = TEST_DATABASE_URL
 os.environ["PORTAL_ENV"] = "development"
 os.environ["SECRET_KEY"] = "test-secret-key-" + "x" * 32
 os.environ["PORTAL_VAR_DIR"] = str(RUN_DIR / "var")
-os.environ.pop("PORTAL_DEMO", None)
-os.environ.pop("REDIS_URL", None)
+# A developer's shell may hold real Stripe settings: tests use the sandbox unless they say so.
+for _name in (
+    "PORTAL_DEMO",
+    "REDIS_URL",
+    "PORTAL_BASE_URL",
+    "STRIPE_SECRET_KEY",
+    "STRIPE_WEBHOOK_SECRET",
+    "STRIPE_API_BASE",
+):
+    os.environ.pop(_name, None)
 
 
 async def _admin(sql: str) -> None:
@@ -156,18 +164,33 @@ def live_server() -> Iterator[str]:
     yield from _serve("backend.app:create_app", {"PORTAL_BASE_URL": "{base_url}"})
 
 
+@pytest.fixture(scope="session")
+def sandbox_key() -> str:
+    """The key the live server's sandbox accepts: derived from SECRET_KEY, as in development."""
+    from backend.config import load_settings
+
+    return load_settings(dict(os.environ)).stripe_secret_key
+
+
 HELD_WEBHOOK_SECRET = "whsec_held_back_for_tests"
+HELD_SECRET_KEY = "sk_test_held_back_for_tests"
+# The portal address tests give a portal that uses the silent sandbox (PORTAL_BASE_URL): its
+# sessions may return browsers only there.
+HELD_PORTAL_URL = "http://portal.test"
 
 
 @pytest.fixture(scope="session")
 def silent_sandbox() -> Iterator[str]:
     """A sandbox alone whose webhooks go nowhere (a closed port): tests then deliver events
-    themselves, when they choose."""
+    themselves, when they choose. Its key is HELD_SECRET_KEY; its sessions return to
+    HELD_PORTAL_URL."""
     yield from _serve(
         "tests.sandbox_server:create_app",
         {
             "SANDBOX_WEBHOOK_URL": f"http://127.0.0.1:{_free_port()}/nobody",
             "SANDBOX_WEBHOOK_SECRET": HELD_WEBHOOK_SECRET,
             "SANDBOX_PUBLIC_URL": "{base_url}",
+            "SANDBOX_SECRET_KEY": HELD_SECRET_KEY,
+            "SANDBOX_ALLOWED_ORIGINS": HELD_PORTAL_URL,
         },
     )

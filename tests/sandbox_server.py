@@ -1,5 +1,6 @@
 """The payments sandbox on its own, for tests that must hold its webhooks back:
-`uvicorn tests.sandbox_server:create_app --factory` with SANDBOX_* variables."""
+`uvicorn tests.sandbox_server:create_app --factory` with SANDBOX_* variables (the key it
+accepts, and the portal origins its sessions may return to, comma-separated)."""
 
 from __future__ import annotations
 
@@ -15,4 +16,6 @@ def create_app() -> Litestar:
         webhook_url=os.environ["SANDBOX_WEBHOOK_URL"],
         webhook_secret=os.environ["SANDBOX_WEBHOOK_SECRET"],
         public_url=os.environ["SANDBOX_PUBLIC_URL"],
+        secret_key=os.environ["SANDBOX_SECRET_KEY"],
+        allowed_origins=os.environ["SANDBOX_ALLOWED_ORIGINS"].split(","),
     )

@@ -11,6 +11,15 @@ from stdnum.no import orgnr
 
 PASSWORD = "riktig-hemmelig-1"
 
+# Everything production requires, with real-looking values (nothing here reaches Stripe).
+PRODUCTION_ENV = {
+    "PORTAL_ENV": "production",
+    "SECRET_KEY": "production-secret-key-" + "p" * 32,
+    "STRIPE_SECRET_KEY": "sk_live_51NqRealLookingKey0123456789abcdef",
+    "STRIPE_WEBHOOK_SECRET": "whsec_RealLookingEndpointSecret0123456789",
+    "PORTAL_BASE_URL": "https://portal.example",
+}
+
 
 def new_org_number() -> str:
     """A random organisation number with a correct mod-11 check digit."""

@@ -11,7 +11,15 @@ from litestar.testing import AsyncTestClient
 from backend.app import create_app
 from backend.config import load_settings
 from backend.services.accounts import LoginThrottle
-from tests.support import PASSWORD, csrf_token, login, logout, post_form, register
+from tests.support import (
+    PASSWORD,
+    PRODUCTION_ENV,
+    csrf_token,
+    login,
+    logout,
+    post_form,
+    register,
+)
 
 TOO_MANY = "For mange mislykkede innlogginger"
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -176,9 +184,7 @@ async def test_failures_are_forgotten_when_the_window_has_passed():
 
 
 async def test_production_cookies_are_host_prefixed_and_secure(tmp_path):
-    settings = load_settings(
-        {**os.environ, "PORTAL_ENV": "production", "PORTAL_VAR_DIR": str(tmp_path)}
-    )
+    settings = load_settings({**os.environ, **PRODUCTION_ENV, "PORTAL_VAR_DIR": str(tmp_path)})
     app = create_app(settings, db_pool=False)
     async with AsyncTestClient(app=app, base_url="https://portal.example") as browser:
         form = await register(browser)

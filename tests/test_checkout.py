@@ -32,9 +32,9 @@ async def person(live_server: str) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-def sandbox(live_server: str) -> stripe.StripeClient:
+def sandbox(live_server: str, sandbox_key: str) -> stripe.StripeClient:
     return stripe.StripeClient(
-        "sk_test_portal_tests",
+        sandbox_key,
         base_addresses={"api": f"{live_server}/sandbox/stripe"},
         http_client=stripe.HTTPXClient(),
     )
@@ -241,7 +241,7 @@ async def test_success_page_first_then_the_late_webhook_does_nothing(silent_sand
 
     from backend.app import create_app
     from backend.config import load_settings
-    from tests.conftest import HELD_WEBHOOK_SECRET
+    from tests.conftest import HELD_PORTAL_URL, HELD_SECRET_KEY, HELD_WEBHOOK_SECRET
     from tests.support import login, post_form
     from tests.test_webhooks import sign
 
@@ -251,13 +251,14 @@ async def test_success_page_first_then_the_late_webhook_does_nothing(silent_sand
         {
             **os.environ,
             "PORTAL_VAR_DIR": str(tmp_path),
-            "STRIPE_SECRET_KEY": "sk_test_held",
+            "STRIPE_SECRET_KEY": HELD_SECRET_KEY,
             "STRIPE_WEBHOOK_SECRET": HELD_WEBHOOK_SECRET,
             "STRIPE_API_BASE": silent_sandbox,
+            "PORTAL_BASE_URL": HELD_PORTAL_URL,
         }
     )
     sandbox = stripe.StripeClient(
-        "sk_test_held", base_addresses={"api": silent_sandbox}, http_client=stripe.HTTPXClient()
+        HELD_SECRET_KEY, base_addresses={"api": silent_sandbox}, http_client=stripe.HTTPXClient()
     )
     async with AsyncTestClient(app=create_app(settings, db_pool=False)) as client:
         await login(client, email)
@@ -356,3 +357,50 @@ async def test_outstanding_hourly_charges_are_paid_once_through_checkout(person,
     again = await order(person, kind="charges")
     assert again.status_code == 422
     assert "Det er ingen utestående beløp å betale." in again.text
+
+
+async def test_the_portals_sandbox_answers_only_the_portals_key(
+    person, sandbox, sandbox_key, live_server
+):
+    """Before: any `Bearer sk_test_…` listed every company's events (names, e-mails, payment
+    intents) and could refund anyone's payment. Now a wrong key gets Stripe's 401 and learns
+    and changes nothing; the portal's own key still works."""
+    placed, session_id = await checkout(person, kind="topup", hours="2", products=["inventor"])
+    await complete(sandbox, session_id, "paid")
+    await eventually(lambda: status_is(placed.id, "paid"))
+    paid = await sandbox.v1.checkout.sessions.retrieve_async(session_id)
+    customer = await sandbox.v1.customers.retrieve_async(paid.customer)
+    secrets_seen = (customer.email, customer.name, paid.payment_intent, session_id)
+
+    api = f"{live_server}/sandbox/stripe"
+    calls = [
+        ("GET", "/v1/events", None),
+        ("GET", f"/v1/customers/{customer.id}", None),
+        ("POST", "/v1/customers", {"name": "Inntrenger"}),
+        ("GET", f"/v1/checkout/sessions/{session_id}", None),
+        ("POST", "/v1/checkout/sessions", {"mode": "payment"}),
+        ("POST", "/v1/refunds", {"payment_intent": paid.payment_intent}),
+    ]
+    # The old fixed sandbox key, a key from Stripe's docs, and the portal's key with its
+    # last character changed.
+    wrong_keys = ["sk_test_sandbox", "sk_test_4eC39HqLyjWDarjtT1zdp7dc", sandbox_key[:-1] + "x"]
+    async with httpx.AsyncClient(base_url=api) as outsider:
+        for key in wrong_keys:
+            for method, path, data in calls:
+                response = await outsider.request(
+                    method, path, data=data, headers={"Authorization": f"Bearer {key}"}
+                )
+                assert response.status_code == 401, (key, method, path)
+                assert response.json()["error"]["code"] == "invalid_api_key"
+                assert not any(secret in response.text for secret in secrets_seen)
+
+    await asyncio.sleep(0.3)  # a refund, had one gone through, would have sent its webhook
+    assert (await Order.objects().get(Order.id == placed.id)).status == "paid"
+    assert (await Lot.objects().get(Lot.order == placed.id)).remaining_minutes == 120
+    listing = await sandbox.v1.events.list_async(params={"limit": 100})
+    objects = [(e.type, e.data.object.to_dict()) for e in listing.data]
+    assert any(obj["id"] == session_id for _, obj in objects)
+    assert not any(
+        kind == "charge.refunded" and obj["payment_intent"] == paid.payment_intent
+        for kind, obj in objects
+    )

@@ -12,7 +12,7 @@ from backend.services.availability import OSLO, availability_at
 from backend.services.catalog import seed_demo_catalog
 from backend.services.demo import DEMO_PASSWORD, seed_demo
 from backend.tables import Company, PriceList, User
-from tests.support import PASSWORD, login, new_email, register
+from tests.support import PASSWORD, PRODUCTION_ENV, login, new_email, register
 
 
 async def test_home_shows_the_three_alternatives_with_prices_and_hours(client):
@@ -96,9 +96,7 @@ async def test_demo_seed_is_idempotent_and_its_accounts_sign_in(client):
 async def test_demo_is_never_on_in_production():
     from backend.config import load_settings
 
-    settings = load_settings(
-        {"PORTAL_ENV": "production", "SECRET_KEY": "k" * 40, "PORTAL_DEMO": "1"}
-    )
+    settings = load_settings({**PRODUCTION_ENV, "PORTAL_DEMO": "1"})
     assert settings.demo is False
 
 

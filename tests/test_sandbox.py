@@ -9,6 +9,7 @@ background thread, so the tests can also look at the sandbox's memory (delivery 
 from __future__ import annotations
 
 import asyncio
+import base64
 import inspect
 import socket
 import threading
@@ -40,6 +41,7 @@ from backend.sandbox.params import accepted_names
 # deprecates; the warning is the SDK's, not ours.
 
 SECRET = "whsec_sandbox_tests"
+API_KEY = "sk_test_sandbox_tests_0123456789abcdef"  # the one key this sandbox accepts
 MOUNT = "/sandbox/stripe"
 WAIT = 5.0  # seconds: the longest a test waits for a webhook
 
@@ -134,6 +136,8 @@ def live() -> Iterator[Live]:
         webhook_url=f"{base}/hook",
         webhook_secret=SECRET,
         public_url=f"{base}{MOUNT}",
+        secret_key=API_KEY,
+        allowed_origins=[base],
         retry_delays=(0.05, 0.1, 0.2, 0.2, 0.2),
     )
     receiver = Receiver()
@@ -164,7 +168,7 @@ def live() -> Iterator[Live]:
 async def client(live: Live) -> AsyncIterator[stripe.StripeClient]:
     http_client = stripe.HTTPXClient()
     yield stripe.StripeClient(
-        "sk_test_sandbox",
+        API_KEY,
         base_addresses={"api": live.api},
         http_client=http_client,
         max_network_retries=0,
@@ -224,9 +228,22 @@ async def events_for(client: stripe.StripeClient, object_id: str) -> list[str]:
 
 def test_public_api_and_parameter_names() -> None:
     signature = inspect.signature(create_sandbox_app)
-    assert list(signature.parameters) == ["webhook_url", "webhook_secret", "public_url"]
+    assert list(signature.parameters) == [
+        "webhook_url",
+        "webhook_secret",
+        "public_url",
+        "secret_key",
+        "allowed_origins",
+    ]
     assert all(p.kind is p.KEYWORD_ONLY for p in signature.parameters.values())
-    app = create_sandbox_app(webhook_url="", webhook_secret=SECRET, public_url="http://x/s")
+    assert all(p.default is p.empty for p in signature.parameters.values())
+    app = create_sandbox_app(
+        webhook_url="",
+        webhook_secret=SECRET,
+        public_url="http://x/s",
+        secret_key=API_KEY,
+        allowed_origins=["http://x"],
+    )
     assert isinstance(app.state.sandbox, Sandbox)
     # Names come from the SDK's TypedDict, without the client-side request options.
     names = accepted_names(stripe.params.checkout.SessionCreateParams)
@@ -245,23 +262,135 @@ async def test_mount_serves_only_under_its_prefix(live: Live) -> None:
     async with httpx.AsyncClient(base_url=live.base) as http:
         outside = await http.get("/v1/customers/cus_x")
         unknown = await http.get(
-            f"{MOUNT}/v1/nothing", headers={"Authorization": "Bearer sk_test_x"}
+            f"{MOUNT}/v1/nothing", headers={"Authorization": f"Bearer {API_KEY}"}
         )
     assert outside.status_code == 404
     assert unknown.status_code == 404
     assert "Unrecognized request URL (GET: /v1/nothing)" in unknown.json()["error"]["message"]
 
 
+def test_a_sandbox_needs_its_own_key_and_origins() -> None:
+    base = {"webhook_url": "", "webhook_secret": SECRET, "public_url": "http://x/s"}
+    for key in ("", "sk_test_", "sk_live_real", "whatever"):
+        with pytest.raises(ValueError):
+            Sandbox(**base, secret_key=key, allowed_origins=["http://x"])
+    for origins in ([], ["x"], ["ftp://x"], ["http://a\\@b"]):
+        with pytest.raises(ValueError):
+            Sandbox(**base, secret_key=API_KEY, allowed_origins=origins)
+
+
 async def test_api_key_is_required(live: Live) -> None:
     http_client = stripe.HTTPXClient()
-    wrong = stripe.StripeClient(
-        "sk_live_nope", base_addresses={"api": live.api}, http_client=http_client
-    )
+    clients = [
+        stripe.StripeClient(key, base_addresses={"api": live.api}, http_client=http_client)
+        for key in ("sk_live_nope", "sk_test_someone_elses_key", API_KEY[:-1] + "0")
+    ]
     try:
-        with pytest.raises(stripe.AuthenticationError):
-            await wrong.v1.customers.create_async(params={"name": "X"})
+        for wrong in clients:
+            with pytest.raises(stripe.AuthenticationError) as refused:
+                await wrong.v1.customers.create_async(params={"name": "X"})
+            assert refused.value.http_status == 401
     finally:
         await http_client.close_async()
+
+
+WRONG_KEYS = [
+    None,  # no Authorization header
+    "Bearer sk_test_4eC39HqLyjWDarjtT1zdp7dc",  # someone else's test key
+    "Bearer sk_live_0123456789abcdefghijkl",
+    "Bearer " + API_KEY[:-4] + "abcd",  # one guess away
+    "Bearer " + API_KEY + "0",  # the right key and more
+    "Basic " + base64.b64encode(b"sk_test_guess:").decode(),
+    API_KEY,  # no scheme
+]
+
+
+SECRET_CUSTOMER = {"name": "Hemmelig Mekanikk AS", "email": "okonomi@hemmelig.no"}
+
+
+async def _paid_customer_session(client: stripe.StripeClient, live: Live) -> tuple[Any, Any]:
+    customer = await client.v1.customers.create_async(
+        params=SECRET_CUSTOMER, options={"idempotency_key": "company-1-customer"}
+    )
+    session = await new_session(client, live, customer=customer.id)
+    return customer, await complete(client, session.id, "paid")
+
+
+async def test_a_wrong_key_gets_stripes_401_and_learns_or_changes_nothing(
+    client: stripe.StripeClient, live: Live
+) -> None:
+    """The attack: any `Bearer sk_test_…` used to list every company's events (names, e-mails,
+    payment intents) and refund anyone's payment."""
+    customer, session = await _paid_customer_session(client, live)
+    intent = session.payment_intent
+    secrets_seen = (customer.id, "Hemmelig", "hemmelig.no", intent, session.id)
+    before = (
+        len(live.sandbox.customers),
+        len(live.sandbox.sessions),
+        len(live.sandbox.refunds),
+        len(live.sandbox.events),
+    )
+    calls = [
+        ("GET", "/v1/events", None),
+        ("GET", f"/v1/events/{next(iter(live.sandbox.events))}", None),
+        ("GET", f"/v1/customers/{customer.id}", None),
+        ("POST", "/v1/customers", {"name": "Inntrenger", "email": "x@evil.example"}),
+        ("GET", f"/v1/checkout/sessions/{session.id}", None),
+        ("POST", "/v1/checkout/sessions", {"mode": "payment"}),
+        ("POST", "/v1/refunds", {"payment_intent": intent}),
+        ("GET", f"/v1/payment_intents/{intent}", None),
+        ("POST", f"/v1/test_helpers/checkout/sessions/{session.id}/complete", {"outcome": "paid"}),
+        # A guessable idempotency key would replay the stored answer: the key comes first.
+        ("POST", "/v1/customers", SECRET_CUSTOMER, {"Idempotency-Key": "company-1-customer"}),
+    ]
+    async with httpx.AsyncClient(base_url=live.api) as http:
+        for header in WRONG_KEYS:
+            headers = {"Authorization": header} if header else {}
+            for method, path, data, *extra in calls:
+                response = await http.request(
+                    method, path, data=data, headers={**headers, **(extra[0] if extra else {})}
+                )
+                assert response.status_code == 401, (header, method, path)
+                error = response.json()["error"]
+                assert error["type"] == "invalid_request_error"
+                if header:
+                    assert error["code"] == "invalid_api_key"
+                    assert error["message"].startswith("Invalid API Key provided: ")
+                    assert API_KEY not in response.text
+                else:
+                    assert "did not provide an API key" in error["message"]
+                assert not any(secret in response.text for secret in secrets_seen)
+    async with httpx.AsyncClient(base_url=live.api) as http:
+        response = await http.get("/v1/events", headers={"Authorization": WRONG_KEYS[1]})
+    assert response.json() == {
+        "error": {
+            "type": "invalid_request_error",
+            "code": "invalid_api_key",
+            "message": "Invalid API Key provided: sk_test_****p7dc",
+        }
+    }
+    assert before == (
+        len(live.sandbox.customers),
+        len(live.sandbox.sessions),
+        len(live.sandbox.refunds),
+        len(live.sandbox.events),
+    )
+    assert (
+        live.sandbox.charges[live.sandbox.payment_intents[intent]["latest_charge"]][
+            "amount_refunded"
+        ]
+        == 0
+    )
+
+    # With its own key, the same calls work (Bearer from the SDK, Basic as `curl -u key:`).
+    listing = await client.v1.events.list_async(params={"limit": 100})
+    assert any(event.data.object["id"] == session.id for event in listing.data)
+    basic = "Basic " + base64.b64encode(f"{API_KEY}:".encode()).decode()
+    async with httpx.AsyncClient(base_url=live.api) as http:
+        fetched = await http.get(f"/v1/customers/{customer.id}", headers={"Authorization": basic})
+    assert fetched.status_code == 200 and fetched.json()["email"] == "okonomi@hemmelig.no"
+    refund = await client.v1.refunds.create_async(params={"payment_intent": intent})
+    assert refund.status == "succeeded" and refund.amount == session.amount_total
 
 
 # --- customers and sessions ---------------------------------------------------------------------
@@ -612,3 +741,52 @@ async def test_hosted_page_cancel_and_delayed(client: stripe.StripeClient, live:
 
     await live.receiver.wait_for("checkout.session.async_payment_succeeded", delayed.id)
     assert (await client.v1.checkout.sessions.retrieve_async(cancelled.id)).status == "open"
+
+
+@pytest.mark.parametrize("name", ["success_url", "cancel_url"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://evil.example/done",
+        "{base}.evil.example/done",  # the portal's address as a prefix of another host
+        "http://evil.example\\@{host}/done",  # browsers read the backslash as "/"
+        "http://portal@evil.example/done",
+        "http://user@{host}/done",
+        "https://{host}/done",  # the portal's host, another scheme
+        "http://127.0.0.1:1/done",  # another port
+        "//evil.example/done",
+        "javascript:alert(1)",
+        "{base}/done\r\nRefresh: 0; url=https://evil.example",
+    ],
+)
+async def test_sessions_may_send_browsers_back_only_to_the_portal(
+    client: stripe.StripeClient, live: Live, name: str, url: str
+) -> None:
+    url = url.replace("{base}", live.base).replace("{host}", live.base.removeprefix("http://"))
+    before = len(live.sandbox.sessions)
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        await new_session(client, live, **{name: url})
+    assert refused.value.http_status == 400
+    assert (refused.value.code, refused.value.param) == ("url_invalid", name)
+    assert live.base in refused.value.user_message
+    assert len(live.sandbox.sessions) == before
+
+
+async def test_the_hosted_page_never_sends_a_browser_elsewhere(
+    client: stripe.StripeClient, live: Live
+) -> None:
+    """Refused at creation; and should a session point elsewhere anyway, the page neither
+    redirects nor links there."""
+    session = await new_session(client, live)
+    record = live.sandbox.session_record(session.id)
+    record.obj["success_url"] = "https://evil.example/done"
+    record.obj["cancel_url"] = "https://evil.example/cancel"
+    async with httpx.AsyncClient() as http:
+        page = await http.get(session.url)
+        assert "evil.example" not in page.text and 'value="cancel"' not in page.text
+        cancel = await http.post(session.url, data={"outcome": "cancel"})
+        assert cancel.status_code == 409 and "location" not in cancel.headers
+        paid = await http.post(session.url, data={"outcome": "paid"})
+        assert paid.status_code == 200 and "location" not in paid.headers
+        assert "evil.example" not in paid.text and "Betalingen er gjennomført" in paid.text
+        assert "evil.example" not in (await http.get(session.url)).text

@@ -1,14 +1,16 @@
 """A local payments sandbox that speaks the part of Stripe's HTTP API the portal uses.
 
-Without Stripe keys the portal points the official SDK at this app
-(`StripeClient("sk_test_x", base_addresses={"api": "<public_url>"})`); it creates customers
+Without Stripe keys (development and tests only) the portal points the official SDK at this
+app (`StripeClient(secret_key, base_addresses={"api": "<public_url>"})`); it creates customers
 and Checkout Sessions, serves a hosted checkout page marked «Testmodus», sends signed webhooks
 and takes refunds. It imports nothing from the portal, so real Stripe can replace it by
-configuration alone. State is in memory, per app instance (see state.py).
+configuration alone. State is in memory, per app instance (see state.py). Like Stripe, it
+answers only its own secret key, and sends browsers back only to the origins it was given.
 
 Mounting in the portal (one line in its route handlers):
 
-    sandbox_mount(create_sandbox_app(webhook_url=..., webhook_secret=..., public_url=...))
+    sandbox_mount(create_sandbox_app(webhook_url=..., webhook_secret=..., public_url=...,
+                                     secret_key=..., allowed_origins=[...]))
 
 Litestar strips the mount prefix: a request for /sandbox/stripe/v1/customers reaches the
 mounted app with scope["path"] == "/v1/customers/" (a trailing slash added, which Litestar's

@@ -14,16 +14,20 @@ Routes, relative to where the app is mounted (e.g. /sandbox/stripe):
     POST /v1/test_helpers/events/{id}/resend
     GET/POST /checkout/{id}                  the hosted page («Testmodus»)
 
-API calls need `Authorization: Bearer sk_test_…`; parameters are checked against the
-installed SDK's typed params (see params.py); a POST with an `Idempotency-Key` seen before
-replays the stored answer. State is in memory (see state.py).
+API calls need the sandbox's own key (`Authorization: Bearer <secret_key>`, as the SDK sends
+it); any other key gets Stripe's 401. Sessions may return browsers only to the allowed
+origins (the portal's own). Parameters are checked against the installed SDK's typed params
+(see params.py); a POST with an `Idempotency-Key` seen before replays the stored answer.
+State is in memory (see state.py).
 """
 
 from __future__ import annotations
 
+import base64
+import hmac
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import stripe.params as sp
@@ -73,6 +77,20 @@ def _json(body: dict[str, Any]) -> bytes:
 
 def _path(request: Request) -> str:
     return "/" + request.scope["path"].strip("/")
+
+
+def _api_key(header: str) -> str:
+    """The key from "Bearer <key>" (the SDK) or "Basic base64(<key>:)" (curl -u <key>:)."""
+    scheme, _, value = header.partition(" ")
+    value = value.strip()
+    if scheme.lower() == "bearer":
+        return value
+    if scheme.lower() == "basic":
+        try:
+            return base64.b64decode(value, validate=True).decode().partition(":")[0]
+        except (ValueError, UnicodeDecodeError):
+            return ""
+    return ""
 
 
 def _mask(key: str) -> str:
@@ -135,6 +153,8 @@ class Api:
         return Response(body, status_code=status, media_type="application/json", headers=headers)
 
     def _authenticate(self, request: Request) -> None:
+        """Only the key the sandbox was created with opens it, as only an account's own key
+        opens Stripe: the API lists every customer's events and refunds any payment."""
         header = request.headers.get("authorization", "")
         if not header:
             raise StripeError(
@@ -143,13 +163,12 @@ class Api:
                 "YOUR_SECRET_KEY').",
                 status=401,
             )
-        scheme, _, api_key = header.partition(" ")
-        api_key = api_key.strip()
-        if scheme.lower() != "bearer" or not api_key.startswith("sk_test_"):
+        api_key = _api_key(header)
+        if not hmac.compare_digest(api_key.encode(), self.sandbox.secret_key.encode()):
             raise StripeError(
-                f"Invalid API Key provided: {_mask(api_key or header)}. The payments sandbox "
-                "accepts any test secret key (sk_test_…).",
+                f"Invalid API Key provided: {_mask(api_key or header)}",
                 status=401,
+                code="invalid_api_key",
             )
 
     def _stored(self, key: str) -> StoredResponse | None:
@@ -357,7 +376,13 @@ def sandbox_app(sandbox: Sandbox) -> Litestar:
         except StripeError:
             return _html(not_found_page(), 404)
         intent = sandbox.payment_intents.get(record.obj["payment_intent"] or "")
-        page = checkout_page(record, intent, message=message, error=status >= 400)
+        page = checkout_page(
+            record,
+            intent,
+            message=message,
+            error=status >= 400,
+            may_link=sandbox.allows_redirect,
+        )
         return _html(page, status)
 
     @get("/checkout/{session_id:str}")
@@ -379,7 +404,7 @@ def sandbox_app(sandbox: Sandbox) -> Litestar:
         if outcome not in PAGE_OUTCOMES:
             return render(session_id, message="Ukjent valg. Prøv igjen.", status=400)
         if outcome == "cancel":
-            if session["status"] == "open" and session["cancel_url"]:
+            if session["status"] == "open" and sandbox.allows_redirect(session["cancel_url"]):
                 return _redirect(session["cancel_url"])
             return render(session_id, message="Betalingen kan ikke avbrytes nå.", status=409)
         try:
@@ -389,7 +414,8 @@ def sandbox_app(sandbox: Sandbox) -> Litestar:
                 session_id, message="Dette valget passer ikke lenger for betalingen.", status=409
             )
         success_url = (session["success_url"] or "").replace("{CHECKOUT_SESSION_ID}", session_id)
-        if outcome in ("paid", "async_pending") and success_url:
+        # Checked at creation too; checked again because this sends a browser away.
+        if outcome in ("paid", "async_pending") and sandbox.allows_redirect(success_url):
             return _redirect(success_url)
         messages = {
             "paid": "Betalingen er gjennomført.",
@@ -434,15 +460,30 @@ def sandbox_app(sandbox: Sandbox) -> Litestar:
     )
 
 
-def create_sandbox_app(*, webhook_url: str, webhook_secret: str, public_url: str) -> Litestar:
+def create_sandbox_app(
+    *,
+    webhook_url: str,
+    webhook_secret: str,
+    public_url: str,
+    secret_key: str,
+    allowed_origins: Iterable[str],
+) -> Litestar:
     """A fresh sandbox (empty, in memory) as a Litestar app.
 
     `public_url` is the absolute address the app is mounted at, e.g.
     "http://127.0.0.1:8000/sandbox/stripe"; sessions' `url` is f"{public_url}/checkout/{id}".
     Events are POSTed, signed with `webhook_secret`, to `webhook_url` (empty: not sent).
+    `secret_key` (sk_test_…) is the only API key it accepts; `allowed_origins` are the only
+    origins a session's success_url and cancel_url may point to (e.g. the portal's base URL).
     Tuning (webhook retry schedule, clock): build a `Sandbox` yourself and call `sandbox_app`,
     or change `app.state.sandbox.webhooks.retry_delays`.
     """
     return sandbox_app(
-        Sandbox(webhook_url=webhook_url, webhook_secret=webhook_secret, public_url=public_url)
+        Sandbox(
+            webhook_url=webhook_url,
+            webhook_secret=webhook_secret,
+            public_url=public_url,
+            secret_key=secret_key,
+            allowed_origins=allowed_origins,
+        )
     )

@@ -7,6 +7,7 @@ own address), no scripts and no inline styles, so the portal's Content-Security-
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from html import escape
 from typing import Any
 
@@ -60,7 +61,7 @@ def _button(outcome: str, label: str) -> str:
     )
 
 
-def _link(url: str | None, label: str) -> str:
+def _anchor(url: str | None, label: str) -> str:
     if not url:
         return ""
     return f'<p><a href="{escape(url)}">{escape(label)}</a></p>\n'
@@ -107,8 +108,14 @@ def checkout_page(
     *,
     message: str | None = None,
     error: bool = False,
+    may_link: Callable[[str | None], bool],
 ) -> str:
+    """The page for one session; it links back only to URLs `may_link` allows."""
     session = record.obj
+
+    def _link(url: str | None, label: str) -> str:
+        return _anchor(url, label) if may_link(url) else ""
+
     total = format_amount(session["amount_total"], session["currency"])
     parts = [f"<h2>Betaling: {escape(total)}</h2>\n", _message(message, alert=error)]
     status, paid = session["status"], session["payment_status"] == "paid"
@@ -120,7 +127,7 @@ def checkout_page(
             _button("paid", f"Betal {total}"),
             _button("declined", "Avvis kortet"),
             _button("async_pending", "Betal med forsinket betaling"),
-            _button("cancel", "Avbryt") if session["cancel_url"] else "",
+            _button("cancel", "Avbryt") if may_link(session["cancel_url"]) else "",
             "</section>\n",
         ]
     elif status == "expired":

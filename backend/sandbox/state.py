@@ -108,7 +108,12 @@ class SessionRecord:
 
 class Sandbox:
     """In-memory Stripe stand-in. Knobs: `retry_delays` (seconds between webhook attempts),
-    `delivery_timeout`, `clock` (a `time.time`-like callable)."""
+    `delivery_timeout`, `clock` (a `time.time`-like callable).
+
+    `secret_key` is the one API key it answers (like an account's secret key); Checkout
+    Sessions may send browsers back only to `allowed_origins` (scheme://host[:port]), so the
+    hosted page cannot be used to lead anyone elsewhere.
+    """
 
     def __init__(
         self,
@@ -116,10 +121,19 @@ class Sandbox:
         webhook_url: str,
         webhook_secret: str,
         public_url: str,
+        secret_key: str,
+        allowed_origins: Iterable[str],
         retry_delays: Sequence[float] = DEFAULT_RETRY_DELAYS,
         delivery_timeout: float = DEFAULT_DELIVERY_TIMEOUT,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        if not secret_key.startswith("sk_test_") or len(secret_key) <= len("sk_test_"):
+            raise ValueError("the sandbox needs a secret key of its own (sk_test_…)")
+        origins = {url: origin(url) for url in allowed_origins}
+        if not origins or None in origins.values():
+            raise ValueError(f"allowed_origins must be absolute http(s) origins, not {origins}")
+        self.secret_key = secret_key
+        self.allowed_origins = frozenset(o for o in origins.values() if o)
         self.public_url = public_url.rstrip("/")
         self.clock = clock
         self.webhooks = WebhookDispatcher(
@@ -140,6 +154,9 @@ class Sandbox:
 
     def now(self) -> int:
         return int(self.clock())
+
+    def allows_redirect(self, url: str | None) -> bool:
+        return bool(url) and origin(url) in self.allowed_origins
 
     async def aclose(self) -> None:
         for timer in self._expiry_timers.values():
@@ -281,8 +298,13 @@ class Sandbox:
                 f"No such customer: '{customer_id}'", code="resource_missing", param="customer"
             )
         for name in ("success_url", "cancel_url"):
-            if params.get(name) and not _is_url(params[name]):
-                raise StripeError("Not a valid URL", code="url_invalid", param=name)
+            if params.get(name) and not self.allows_redirect(params[name]):
+                raise StripeError(
+                    "Not a valid URL: the payments sandbox sends browsers back only to "
+                    + ", ".join(sorted(self.allowed_origins)),
+                    code="url_invalid",
+                    param=name,
+                )
 
         created = self.now()
         line_items, currency, subtotal = self._line_items(params.get("line_items"), created)
@@ -932,9 +954,26 @@ def _address(value: Any) -> dict[str, Any] | None:
     return {key: value.get(key) for key in keys}
 
 
-def _is_url(value: str) -> bool:
-    parts = urlsplit(value)
-    return parts.scheme in ("http", "https") and bool(parts.netloc)
+def origin(url: str) -> str | None:
+    """The origin of an absolute http(s) URL: "scheme://host[:port]", lowercase, without a
+    default port.
+
+    None for anything a browser might read differently from urlsplit: backslashes (browsers
+    treat them as "/", so "https://evil.example\\@portal/" goes to evil.example), spaces,
+    control or non-ASCII characters, and user info.
+    """
+    if not url or "\\" in url or any(not 0x20 < ord(char) < 0x7F for char in url):
+        return None
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
+        return None
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    default_port = 443 if parts.scheme == "https" else 80
+    return f"{parts.scheme}://{host}" + ("" if port in (None, default_port) else f":{port}")
 
 
 def _unit_amount(price_data: dict[str, Any], path: str) -> int:
