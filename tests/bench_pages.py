@@ -168,7 +168,8 @@ def bench_engine(name: str, env: dict[str, str]) -> None:
         "PORTAL_VAR_DIR": str(work / "var"),
         "SECRET_KEY": secrets.token_urlsafe(48),
         "PORTAL_ENV": "production",
-        "PORTAL_BASE_URL": base_url,
+        # Production insists on an https address; only Checkout's return URLs use it.
+        "PORTAL_BASE_URL": f"https://127.0.0.1:{port}",
         "PORTAL_BENCH": "1",
         "PORTAL_DEMO": "0",
         # Production mode wants real Stripe settings; no benchmarked page calls Stripe.
