@@ -59,11 +59,20 @@ def pytest_report_header() -> str:
     return f"database: {'PostgreSQL' if _PG_DATABASE else 'SQLite'} ({TEST_DATABASE_URL})"
 
 
+@pytest.fixture(autouse=True)
+def _fresh_sign_in_counters() -> None:
+    """Sign-in counters live in the run's database: every test starts with none, so one
+    test's failed sign-ins from an address do not throttle the next test's."""
+    from backend.tables import SignInCounter
+
+    asyncio.run(SignInCounter.delete(force=True).run())
+
+
 @pytest.fixture
 def settings(tmp_path: Path):
     from backend.config import load_settings
 
-    # A var dir per test: sessions and sign-in counters start empty.
+    # A var dir per test: sessions and rate limits start empty.
     return load_settings({**os.environ, "PORTAL_VAR_DIR": str(tmp_path / "var")})
 
 
