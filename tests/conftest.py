@@ -32,6 +32,8 @@ os.environ["SECRET_KEY"] = "test-secret-key-" + "x" * 32
 os.environ["PORTAL_VAR_DIR"] = str(RUN_DIR / "var")
 os.environ.pop("PORTAL_DEMO", None)
 os.environ.pop("REDIS_URL", None)
+# Served portals believe no forwarded address unless a test names a proxy.
+os.environ.pop("FORWARDED_ALLOW_IPS", None)
 
 
 async def _admin(sql: str) -> None:
@@ -109,7 +111,8 @@ def _free_port() -> int:
 
 
 def _serve(app: str, extra_env: dict[str, str]) -> Iterator[str]:
-    """Serve `app` (an app factory) with uvicorn on a free port until the run ends."""
+    """Serve `app` (an app factory) on a free port until the run ends, the way production
+    does: `portal serve` (uvicorn, forwarded addresses only from FORWARDED_ALLOW_IPS)."""
     import subprocess
     import sys
     import time
@@ -125,11 +128,11 @@ def _serve(app: str, extra_env: dict[str, str]) -> Iterator[str]:
         "PORT": str(port),
         **{k: v.replace("{base_url}", base_url) for k, v in extra_env.items()},
     }
-    uvicorn = Path(sys.executable).with_name("uvicorn")
+    portal = Path(sys.executable).with_name("portal")
     log_path = run_dir / "server.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [str(uvicorn), app, "--factory", "--host", "127.0.0.1", "--port", str(port)],
+            [str(portal), "serve", "--app", app, "--host", "127.0.0.1", "--port", str(port)],
             cwd=Path(__file__).resolve().parent.parent,
             env=env,
             stdout=log,
@@ -163,6 +166,15 @@ def live_server() -> Iterator[str]:
     """The portal served for real by uvicorn (with its payments sandbox, as under `make run`),
     on this run's database, in a var dir of its own."""
     yield from _serve("backend.app:create_app", {"PORTAL_BASE_URL": "{base_url}"})
+
+
+@pytest.fixture(scope="session")
+def proxied_server() -> Iterator[str]:
+    """The portal served as behind a reverse proxy on this machine (FORWARDED_ALLOW_IPS)."""
+    yield from _serve(
+        "backend.app:create_app",
+        {"PORTAL_BASE_URL": "{base_url}", "FORWARDED_ALLOW_IPS": "127.0.0.1"},
+    )
 
 
 HELD_WEBHOOK_SECRET = "whsec_held_back_for_tests"
