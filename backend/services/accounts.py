@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import datetime
 import functools
@@ -14,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -195,17 +197,19 @@ class LoginThrottle:
             return f"ip:{ipaddress.ip_network(f'{address}/64', strict=False)}"
         return f"ip:{address}"
 
-    async def _count(self, subject: str) -> tuple[int, int]:
-        now = self._now_ms()
-        count = SignInCounter.raw(_COUNT_ATTEMPT, subject, now + self.window_ms, now, now)
+    @staticmethod
+    def _writing() -> AbstractAsyncContextManager[Any]:
         engine = SignInCounter._meta.db
         if isinstance(engine, SQLiteEngine):
             # Queued behind this process's other writers instead of spinning in SQLite's busy
-            # wait; PostgreSQL needs no more than the one statement.
-            async with write_transaction(engine):
-                rows = await count
-        else:
-            rows = await count
+            # wait. Each statement is atomic on its own: PostgreSQL needs nothing around it.
+            return write_transaction(engine)
+        return contextlib.nullcontext()
+
+    async def _count(self, subject: str) -> tuple[int, int]:
+        now = self._now_ms()
+        async with self._writing():
+            rows = await SignInCounter.raw(_COUNT_ATTEMPT, subject, now + self.window_ms, now, now)
         return int(rows[0]["attempts"]), int(rows[0]["window_ends_ms"])
 
     async def reserve(self, email: str, ip: str) -> Reservation:
@@ -229,18 +233,20 @@ class LoginThrottle:
         """The password was right: forget the e-mail's failures (and any counters whose
         window has ended), and give the address its place back."""
         await self._release(reservation.ip_subject, reservation.ip_window_ends_ms)
-        await SignInCounter.delete().where(
-            (SignInCounter.subject == reservation.email_subject)
-            | (SignInCounter.window_ends_ms <= self._now_ms())
-        )
+        async with self._writing():
+            await SignInCounter.delete().where(
+                (SignInCounter.subject == reservation.email_subject)
+                | (SignInCounter.window_ends_ms <= self._now_ms())
+            )
 
     async def _release(self, subject: str, window_ends_ms: int) -> None:
         # Only in the window the attempt was counted in: a new window owes it nothing.
-        await SignInCounter.update({SignInCounter.attempts: SignInCounter.attempts - 1}).where(
-            (SignInCounter.subject == subject)
-            & (SignInCounter.window_ends_ms == window_ends_ms)
-            & (SignInCounter.attempts > 0)
-        )
+        async with self._writing():
+            await SignInCounter.update({SignInCounter.attempts: SignInCounter.attempts - 1}).where(
+                (SignInCounter.subject == subject)
+                & (SignInCounter.window_ends_ms == window_ends_ms)
+                & (SignInCounter.attempts > 0)
+            )
 
 
 async def sign_in(
