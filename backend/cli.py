@@ -48,6 +48,8 @@ def serve_command(host: str, port: int, app_factory: str) -> None:
     import uvicorn
 
     proxies = os.environ.get("FORWARDED_ALLOW_IPS", "").strip()
+    # As the uvicorn command does (--app-dir .): factories are found from the working directory.
+    sys.path.insert(0, os.getcwd())
     uvicorn.run(
         app_factory,
         factory=True,
