@@ -1,4 +1,5 @@
 # `make run` and `make test` set everything up on a fresh machine, then run.
+# `portal serve` believes X-Forwarded-For only from the proxies FORWARDED_ALLOW_IPS names.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -17,7 +18,7 @@ MO_FILES := $(PO_FILES:.po=.mo)
 
 run: setup
 	$(BIN)/portal migrate
-	PORTAL_DEMO=$${PORTAL_DEMO:-1} $(BIN)/uvicorn backend.app:create_app --factory --host $(HOST) --port $(PORT)
+	PORTAL_DEMO=$${PORTAL_DEMO:-1} $(BIN)/portal serve --host $(HOST) --port $(PORT)
 
 test: setup test-setup
 	$(BIN)/ruff check backend tests

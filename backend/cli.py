@@ -1,8 +1,9 @@
-"""The `portal` command: `portal migrate`, `portal create-staff …`."""
+"""The `portal` command: `portal migrate`, `portal serve`, `portal create-staff …`."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 
 import click
@@ -36,6 +37,35 @@ def main() -> None:
 def migrate_command() -> None:
     """Apply the committed database migrations (safe to run again)."""
     asyncio.run(migrate())
+
+
+@main.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8000, envvar="PORT", show_default=True)
+@click.option(
+    "--app", "app_factory", default="backend.app:create_app", hidden=True, help="Tests only."
+)
+def serve_command(host: str, port: int, app_factory: str) -> None:
+    """Serve the portal with uvicorn.
+
+    X-Forwarded-For and X-Forwarded-Proto are believed only from the proxies named in
+    FORWARDED_ALLOW_IPS (comma-separated addresses or networks). Unset, the client's address
+    is the socket's peer: uvicorn's own default believes anything from 127.0.0.1, so anyone
+    on the machine (or a proxy that passes the header on) could pick the address the
+    sign-in and registration limits count."""
+    import uvicorn
+
+    proxies = os.environ.get("FORWARDED_ALLOW_IPS", "").strip()
+    # As the uvicorn command does (--app-dir .): factories are found from the working directory.
+    sys.path.insert(0, os.getcwd())
+    uvicorn.run(
+        app_factory,
+        factory=True,
+        host=host,
+        port=port,
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=proxies or None,
+    )
 
 
 @main.command("expire-lots")

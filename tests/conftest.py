@@ -34,6 +34,8 @@ os.environ["PORTAL_VAR_DIR"] = str(RUN_DIR / "var")
 for _name in (
     "PORTAL_DEMO",
     "REDIS_URL",
+    # Served portals believe no forwarded address unless a test names a proxy.
+    "FORWARDED_ALLOW_IPS",
     "PORTAL_BASE_URL",
     "STRIPE_SECRET_KEY",
     "STRIPE_WEBHOOK_SECRET",
@@ -67,11 +69,20 @@ def pytest_report_header() -> str:
     return f"database: {'PostgreSQL' if _PG_DATABASE else 'SQLite'} ({TEST_DATABASE_URL})"
 
 
+@pytest.fixture(autouse=True)
+def _fresh_sign_in_counters() -> None:
+    """Sign-in counters live in the run's database: every test starts with none, so one
+    test's failed sign-ins from an address do not throttle the next test's."""
+    from backend.tables import SignInCounter
+
+    asyncio.run(SignInCounter.delete(force=True).run())
+
+
 @pytest.fixture
 def settings(tmp_path: Path):
     from backend.config import load_settings
 
-    # A var dir per test: sessions and sign-in counters start empty.
+    # A var dir per test: sessions and rate limits start empty.
     return load_settings({**os.environ, "PORTAL_VAR_DIR": str(tmp_path / "var")})
 
 
@@ -108,7 +119,8 @@ def _free_port() -> int:
 
 
 def _serve(app: str, extra_env: dict[str, str]) -> Iterator[str]:
-    """Serve `app` (an app factory) with uvicorn on a free port until the run ends."""
+    """Serve `app` (an app factory) on a free port until the run ends, the way production
+    does: `portal serve` (uvicorn, forwarded addresses only from FORWARDED_ALLOW_IPS)."""
     import subprocess
     import sys
     import time
@@ -124,11 +136,11 @@ def _serve(app: str, extra_env: dict[str, str]) -> Iterator[str]:
         "PORT": str(port),
         **{k: v.replace("{base_url}", base_url) for k, v in extra_env.items()},
     }
-    uvicorn = Path(sys.executable).with_name("uvicorn")
+    portal = Path(sys.executable).with_name("portal")
     log_path = run_dir / "server.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [str(uvicorn), app, "--factory", "--host", "127.0.0.1", "--port", str(port)],
+            [str(portal), "serve", "--app", app, "--host", "127.0.0.1", "--port", str(port)],
             cwd=Path(__file__).resolve().parent.parent,
             env=env,
             stdout=log,
@@ -170,6 +182,15 @@ def sandbox_key() -> str:
     from backend.config import load_settings
 
     return load_settings(dict(os.environ)).stripe_secret_key
+
+
+@pytest.fixture(scope="session")
+def proxied_server() -> Iterator[str]:
+    """The portal served as behind a reverse proxy on this machine (FORWARDED_ALLOW_IPS)."""
+    yield from _serve(
+        "backend.app:create_app",
+        {"PORTAL_BASE_URL": "{base_url}", "FORWARDED_ALLOW_IPS": "127.0.0.1"},
+    )
 
 
 HELD_WEBHOOK_SECRET = "whsec_held_back_for_tests"

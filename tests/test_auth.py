@@ -4,19 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
 
-from litestar.stores.memory import MemoryStore
+import httpx
+import pytest
 from litestar.testing import AsyncTestClient
 
 from backend.app import create_app
 from backend.config import load_settings
-from backend.services.accounts import LoginThrottle
+from backend.services import accounts
+from backend.services.accounts import LoginThrottle, TooManyAttempts
 from tests.support import (
     PASSWORD,
     PRODUCTION_ENV,
     csrf_token,
     login,
     logout,
+    make_company,
     post_form,
     register,
 )
@@ -162,25 +169,185 @@ async def test_throttle_answers_htmx_with_the_form_fragment(client):
     assert TOO_MANY in response.text
 
 
+class FakeClock:
+    def __init__(self) -> None:
+        self.ms = 1_000_000
+
+    def __call__(self) -> int:
+        return self.ms
+
+
+async def fail(throttle: LoginThrottle, email: str, ip: str) -> None:
+    """One attempt whose password turned out wrong (it keeps its place in the count)."""
+    await throttle.reserve(email, ip)
+
+
 async def test_success_resets_the_email_count_but_not_the_address_count():
-    throttle = LoginThrottle(MemoryStore(), limit=5, window=300)
+    throttle = LoginThrottle(limit=5, window=300)
     for _ in range(4):
-        await throttle.record_failure("kari@example.no", "10.0.0.1")
-    await throttle.reset("kari@example.no")
-    await throttle.record_failure("kari@example.no", "10.0.0.2")
-    assert not await throttle.blocked("kari@example.no", "10.0.0.2")
-    await throttle.record_failure("ola@example.no", "10.0.0.1")
-    assert await throttle.blocked("someone@example.no", "10.0.0.1")
+        await fail(throttle, "kari@example.no", "10.0.0.1")
+    await throttle.succeeded(await throttle.reserve("kari@example.no", "10.0.0.1"))
+    # Kari's e-mail starts again: five more tries from another address.
+    for _ in range(5):
+        await fail(throttle, "kari@example.no", "10.0.0.2")
+    # 10.0.0.1 has four failures (the success gave its place back): one more, then no more.
+    await fail(throttle, "ola@example.no", "10.0.0.1")
+    with pytest.raises(TooManyAttempts):
+        await throttle.reserve("someone@example.no", "10.0.0.1")
+
+
+async def test_an_office_signing_in_from_one_address_is_not_throttled_by_its_successes():
+    throttle = LoginThrottle(limit=5, window=300)
+    for person in range(20):
+        reservation = await throttle.reserve(f"ansatt{person}@example.no", "10.0.0.9")
+        await throttle.succeeded(reservation)
 
 
 async def test_failures_are_forgotten_when_the_window_has_passed():
-    store = MemoryStore()
-    throttle = LoginThrottle(store, limit=2, window=1)
-    await throttle.record_failure("kari@example.no", "10.0.0.1")
-    await throttle.record_failure("kari@example.no", "10.0.0.1")
-    assert await throttle.blocked("kari@example.no", "10.0.0.1")
-    await asyncio.sleep(1.1)
-    assert not await throttle.blocked("kari@example.no", "10.0.0.1")
+    clock = FakeClock()
+    throttle = LoginThrottle(limit=2, window=300, now_ms=clock)
+    await fail(throttle, "kari@example.no", "10.0.0.1")
+    clock.ms += 200_000
+    await fail(throttle, "kari@example.no", "10.0.0.1")
+    # The window runs from the first failure; later ones do not stretch it.
+    clock.ms += 99_999
+    with pytest.raises(TooManyAttempts):
+        await throttle.reserve("kari@example.no", "10.0.0.1")
+    clock.ms += 1
+    await fail(throttle, "kari@example.no", "10.0.0.1")
+
+
+async def test_a_refused_address_adds_nothing_to_the_emails_count():
+    throttle = LoginThrottle(limit=5, window=300)
+    for attempt in range(5):
+        await fail(throttle, f"gjett{attempt}@example.no", "10.0.0.66")
+    for _ in range(10):
+        with pytest.raises(TooManyAttempts):
+            await throttle.reserve("kari@example.no", "10.0.0.66")
+    # Kari herself, elsewhere, still has all five tries.
+    for _ in range(5):
+        await fail(throttle, "kari@example.no", "10.0.0.2")
+
+
+async def test_one_ipv6_subscriber_network_counts_as_one_address():
+    throttle = LoginThrottle(limit=5, window=300)
+    for host in range(1, 6):
+        await fail(throttle, f"gjett{host}@example.no", f"2001:db8:1:2::{host}")
+    with pytest.raises(TooManyAttempts):
+        await throttle.reserve("gjett@example.no", "2001:db8:1:2:ffff::1")
+    await fail(throttle, "gjett@example.no", "2001:db8:1:3::1")
+
+
+class CountingHasher:
+    """The real hasher, counting the passwords it checks (from any thread)."""
+
+    def __init__(self, real) -> None:
+        self.real = real
+        self.checked = 0
+        self.lock = threading.Lock()
+
+    def verify(self, password_hash: str, password: str) -> bool:
+        with self.lock:
+            self.checked += 1
+        return self.real.verify(password_hash, password)
+
+    def hash(self, password: str) -> str:
+        return self.real.hash(password)
+
+    def check_needs_rehash(self, password_hash: str) -> bool:
+        return self.real.check_needs_rehash(password_hash)
+
+
+@pytest.fixture
+async def asgi_client(app) -> AsyncIterator[httpx.AsyncClient]:
+    """Requests served on this test's own event loop, so they really run at the same time
+    (the AsyncTestClient hands each request to another thread, one after the other)."""
+    from piccolo.engine.postgres import PostgresEngine
+
+    from backend.tables import User
+
+    engine = User._meta.db
+    # As in production, a pool (opened on this loop): a connection per query would run the
+    # server out of connections at 150 at once.
+    pooled = isinstance(engine, PostgresEngine)
+    if pooled:
+        await engine.start_connection_pool(max_size=10)
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://portal.test") as client:
+            yield client
+    finally:
+        if pooled:
+            await engine.close_connection_pool()
+
+
+async def test_150_simultaneous_wrong_passwords_check_at_most_five(asgi_client, monkeypatch):
+    _, email = await make_company()
+    hasher = CountingHasher(accounts._hasher)
+    monkeypatch.setattr(accounts, "_hasher", hasher)
+    token = await csrf_token(asgi_client)
+    data = {"email": email, "password": "feil-passord-99", "_csrf_token": token}
+
+    responses = await asyncio.gather(*(asgi_client.post("/login", data=data) for _ in range(150)))
+
+    statuses = Counter(response.status_code for response in responses)
+    assert hasher.checked <= 5
+    assert statuses == {422: hasher.checked, 429: 150 - hasher.checked}
+    assert all(TOO_MANY in r.text for r in responses if r.status_code == 429)
+    # The window holds for the right password too.
+    right = await asgi_client.post("/login", data={**data, "password": PASSWORD})
+    assert right.status_code == 429
+
+
+async def test_a_password_check_leaves_the_event_loop_free(asgi_client, monkeypatch):
+    """While argon2 works on a sign-in, the same process still answers /healthz."""
+    started, release, finished = threading.Event(), threading.Event(), threading.Event()
+    real = accounts._hasher
+
+    class SlowHasher(CountingHasher):
+        def verify(self, password_hash: str, password: str) -> bool:
+            started.set()
+            # On the event loop this would block everything: give up after a while, so the
+            # test fails instead of hanging.
+            release.wait(timeout=3)
+            finished.set()
+            return real.verify(password_hash, password)
+
+    monkeypatch.setattr(accounts, "_hasher", SlowHasher(real))
+    token = await csrf_token(asgi_client)
+    sign_in = asyncio.create_task(
+        asgi_client.post(
+            "/login",
+            data={"email": "ingen@example.no", "password": "feil-passord-99", "_csrf_token": token},
+        )
+    )
+    assert await asyncio.to_thread(started.wait, 5)
+    health = await asgi_client.get("/healthz")
+    answered_during_the_check = not finished.is_set()
+    release.set()
+    assert health.status_code == 200
+    assert answered_during_the_check
+    assert (await sign_in).status_code == 422
+
+
+async def test_registration_hashes_outside_its_transaction(client, monkeypatch):
+    """On SQLite an open write transaction holds the database's one write lock: the quarter
+    second of hashing must not happen inside it."""
+    from backend.tables import Company
+
+    engine = Company._meta.db
+    inside: list[bool] = []
+    real = accounts._hasher
+
+    class WatchingHasher(CountingHasher):
+        def hash(self, password: str) -> str:
+            inside.append(engine.current_transaction.get() is not None)
+            return real.hash(password)
+
+    monkeypatch.setattr(accounts, "_hasher", WatchingHasher(real))
+    form = await register(client)
+    assert inside == [False]
+    assert (await login(client, form["email"])).status_code == 303
 
 
 async def test_production_cookies_are_host_prefixed_and_secure(tmp_path):
@@ -225,3 +392,34 @@ async def test_with_redis_two_instances_share_sessions_and_sign_out(tmp_path):
             await store.aclose()
         first.cookies.set("session", sid)
         assert (await first.get("/portal", follow_redirects=False)).status_code == 303
+
+
+async def test_a_served_portal_checks_five_of_150_wrong_passwords_and_stays_responsive(
+    live_server,
+):
+    """The attack as it was made (issue 8): 150 wrong passwords at once for one e-mail against
+    the served portal. Five are checked, the rest get 429, and /healthz is answered while the
+    checks still run (it is not queued behind argon2)."""
+    _, email = await make_company()
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+    async with httpx.AsyncClient(base_url=live_server, timeout=120, limits=limits) as client:
+        token = await csrf_token(client)
+        data = {"email": email, "password": "feil-passord-99", "_csrf_token": token}
+        started = time.perf_counter()
+        burst = [asyncio.create_task(client.post("/login", data=data)) for _ in range(150)]
+        await asyncio.wait(burst, return_when=asyncio.FIRST_COMPLETED)
+        asked = time.perf_counter()
+        health = await client.get("/healthz")
+        health_ms = (time.perf_counter() - asked) * 1000
+        still_running = sum(not task.done() for task in burst)
+        responses = await asyncio.gather(*burst)
+        burst_ms = (time.perf_counter() - started) * 1000
+    statuses = Counter(response.status_code for response in responses)
+    print(
+        f"\n/healthz answered in {health_ms:.1f} ms during a burst of 150 wrong passwords "
+        f"({still_running} still running; whole burst {burst_ms:.0f} ms; {dict(statuses)})"
+    )
+    assert health.status_code == 200
+    assert still_running > 0
+    assert statuses[422] <= 5
+    assert statuses[429] == 150 - statuses[422]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from backend.tables import Company, Role, User
@@ -208,4 +210,34 @@ async def test_registrations_from_one_address_are_rate_limited(client):
     response = await post_form(client, "/register", form)
     assert response.status_code == 429
     assert "For mange forsøk" in response.text
+    assert not await User.exists().where(User.email == form["email"])
+
+
+@pytest.fixture(scope="module")
+def own_server() -> Iterator[str]:
+    """A served portal of this module's own: the registrations it counts from 127.0.0.1 do not
+    use up the session's live server's hourly budget."""
+    from tests.conftest import _serve
+
+    yield from _serve("backend.app:create_app", {"PORTAL_BASE_URL": "{base_url}"})
+
+
+async def test_a_spoofed_forwarded_for_does_not_reset_the_registration_limit(own_server):
+    """Served as in production with no proxy configured (issue 8)."""
+    import httpx
+
+    async with httpx.AsyncClient(base_url=own_server, timeout=30) as client:
+        for attempt in range(20):
+            response = await post_form(
+                client,
+                "/register",
+                registration_form(org_number="1"),
+                headers={"X-Forwarded-For": f"203.0.113.{attempt}"},
+            )
+            assert response.status_code == 422
+        form = registration_form()
+        response = await post_form(
+            client, "/register", form, headers={"X-Forwarded-For": "198.51.100.1"}
+        )
+    assert response.status_code == 429
     assert not await User.exists().where(User.email == form["email"])

@@ -216,3 +216,46 @@ async def test_healthz_is_503_with_the_reason_when_the_database_is_down(client):
     body = response.json()
     assert body["status"] == "error"
     assert body["database"] and body["database"] != "ok"
+
+
+async def _wrong_sign_in(client, email: str, forwarded_for: str):
+    return await post_form(
+        client,
+        "/login",
+        {"email": email, "password": "feil-passord-99"},
+        headers={"X-Forwarded-For": forwarded_for},
+    )
+
+
+async def test_a_spoofed_forwarded_for_does_not_give_a_fresh_address(live_server):
+    """Served as in production with no proxy configured: X-Forwarded-For is the client's own
+    words, and each new value must not start a new count for the address (issue 8)."""
+    import httpx
+
+    async with httpx.AsyncClient(base_url=live_server, timeout=30) as client:
+        for attempt in range(5):
+            response = await _wrong_sign_in(
+                client, f"gjett{attempt}@example.no", f"203.0.113.{attempt}"
+            )
+            assert response.status_code == 422
+        response = await _wrong_sign_in(client, "gjett5@example.no", "198.51.100.77")
+        assert response.status_code == 429
+        assert "For mange mislykkede innlogginger" in response.text
+
+
+async def test_behind_a_configured_proxy_the_forwarded_address_is_counted(proxied_server):
+    """FORWARDED_ALLOW_IPS=127.0.0.1: the proxy's X-Forwarded-For names the client, so one
+    client behind the proxy is throttled and another is not."""
+    import httpx
+
+    async with httpx.AsyncClient(base_url=proxied_server, timeout=30) as client:
+        for attempt in range(5):
+            response = await _wrong_sign_in(client, f"gjett{attempt}@example.no", "203.0.113.7")
+            assert response.status_code == 422
+        throttled = await _wrong_sign_in(client, "gjett5@example.no", "203.0.113.7")
+        # What the client wrote into the header itself comes before the proxy's entry.
+        prefixed = await _wrong_sign_in(client, "gjett6@example.no", "198.51.100.9, 203.0.113.7")
+        other_client = await _wrong_sign_in(client, "gjett7@example.no", "203.0.113.8")
+    assert throttled.status_code == 429
+    assert prefixed.status_code == 429
+    assert other_client.status_code == 422

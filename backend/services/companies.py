@@ -8,7 +8,7 @@ from typing import Any
 from backend.db import is_unique_violation
 from backend.i18n import N_
 from backend.services import validation
-from backend.services.accounts import hash_password
+from backend.services.accounts import hash_password_async
 from backend.services.errors import NotAllowed, ValidationFailed
 from backend.tables import Company, Role, User
 
@@ -66,6 +66,9 @@ async def register_company(form: Mapping[str, str]) -> User:
     if errors:
         raise ValidationFailed(errors)
 
+    # Hashed before the transaction: on SQLite an open write transaction holds the database's
+    # one write lock, and nobody should wait a quarter of a second for our hash.
+    password_hash = await hash_password_async(cleaned["password"])
     try:
         async with Company._meta.db.transaction():
             company = Company(
@@ -82,7 +85,7 @@ async def register_company(form: Mapping[str, str]) -> User:
                 phone=cleaned["phone"],
                 role=Role.superuser.value,
                 company=company.id,
-                password_hash=hash_password(cleaned["password"]),
+                password_hash=password_hash,
             )
             await user.save()
     except Exception as error:

@@ -3,6 +3,7 @@ from backend.tables.catalog import PriceList, Product
 from backend.tables.companies import Company
 from backend.tables.ledger import EntryKind, LedgerEntry, LedgerOperation, Lot, LotProduct
 from backend.tables.orders import Order, OrderKind, OrderStatus, StripeEvent
+from backend.tables.sign_in import SignInCounter
 from backend.tables.tickets import (
     Channel,
     ChargeStatus,
@@ -34,6 +35,7 @@ __all__ = [
     "PriceList",
     "Product",
     "Role",
+    "SignInCounter",
     "StripeEvent",
     "Ticket",
     "TicketMessage",
