@@ -6,7 +6,7 @@ when both answer on 127.0.0.1) it seeds a fresh database with a benchmark compan
 floor endpoint (PORTAL_BENCH=1), signs the company's superuser in, and runs
 `wrk -t1 -c32 --latency` against each endpoint, in two rounds. The table shows requests/s,
 p50, p99, responses that were not 2xx, the share of the floor's requests/s, and the server's
-peak RSS so far.
+peak RSS so far (`portal serve`: uvicorn, one process).
 
     BENCH_SECONDS=10 BENCH_ROUNDS=2 .venv/bin/python -m tests.bench_pages
 """
@@ -76,11 +76,10 @@ def _seed(env: dict[str, str]) -> None:
 
 
 def _serve(env: dict[str, str], port: int, log: Path) -> subprocess.Popen:
-    # One process, as documented for production (README, "Several instances").
-    command = [str(BIN / "uvicorn"), "backend.app:create_app", "--factory", "--no-access-log"]
+    # One process, served as documented for production (README, "Several instances").
     with log.open("wb") as out:
         server = subprocess.Popen(
-            [*command, "--host", "127.0.0.1", "--port", str(port)],
+            [str(BIN / "portal"), "serve", "--host", "127.0.0.1", "--port", str(port)],
             cwd=ROOT,
             env=env,
             stdout=out,
