@@ -19,7 +19,7 @@ from backend.db import is_unique_violation, write_transaction
 from backend.i18n import N_
 from backend.services import agreements, clock, ledger
 from backend.services.errors import NotAllowed, ValidationFailed
-from backend.services.validation import FieldError
+from backend.services.validation import FieldError, whole_number
 from backend.tables import (
     ChargeStatus,
     Coverage,
@@ -44,10 +44,10 @@ def billed_minutes(actual_minutes: int) -> int:
 
 def actual_minutes(value: str) -> int:
     """The form's minutes: a whole number from 1 to 600."""
-    value = value.strip()
-    if not value.isdigit() or not 1 <= int(value) <= MAX_ACTUAL_MINUTES:
+    minutes = whole_number(value, 1, MAX_ACTUAL_MINUTES)
+    if minutes is None:
         raise FieldError(N_("Skriv inn hele minutter fra 1 til 600."))
-    return int(value)
+    return minutes
 
 
 def hourly_amount_ore(minutes: int, rate_ore: int) -> int:

@@ -1,0 +1,21 @@
+from piccolo.apps.migrations.auto.migration_manager import MigrationManager
+from piccolo.engine import engine_finder
+
+ID = "2026-12-01T10:19:16:000000"
+VERSION = "1.38.0"
+DESCRIPTION = "stop the queue clock of tickets that wait on no one"
+
+
+async def forwards():
+    manager = MigrationManager(migration_id=ID, app_name="backend", description=DESCRIPTION)
+
+    async def stop_clocks():
+        # A migration of its own: Piccolo runs add_raw before the previous migration's
+        # alter_column would have made the column nullable.
+        await engine_finder().run_ddl(
+            "UPDATE ticket SET waiting_since = NULL "
+            "WHERE status IN ('waiting_for_customer', 'resolved', 'closed')"
+        )
+
+    manager.add_raw(stop_clocks)
+    return manager
