@@ -275,6 +275,7 @@ class StaffController(Controller):
             },
             "time_errors": {},
             "today": clock.today().isoformat(),
+            "opened_on": clock.oslo_date(ticket.created_at).isoformat(),
             "void_entry_id": None,
             "void_form": {},
             "void_errors": {},

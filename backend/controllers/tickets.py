@@ -114,6 +114,16 @@ class TicketsController(Controller):
             raise PermissionDeniedException() from None
         return redirect(request, f"/portal/tickets/{ticket.id}")
 
+    @post("/{ticket_id:int}/resolve", name="ticket_resolve")
+    async def resolve(self, request: Request, ticket_id: FromPath[int]) -> Response:
+        """The customer's "Merk som løst"; a reply afterwards reopens the ticket."""
+        ticket = await self._ticket(request, ticket_id)
+        try:
+            await tickets.resolve_by_customer(request.user, ticket)
+        except NotAllowed:
+            raise PermissionDeniedException() from None
+        return redirect(request, f"/portal/tickets/{ticket.id}")
+
     async def _ticket(self, request: Request, ticket_id: int) -> Ticket:
         """The company's own ticket; another company's is not found (not forbidden)."""
         try:
@@ -147,6 +157,7 @@ class TicketsController(Controller):
             "first_look": tickets.pending_first_look(ticket, messages, clock.now()),
             "entries": await tickets.time_entries(ticket),
             "can_reply": tickets.can_reply(request.user, ticket),
+            "can_resolve": tickets.can_resolve(request.user, ticket),
             "form": form,
             "errors": errors,
         }

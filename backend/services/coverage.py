@@ -50,6 +50,16 @@ def actual_minutes(value: str) -> int:
     return minutes
 
 
+def performed_on_error(ticket: Ticket, day: datetime.date) -> str | None:
+    """Support on a ticket is given between its opening (the Oslo date it was opened) and
+    today: None when `day` lies there, else the form's message."""
+    if day > clock.today():
+        return N_("Datoen kan ikke være frem i tid.")
+    if day < clock.oslo_date(ticket.created_at):
+        return N_("Datoen kan ikke være før saken ble opprettet.")
+    return None
+
+
 def hourly_amount_ore(minutes: int, rate_ore: int) -> int:
     """minutes × hourly rate / 60 in øre, rounded half up."""
     return (minutes * rate_ore + 30) // 60
@@ -117,8 +127,8 @@ async def log_time(
     """Record support time on a ticket and pay for it by the coverage rule. The same `key`
     (from the form: a double click, a retried request) gives the same single entry."""
     key = key or secrets.token_hex(16)
-    if performed_on > clock.today():
-        raise ValidationFailed({"performed_on": N_("Datoen kan ikke være frem i tid.")})
+    if message := performed_on_error(ticket, performed_on):
+        raise ValidationFailed({"performed_on": message})
     billed = billed_minutes(actual)
     try:
         async with write_transaction(TimeEntry._meta.db):

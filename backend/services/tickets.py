@@ -310,7 +310,7 @@ def new_idempotency_key() -> str:
 
 def performed_on(value: str) -> datetime.date:
     """The day the support was given: ISO (what `<input type="date">` sends) or dd.mm.yyyy;
-    empty means today. Never a day after today (Europe/Oslo)."""
+    empty means today. Which days a ticket takes: coverage.performed_on_error."""
     value = value.strip()
     if not value:
         return clock.today()
@@ -322,9 +322,6 @@ def performed_on(value: str) -> datetime.date:
             continue
     else:
         raise validation.FieldError(N_("Skriv inn en gyldig dato, for eksempel 31.01.2026."))
-    if day > clock.today():
-        # Also checked by coverage.log_time; here too, so it shows with the other messages.
-        raise validation.FieldError(N_("Datoen kan ikke være frem i tid."))
     return day
 
 
@@ -354,6 +351,10 @@ async def log_time(user: User, ticket: Ticket, form: Mapping[str, str]) -> TimeE
         )
     except ValidationFailed as failed:
         errors, cleaned = failed.errors, {}
+    if "performed_on" in cleaned and (
+        message := coverage.performed_on_error(ticket, cleaned["performed_on"])
+    ):
+        errors["performed_on"] = message
     key = form.get("idempotency_key", "").strip()
     if key and not IDEMPOTENCY_KEY.match(key):
         errors["form"] = N_("Skjemaet var utløpt eller ugyldig. Last siden på nytt og prøv igjen.")
