@@ -12,7 +12,7 @@ import pytest
 from litestar.routes import HTTPRoute
 from piccolo.engine.postgres import PostgresEngine
 
-from backend.services import catalog, clock, ledger, tickets
+from backend.services import catalog, clock, ledger, tickets, validation
 from backend.services.accounts import create_staff
 from backend.tables import (
     Company,
@@ -136,6 +136,25 @@ async def test_an_id_is_plain_ascii_digits(client, spelling):
 
 
 # Whole numbers in forms and query strings
+
+
+@pytest.mark.parametrize("value", STRANGE_NUMBERS)
+def test_whole_numbers_are_ascii_digits_only(value):
+    assert validation.whole_number(value, -(10**6), 10**6) is None
+
+
+@pytest.mark.parametrize(
+    ("value", "number"), [("7", 7), (" 12 ", 12), ("-30", -30), ("0", 0), ("600", 600)]
+)
+def test_whole_numbers_within_bounds(value, number):
+    assert validation.whole_number(value, -600, 600) == number
+    assert validation.whole_number(value, number + 1, 10**6) is None
+
+
+def test_a_postal_code_is_four_ascii_digits():
+    assert validation.postal_code("0150") == "0150"
+    with pytest.raises(validation.FieldError):
+        validation.postal_code("٠١٥٠")
 
 
 @pytest.mark.parametrize("hours", STRANGE_NUMBERS)
@@ -311,6 +330,21 @@ async def test_control_characters_in_registration_and_company_details_are_refuse
     form.update(name="Kari Nordmann", phone="+47 73 12 34 56")
     response = await post_form(client, "/portal/company", form)
     assert response.status_code == 422 and "kontrolltegn" in response.text
+
+
+async def test_control_characters_in_sign_in_and_orders_are_refused(client):
+    signing_in = await post_form(
+        client, "/login", {"email": "sjef\x00@example.no", "password": "hemmelig\x00"}
+    )
+    assert signing_in.status_code == 422 and "kontrolltegn" in signing_in.text
+
+    company_id, _ = await sign_in_superuser(client)
+    ordering = await post_form(
+        client, "/portal/orders", {"kind": "topup", "hours": "5\x00", "products": "inventor"}
+    )
+    assert ordering.status_code == 422
+    assert 'id="topup-form"' in ordering.text and "kontrolltegn" in ordering.text
+    assert await Order.count().where(Order.company == company_id) == 0
 
 
 async def test_line_breaks_and_tabs_from_a_textarea_are_text(client):

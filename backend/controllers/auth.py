@@ -49,7 +49,8 @@ class AuthController(Controller):
         try:
             form = await read_form(request, ("email", "password", "next"))
         except ValidationFailed as failed:
-            return again(422, failed.errors["form"])
+            # One message for the whole form: an unknown field, or control characters.
+            return again(422, next(iter(failed.errors.values())))
         email, ip = form.get("email", ""), _client_ip(request)
         throttle = _throttle(request)
         if await throttle.blocked(email, ip):

@@ -110,7 +110,7 @@ def format_phone(e164: str) -> str:
 
 def postal_code(value: str) -> str:
     value = value.strip()
-    if not re.fullmatch(r"\d{4}", value):
+    if not re.fullmatch(r"[0-9]{4}", value):
         raise FieldError(N_("Postnummeret skal være fire siffer."))
     return value
 
