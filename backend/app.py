@@ -40,6 +40,7 @@ from backend.services.demo import DEMO_PASSWORD, seed_demo
 from backend.services.payments import Payments
 from backend.tables import Company
 from backend.web.language import language_middleware
+from backend.web.paths import reject_impossible_ids
 from backend.web.security import SessionUserMiddleware, security_headers
 from backend.web.sessions import RotatingSessionConfig
 from backend.web.templating import create_template_engine, redirect, wants_fragment
@@ -221,6 +222,7 @@ def create_app(
         stores=create_stores(settings),
         template_config=TemplateConfig(instance=create_template_engine()),
         plugins=[HTMXPlugin()],
+        before_request=reject_impossible_ids,
         before_send=[security_headers(production)],
         exception_handlers={Exception: error_page},
         on_startup=[on_startup],

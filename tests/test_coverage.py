@@ -96,6 +96,8 @@ async def world() -> World:
         description="…",
         channel="web",
         opened_by=user.id,
+        # Opened long ago: support on last Christmas is logged on it.
+        created_at=clock.now() - datetime.timedelta(days=800),
     )
     await ticket.save()
     technician = User(

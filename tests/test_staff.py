@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import datetime
 import re
+from datetime import timedelta
 
 import pytest
 
 from backend.services import catalog, clock, coverage, ledger, tickets
 from backend.services.accounts import create_staff
+from backend.services.errors import ValidationFailed
 from backend.services.money import format_nok
 from backend.tables import (
     HourlyCharge,
@@ -42,6 +44,7 @@ async def new_ticket(
     product: str = "inventor",
     status: str = "open",
     waiting_since: datetime.datetime | None = None,
+    opened_days_ago: int = 30,
 ) -> Ticket:
     superuser = await User.objects().get(User.company == company_id)
     ticket = Ticket(
@@ -52,6 +55,8 @@ async def new_ticket(
         channel="web",
         status=status,
         opened_by=superuser.id,
+        # Opened a while ago, so time can be logged on earlier days.
+        created_at=clock.now() - datetime.timedelta(days=opened_days_ago),
     )
     if waiting_since is not None:
         ticket.waiting_since = waiting_since
@@ -91,6 +96,102 @@ async def test_queue_shows_the_longest_waiting_first(staff_client):
     ]
     assert 'hx-get="/staff"' in html and 'hx-target="#queue-rows"' in html
     assert 'hx-push-url="true"' in html and 'id="queue-rows"' in html
+
+
+async def test_without_a_status_filter_the_queue_shows_only_work_to_do(staff_client):
+    company_id, _ = await make_company("Arbeidskø AS")
+    now = clock.now()
+    long_ago = now - datetime.timedelta(days=20)
+    # Opened first, done long ago: the old queue put these on top.
+    await new_ticket(company_id, "Lukket sak", status="closed", waiting_since=long_ago)
+    await new_ticket(company_id, "Løst sak", status="resolved", waiting_since=long_ago)
+    await new_ticket(company_id, "Venter på kunden-sak", status="waiting_for_customer")
+    await new_ticket(
+        company_id, "Under arbeid-sak", status="in_progress", waiting_since=now - timedelta(hours=5)
+    )
+    await new_ticket(company_id, "Åpen sak", waiting_since=now - datetime.timedelta(days=2))
+
+    html = (await staff_client.get(f"/staff?company={company_id}")).text
+
+    assert order_of(html, "Under arbeid-sak", "Åpen sak") == ["Åpen sak", "Under arbeid-sak"]
+    for done in ("Lukket sak", "Løst sak", "Venter på kunden-sak"):
+        assert done not in html
+    assert "Antall saker: 2" in html
+
+    resolved = (await staff_client.get(f"/staff?company={company_id}&status=resolved")).text
+    assert "Løst sak" in resolved and "Åpen sak" not in resolved
+    everything = (await staff_client.get(f"/staff?company={company_id}&status=all")).text
+    assert "Antall saker: 5" in everything and "Lukket sak" in everything
+    assert '<option value="all" selected>' in everything
+
+
+async def test_the_queue_without_any_filter_leaves_out_what_waits_on_no_one(staff_client):
+    company_id, _ = await make_company("Ufiltrert AS")
+    # Its clock would have put it first of all: waiting "since" long before any other.
+    years_ago = clock.now() - timedelta(days=3650)
+    await new_ticket(company_id, "Ferdig for lenge siden", status="closed", waiting_since=years_ago)
+    await new_ticket(company_id, "Venter lengst av alle", waiting_since=years_ago)
+
+    html = (await staff_client.get("/staff")).text
+
+    assert "Ferdig for lenge siden" not in html and "Venter lengst av alle" in html
+
+
+async def test_a_staff_reply_stops_the_clock_and_a_customer_reply_starts_it(
+    staff_client, other_client
+):
+    company_id, email = await make_company("Klokke AS")
+    now = clock.now()
+    answered = await new_ticket(company_id, "Besvart sak", waiting_since=now - timedelta(days=3))
+    await new_ticket(company_id, "Ubesvart sak", waiting_since=now - timedelta(hours=1))
+    url = f"/staff/tickets/{answered.id}/messages"
+
+    # An internal note is no answer: the customer still waits.
+    await post_form(staff_client, url, {"body": "Sjekker loggene.", "internal": "1"})
+    assert (await Ticket.objects().get(Ticket.id == answered.id)).waiting_since is not None
+
+    await post_form(staff_client, url, {"body": "Prøv versjon 2027.1."})
+
+    stopped = await Ticket.objects().get(Ticket.id == answered.id)
+    assert stopped.waiting_since is None and stopped.status == "open"
+    queue = (await staff_client.get(f"/staff?company={company_id}")).text
+    assert order_of(queue, "Besvart sak", "Ubesvart sak") == ["Ubesvart sak", "Besvart sak"]
+    assert "Venter ikke på support" in queue
+
+    await login(other_client, email)
+    before = clock.now()
+    reply = await post_form(
+        other_client, f"/portal/tickets/{answered.id}/messages", {"body": "Hjalp ikke."}
+    )
+    assert reply.status_code == 303
+    restarted = await Ticket.objects().get(Ticket.id == answered.id)
+    assert restarted.waiting_since >= before - timedelta(seconds=1)
+    queue = (await staff_client.get(f"/staff?company={company_id}")).text
+    assert order_of(queue, "Besvart sak", "Ubesvart sak") == ["Ubesvart sak", "Besvart sak"]
+
+
+async def test_waiting_for_the_customer_stops_the_clock_and_back_to_support_starts_it(
+    staff_client,
+):
+    company_id, _ = await make_company("Status AS")
+    ticket = await new_ticket(
+        company_id, "Statussak", waiting_since=clock.now() - timedelta(days=1)
+    )
+    url = f"/staff/tickets/{ticket.id}/status"
+
+    await post_form(staff_client, url, {"status": "waiting_for_customer"})
+    assert (await Ticket.objects().get(Ticket.id == ticket.id)).waiting_since is None
+    assert "Statussak" not in (await staff_client.get(f"/staff?company={company_id}")).text
+
+    before = clock.now()
+    await post_form(staff_client, url, {"status": "in_progress"})
+    back = await Ticket.objects().get(Ticket.id == ticket.id)
+    assert back.waiting_since is not None and back.waiting_since >= before - timedelta(seconds=1)
+    assert "Statussak" in (await staff_client.get(f"/staff?company={company_id}")).text
+
+    # Within "waiting on support" the clock keeps its start.
+    await post_form(staff_client, url, {"status": "open"})
+    assert (await Ticket.objects().get(Ticket.id == ticket.id)).waiting_since == back.waiting_since
 
 
 async def test_queue_filters_by_status_company_and_product(staff_client):
@@ -306,6 +407,51 @@ async def test_a_future_date_is_refused(staff_client):
 
     assert response.status_code == 422
     assert "Datoen kan ikke være frem i tid." in response.text
+    assert await entries_of(ticket) == []
+
+
+async def test_a_date_before_the_ticket_was_opened_is_refused(staff_client):
+    company_id, _ = await make_company()
+    ticket = await new_ticket(company_id, opened_days_ago=3)
+    opened_on = clock.oslo_date(ticket.created_at)
+
+    response = await post_form(
+        staff_client,
+        f"/staff/tickets/{ticket.id}/time",
+        time_form(performed_on=(opened_on - timedelta(days=1)).isoformat(), note="Beholdes"),
+        headers=HX,
+    )
+
+    assert response.status_code == 422
+    assert "Datoen kan ikke være før saken ble opprettet." in response.text
+    assert 'value="Beholdes"' in response.text
+    assert f'min="{opened_on.isoformat()}"' in response.text
+    assert await entries_of(ticket) == []
+    on_the_day = await post_form(
+        staff_client,
+        f"/staff/tickets/{ticket.id}/time",
+        time_form(performed_on=opened_on.isoformat()),
+    )
+    assert on_the_day.status_code == 303
+    assert [e.performed_on for e in await entries_of(ticket)] == [opened_on]
+
+
+async def test_the_date_rule_holds_in_the_service_too(staff_client):
+    company_id, _ = await make_company()
+    ticket = await new_ticket(company_id, opened_days_ago=0)
+
+    with pytest.raises(ValidationFailed) as refused:
+        await coverage.log_time(
+            ticket=ticket,
+            technician=staff_client.staff_user,
+            actual=15,
+            performed_on=TODAY - timedelta(days=400),
+            channel="phone",
+            note="",
+            key=None,
+        )
+
+    assert "performed_on" in refused.value.errors
     assert await entries_of(ticket) == []
 
 

@@ -233,6 +233,82 @@ async def test_a_reply_reopens_a_resolved_ticket(client):
     assert "Det skjer igjen." in page and "Åpen" in page
 
 
+async def test_the_superuser_marks_a_ticket_resolved_and_a_reply_reopens_it(client):
+    _, superuser = await signed_in_superuser(client)
+    ticket = await open_ticket(superuser)
+    page = (await client.get(f"/portal/tickets/{ticket.id}")).text
+    assert "Merk som løst" in page and f'action="/portal/tickets/{ticket.id}/resolve"' in page
+
+    response = await post_form(client, f"/portal/tickets/{ticket.id}/resolve", {})
+
+    assert response.status_code == 303
+    assert response.headers["location"] == f"/portal/tickets/{ticket.id}"
+    resolved = await Ticket.objects().get(Ticket.id == ticket.id)
+    assert (resolved.status, resolved.waiting_since) == (TicketStatus.resolved.value, None)
+    page = (await client.get(f"/portal/tickets/{ticket.id}")).text
+    assert "Merk som løst" not in page and "Et svar åpner den igjen." in page
+    # Twice is once.
+    assert (await post_form(client, f"/portal/tickets/{ticket.id}/resolve", {})).status_code == 303
+
+    await post_form(client, f"/portal/tickets/{ticket.id}/messages", {"body": "Kom tilbake."})
+
+    reopened = await Ticket.objects().get(Ticket.id == ticket.id)
+    assert reopened.status == TicketStatus.open.value and reopened.waiting_since is not None
+
+
+async def test_only_the_superuser_of_the_company_marks_resolved(client, other_client):
+    company_id, superuser = await signed_in_superuser(client)
+    ticket = await open_ticket(superuser)
+    url = f"/portal/tickets/{ticket.id}/resolve"
+
+    # Without the CSRF token nothing changes.
+    assert (await client.post(url, data={})).status_code == 403
+
+    await signed_in_member(other_client, company_id)
+    assert "Merk som løst" not in (await other_client.get(f"/portal/tickets/{ticket.id}")).text
+    assert (await post_form(other_client, url, {})).status_code == 403
+
+    await signed_in_superuser(other_client)  # another company's superuser
+    assert (await post_form(other_client, url, {})).status_code == 404
+
+    assert (await Ticket.objects().get(Ticket.id == ticket.id)).status == TicketStatus.open.value
+
+
+async def test_a_closed_ticket_is_not_marked_resolved(client):
+    _, superuser = await signed_in_superuser(client)
+    ticket = await open_ticket(superuser)
+    await tickets.set_status(await staff_user(), ticket, TicketStatus.closed.value)
+
+    assert "Merk som løst" not in (await client.get(f"/portal/tickets/{ticket.id}")).text
+    await post_form(client, f"/portal/tickets/{ticket.id}/resolve", {})
+
+    assert (await Ticket.objects().get(Ticket.id == ticket.id)).status == "closed"
+
+
+async def test_the_void_reason_is_for_staff_only(client, other_client):
+    _, superuser = await signed_in_superuser(client)
+    ticket = await open_ticket(superuser)
+    technician = await staff_user()
+    entry = await coverage.log_time(
+        ticket=ticket,
+        technician=technician,
+        actual=20,
+        performed_on=TODAY,
+        channel="phone",
+        note="",
+        key=f"void-reason:{ticket.id}",
+    )
+    await coverage.void_time_entry(entry.id, technician, "Kunden er storkunde, gratis denne gang")
+
+    customer_page = (await client.get(f"/portal/tickets/{ticket.id}")).text
+    assert "Annullert" in customer_page
+    assert "storkunde" not in customer_page
+
+    await login(other_client, technician.email)
+    staff_page = (await other_client.get(f"/staff/tickets/{ticket.id}")).text
+    assert "Kunden er storkunde, gratis denne gang" in staff_page
+
+
 async def test_an_empty_reply_is_refused_next_to_the_field(client):
     _, superuser = await signed_in_superuser(client)
     ticket = await open_ticket(superuser)
@@ -425,7 +501,8 @@ async def test_time_entries_say_what_each_cost_the_company(client):
 
     hourly_page = (await client.get(f"/portal/tickets/{hourly.id}")).text
     assert f"Fakturert etter timesats: {format_nok(hourly_entry.hourly_amount_ore)}" in hourly_page
-    assert "Annullert: Ført på feil sak" in hourly_page
+    # The technician's reason is internal: the customer sees only that the entry was voided.
+    assert "Annullert" in hourly_page and "Ført på feil sak" not in hourly_page
     assert hourly_page.count("<del>") == 5  # every cell of the voided entry, struck
 
 

@@ -47,7 +47,8 @@ class AuthController(Controller):
         try:
             form = await read_form(request, ("email", "password", "next"))
         except ValidationFailed as failed:
-            return again(422, failed.errors["form"])
+            # One message for the whole form: an unknown field, or control characters.
+            return again(422, next(iter(failed.errors.values())))
         try:
             user = await accounts.sign_in(
                 form.get("email", ""), form.get("password", ""), ip=_client_ip(request)

@@ -77,6 +77,8 @@ class OrdersController(Controller):
         except NotAllowed:
             raise PermissionDeniedException() from None
         except (ValidationFailed, PaymentsError) as failure:
+            if isinstance(failure, ValidationFailed):
+                form = failure.values or form
             errors = (
                 failure.errors if isinstance(failure, ValidationFailed) else {"form": PAYMENTS_DOWN}
             )

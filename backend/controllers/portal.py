@@ -56,6 +56,7 @@ class PortalController(Controller):
             form = await read_form(request, companies.COMPANY_FIELDS)
             company = await companies.update_company(user, form)
         except ValidationFailed as failed:
+            form = failed.values or form
             company = await companies.get_company(user.company)
             return form_response(
                 request,

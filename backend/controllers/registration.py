@@ -31,6 +31,7 @@ class RegistrationController(Controller):
             form = await read_form(request, companies.REGISTRATION_FIELDS)
             user = await companies.register_company(form)
         except ValidationFailed as failed:
+            form = failed.values or form
             # Keep what was typed, never the passwords.
             kept = {k: v for k, v in form.items() if not k.startswith("password")}
             return form_response(

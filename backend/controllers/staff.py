@@ -10,7 +10,16 @@ from litestar.exceptions import NotFoundException, PermissionDeniedException
 from litestar.params import FromPath, FromQuery
 from litestar.response import Response, Template
 
-from backend.services import account, catalog, clock, companies, coverage, ledger, tickets
+from backend.services import (
+    account,
+    catalog,
+    clock,
+    companies,
+    coverage,
+    ledger,
+    tickets,
+    validation,
+)
 from backend.services.errors import NotAllowed, ValidationFailed
 from backend.tables import Channel, Company, Role, Ticket
 from backend.web.forms import read_form
@@ -20,13 +29,7 @@ from backend.web.templating import form_response, page, redirect, wants_fragment
 TICKET_FIELDS = ("company", "product", "subject", "description", "channel")
 # Staff open tickets for what came in by phone or mail; customers use the web form.
 STAFF_CHANNELS = (Channel.phone.value, Channel.mail.value)
-MAX_ID = 2**31 - 1  # ids beyond the column's range exist nowhere
 RECENT = 20
-
-
-def _id(value: str) -> int | None:
-    value = value.strip()
-    return int(value) if value.isdigit() and 0 < int(value) <= MAX_ID else None
 
 
 def _targets(request: Request, element_id: str) -> bool:
@@ -54,11 +57,11 @@ class StaffController(Controller):
         """Tickets, the longest waiting first. The filter form swaps only the rows region."""
         filters = {"q": q, "status": status, "company": company, "product": product}
         result = await tickets.search(
-            company_id=_id(company),
+            company_id=validation.record_id(company),
             q=q,
             status=status,
             product=product,
-            page=_id(request.query_params.get("page", "")) or 1,
+            page=validation.record_id(request.query_params.get("page", "")) or 1,
             oldest_waiting_first=True,
         )
         offer = await catalog.current_offer()
@@ -94,6 +97,7 @@ class StaffController(Controller):
             internal = form.get("internal") == "1"
             await tickets.add_message(request.user, ticket, form.get("body", ""), internal=internal)
         except ValidationFailed as failed:
+            form = failed.values or form
             return await self._ticket_form(
                 request, ticket, "_message_form", message_form=form, message_errors=failed.errors
             )
@@ -107,6 +111,7 @@ class StaffController(Controller):
             form = await read_form(request, ("status",))
             await tickets.set_status(request.user, ticket, form.get("status", ""))
         except ValidationFailed as failed:
+            form = failed.values or form
             return await self._ticket_form(
                 request, ticket, "_status_form", status_form=form, status_errors=failed.errors
             )
@@ -120,6 +125,7 @@ class StaffController(Controller):
             form = await read_form(request, tickets.TIME_FIELDS)
             await tickets.log_time(request.user, ticket, form)
         except ValidationFailed as failed:
+            form = failed.values or form
             # A fresh key: nothing was logged, and a tampered key must not come back.
             form = {**form, "idempotency_key": tickets.new_idempotency_key()}
             return await self._ticket_form(
@@ -132,7 +138,7 @@ class StaffController(Controller):
         self, request: Request, entry_id: FromPath[int]
     ) -> Response | Template:
         try:
-            entry = await tickets.get_time_entry(request.user, _path_id(entry_id))
+            entry = await tickets.get_time_entry(request.user, entry_id)
         except NotAllowed:
             raise NotFoundException() from None
         ticket = await self._ticket(request, entry.ticket)
@@ -141,6 +147,7 @@ class StaffController(Controller):
             form = await read_form(request, ("reason",))
             await coverage.void_time_entry(entry.id, request.user, form.get("reason", ""))
         except ValidationFailed as failed:
+            form = failed.values or form
             context = await self._ticket_context(
                 ticket, void_entry_id=entry.id, void_form=form, void_errors=failed.errors
             )
@@ -166,10 +173,11 @@ class StaffController(Controller):
             ticket = await tickets.open_ticket(
                 request.user,
                 form,
-                company_id=_id(form.get("company", "")),
+                company_id=validation.record_id(form.get("company", "")),
                 channel=form.get("channel", ""),
             )
         except ValidationFailed as failed:
+            form = failed.values or form
             context = await self._new_ticket_context(form, failed.errors)
             return form_response(
                 request, "staff/new_ticket.html", "staff/_new_ticket_form.html", 422, **context
@@ -215,6 +223,7 @@ class StaffController(Controller):
                 product_codes=form["products"],
             )
         except ValidationFailed as failed:
+            form = failed.values or form
             context = await self._company_context(company)
             context.update(adjust_form=form, adjust_errors=failed.errors)
             return form_response(
@@ -226,7 +235,7 @@ class StaffController(Controller):
 
     async def _company(self, company_id: int) -> Company:
         try:
-            return await companies.get_company(_path_id(company_id))
+            return await companies.get_company(company_id)
         except NotAllowed:
             raise NotFoundException() from None
 
@@ -247,7 +256,7 @@ class StaffController(Controller):
 
     async def _ticket(self, request: Request, ticket_id: int) -> Ticket:
         try:
-            return await tickets.get_ticket(request.user, _path_id(ticket_id))
+            return await tickets.get_ticket(request.user, ticket_id)
         except NotAllowed:
             raise NotFoundException() from None
 
@@ -273,6 +282,7 @@ class StaffController(Controller):
             },
             "time_errors": {},
             "today": clock.today().isoformat(),
+            "opened_on": clock.oslo_date(ticket.created_at).isoformat(),
             "void_entry_id": None,
             "void_form": {},
             "void_errors": {},
@@ -295,12 +305,6 @@ class StaffController(Controller):
             "form": form,
             "errors": errors,
         }
-
-
-def _path_id(value: int) -> int:
-    if not 0 < value <= MAX_ID:
-        raise NotFoundException()
-    return value
 
 
 def _ticket_url(ticket_id: int) -> str:

@@ -9,7 +9,7 @@ from litestar.exceptions import NotFoundException, PermissionDeniedException
 from litestar.params import FromPath, FromQuery
 from litestar.response import Response, Template
 
-from backend.services import catalog, clock, tickets
+from backend.services import catalog, clock, tickets, validation
 from backend.services.accounts import STAFF_ROLES
 from backend.services.errors import NotAllowed, ValidationFailed
 from backend.tables import Ticket
@@ -20,7 +20,6 @@ from backend.web.templating import page as render_page
 
 TICKET_FIELDS = ("product", "subject", "description")
 ROWS_REGION = "ticket-rows"
-MAX_ID = 2**31 - 1  # ids are 32-bit serials: anything larger is no ticket (not a 500)
 
 
 def _asks_for_region(request: Request, region: str) -> bool:
@@ -42,10 +41,14 @@ class TicketsController(Controller):
         q: FromQuery[str] = "",
         status: FromQuery[str] = "",
         product: FromQuery[str] = "",
-        page: FromQuery[int] = 1,
+        page: FromQuery[str] = "1",
     ) -> Template:
         found = await tickets.search(
-            company_id=request.user.company, q=q, status=status, product=product, page=page
+            company_id=request.user.company,
+            q=q,
+            status=status,
+            product=product,
+            page=validation.record_id(page) or 1,
         )
         offer = await catalog.current_offer()
         context = {
@@ -77,6 +80,7 @@ class TicketsController(Controller):
             form = await read_form(request, TICKET_FIELDS)
             ticket = await tickets.open_ticket(request.user, form)
         except ValidationFailed as failed:
+            form = failed.values or form
             context = await self._form_context(request, form, failed.errors)
             return form_response(
                 request, "portal/tickets_new.html", "portal/_ticket_form.html", 422, **context
@@ -101,6 +105,7 @@ class TicketsController(Controller):
             form = await read_form(request, ("body",))
             await tickets.add_message(request.user, ticket, form.get("body", ""))
         except ValidationFailed as failed:
+            form = failed.values or form
             context = await self._ticket_context(request, ticket, form, failed.errors)
             return form_response(
                 request, "portal/tickets_detail.html", "portal/_ticket_reply.html", 422, **context
@@ -109,10 +114,18 @@ class TicketsController(Controller):
             raise PermissionDeniedException() from None
         return redirect(request, f"/portal/tickets/{ticket.id}")
 
+    @post("/{ticket_id:int}/resolve", name="ticket_resolve")
+    async def resolve(self, request: Request, ticket_id: FromPath[int]) -> Response:
+        """The customer's "Merk som løst"; a reply afterwards reopens the ticket."""
+        ticket = await self._ticket(request, ticket_id)
+        try:
+            await tickets.resolve_by_customer(request.user, ticket)
+        except NotAllowed:
+            raise PermissionDeniedException() from None
+        return redirect(request, f"/portal/tickets/{ticket.id}")
+
     async def _ticket(self, request: Request, ticket_id: int) -> Ticket:
         """The company's own ticket; another company's is not found (not forbidden)."""
-        if not 0 < ticket_id <= MAX_ID:
-            raise NotFoundException()
         try:
             return await tickets.get_ticket(request.user, ticket_id)
         except NotAllowed:
@@ -144,6 +157,7 @@ class TicketsController(Controller):
             "first_look": tickets.pending_first_look(ticket, messages, clock.now()),
             "entries": await tickets.time_entries(ticket),
             "can_reply": tickets.can_reply(request.user, ticket),
+            "can_resolve": tickets.can_resolve(request.user, ticket),
             "form": form,
             "errors": errors,
         }

@@ -20,6 +20,7 @@ from backend.services import agreements, catalog, clock, ledger
 from backend.services.errors import NotAllowed, ValidationFailed
 from backend.services.money import mva_ore
 from backend.services.payments import CheckoutLine, Payments
+from backend.services.validation import whole_number
 from backend.tables import (
     Agreement,
     ChargeStatus,
@@ -150,11 +151,7 @@ def topup_expires_on(paid_at: datetime.datetime) -> datetime.date:
 
 
 def _whole_hours(value: str) -> int | None:
-    value = value.strip()
-    if not value.isdigit():
-        return None
-    hours = int(value)
-    return hours if MIN_TOPUP_HOURS <= hours <= MAX_TOPUP_HOURS else None
+    return whole_number(value, MIN_TOPUP_HOURS, MAX_TOPUP_HOURS)
 
 
 async def place_order(user: User, form: Mapping[str, Any]) -> Order:

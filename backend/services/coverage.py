@@ -19,7 +19,7 @@ from backend.db import is_unique_violation, write_transaction
 from backend.i18n import N_
 from backend.services import agreements, catalog, clock, ledger
 from backend.services.errors import NotAllowed, ValidationFailed
-from backend.services.validation import FieldError
+from backend.services.validation import FieldError, whole_number
 from backend.tables import (
     Agreement,
     AgreementProduct,
@@ -47,10 +47,20 @@ def billed_minutes(actual_minutes: int) -> int:
 
 def actual_minutes(value: str) -> int:
     """The form's minutes: a whole number from 1 to 600."""
-    value = value.strip()
-    if not value.isdigit() or not 1 <= int(value) <= MAX_ACTUAL_MINUTES:
+    minutes = whole_number(value, 1, MAX_ACTUAL_MINUTES)
+    if minutes is None:
         raise FieldError(N_("Skriv inn hele minutter fra 1 til 600."))
-    return int(value)
+    return minutes
+
+
+def performed_on_error(ticket: Ticket, day: datetime.date) -> str | None:
+    """Support on a ticket is given between its opening (the Oslo date it was opened) and
+    today: None when `day` lies there, else the form's message."""
+    if day > clock.today():
+        return N_("Datoen kan ikke være frem i tid.")
+    if day < clock.oslo_date(ticket.created_at):
+        return N_("Datoen kan ikke være før saken ble opprettet.")
+    return None
 
 
 def hourly_amount_ore(minutes: int, rate_ore: int) -> int:
@@ -132,8 +142,8 @@ async def log_time(
     """Record support time on a ticket and pay for it by the coverage rule. The same `key`
     (from the form: a double click, a retried request) gives the same single entry."""
     key = key or secrets.token_hex(16)
-    if performed_on > clock.today():
-        raise ValidationFailed({"performed_on": N_("Datoen kan ikke være frem i tid.")})
+    if message := performed_on_error(ticket, performed_on):
+        raise ValidationFailed({"performed_on": message})
     billed = billed_minutes(actual)
     try:
         async with write_transaction(TimeEntry._meta.db):

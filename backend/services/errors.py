@@ -8,11 +8,14 @@ class DomainError(Exception):
 
 
 class ValidationFailed(DomainError):
-    """Bad input, with one Norwegian message per field (keys are the form's field names)."""
+    """Bad input, with one Norwegian message per field (keys are the form's field names).
+    `values`: what the form held, when the failure came before the handler got the form, so
+    the form can be shown again with the input kept."""
 
-    def __init__(self, errors: dict[str, str]) -> None:
+    def __init__(self, errors: dict[str, str], values: dict | None = None) -> None:
         super().__init__(errors)
         self.errors = errors
+        self.values = values
 
 
 class NotAllowed(DomainError):

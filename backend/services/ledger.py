@@ -24,6 +24,7 @@ from backend.db import is_unique_violation, write_transaction
 from backend.i18n import N_
 from backend.services import agreements, catalog
 from backend.services.errors import ValidationFailed
+from backend.services.validation import whole_number
 from backend.tables import EntryKind, LedgerEntry, LedgerOperation, Lot, LotProduct
 
 
@@ -292,9 +293,8 @@ MAX_ADJUSTMENT_MINUTES = 200 * 60
 def parse_adjustment(minutes: str, reason: str) -> tuple[int, str]:
     """An admin's adjustment form: whole minutes (negative takes minutes) and a reason."""
     errors: dict[str, str] = {}
-    value = minutes.strip()
-    number = int(value) if value.lstrip("-").isdigit() else 0
-    if number == 0 or abs(number) > MAX_ADJUSTMENT_MINUTES:
+    number = whole_number(minutes, -MAX_ADJUSTMENT_MINUTES, MAX_ADJUSTMENT_MINUTES)
+    if not number:
         errors["minutes"] = N_("Skriv inn hele minutter, positivt eller negativt (høyst 12000).")
     reason = " ".join(reason.split())
     if not reason:

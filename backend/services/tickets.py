@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from piccolo.query import OrderByRaw
+
 from backend.i18n import N_
 from backend.services import catalog, clock, coverage, validation
 from backend.services.accounts import STAFF_ROLES
@@ -29,7 +31,7 @@ from backend.tables import (
 )
 
 PAGE_SIZE = 20
-NUMBER = re.compile(r"^\s*(?:SUP-?)?0*(\d{1,9})\s*$", re.IGNORECASE)
+NUMBER = re.compile(r"^\s*(?:SUP-?)?0*(\d{1,9})\s*$", re.IGNORECASE | re.ASCII)
 # The log-time form's hidden key: what secrets.token_urlsafe makes, within the column's room.
 IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 TIME_FIELDS = ("minutes", "performed_on", "channel", "note", "idempotency_key")
@@ -40,6 +42,12 @@ STATUS_LABELS = {
     TicketStatus.resolved.value: N_("Løst"),
     TicketStatus.closed.value: N_("Lukket"),
 }
+DONE_STATUSES = [TicketStatus.resolved.value, TicketStatus.closed.value]
+# The queue's default: tickets that wait on support.
+WAITING_ON_SUPPORT = (TicketStatus.open.value, TicketStatus.in_progress.value)
+# The staff queue's status filter for every ticket, whatever its status.
+ANY_STATUS = "all"
+SEARCH_MAX = 200
 
 
 def ticket_number(ticket_id: int) -> str:
@@ -126,8 +134,9 @@ async def get_ticket(user: User, ticket_id: int) -> Ticket:
 
 
 async def add_message(user: User, ticket: Ticket, body: str, *, internal: bool = False) -> None:
-    """A reply in the thread. The superuser's reply reopens a resolved ticket and puts it back
-    in the queue; internal notes are for staff only."""
+    """A reply in the thread. The superuser's reply reopens a resolved ticket and starts the
+    queue's clock again; a staff reply stops it (support has answered), an internal note does
+    not (the customer still waits). Internal notes are for staff only."""
     if internal and not is_staff(user):
         raise NotAllowed("only staff write internal notes")
     if not is_staff(user) and (user.role != Role.superuser.value or ticket.company != user.company):
@@ -137,7 +146,10 @@ async def add_message(user: User, ticket: Ticket, body: str, *, internal: bool =
     except validation.FieldError as error:
         raise ValidationFailed({"body": error.message}) from None
     await TicketMessage(ticket=ticket.id, author=user.id, body=text, internal=internal).save()
-    if not is_staff(user):
+    if is_staff(user):
+        if not internal:
+            await Ticket.update({Ticket.waiting_since: None}).where(Ticket.id == ticket.id)
+    else:
         values: dict = {Ticket.waiting_since: clock.now()}
         if ticket.status in (TicketStatus.resolved.value, TicketStatus.waiting_for_customer.value):
             values[Ticket.status] = TicketStatus.open.value
@@ -145,11 +157,41 @@ async def add_message(user: User, ticket: Ticket, body: str, *, internal: bool =
 
 
 async def set_status(user: User, ticket: Ticket, status: str) -> None:
+    """Staff set any status. The queue's clock runs only while a ticket waits on support: it
+    stops when the ticket waits for the customer or is done, and starts when a ticket comes
+    back to support from such a status (within open/in progress it keeps running, or not)."""
     if not is_staff(user):
         raise NotAllowed("only staff change the status")
     if status not in STATUS_LABELS:
         raise ValidationFailed({"status": N_("Ukjent status.")})
-    await Ticket.update({Ticket.status: status}).where(Ticket.id == ticket.id)
+    values: dict = {Ticket.status: status}
+    if status not in WAITING_ON_SUPPORT:
+        values[Ticket.waiting_since] = None
+    elif ticket.status not in WAITING_ON_SUPPORT:
+        values[Ticket.waiting_since] = clock.now()
+    await Ticket.update(values).where(Ticket.id == ticket.id)
+
+
+def can_resolve(user: User, ticket: Ticket) -> bool:
+    """The customer's superuser may close the matter themselves while support still has it
+    or waits for them; members only read (SPEC §1)."""
+    return (
+        user.role == Role.superuser.value
+        and ticket.company == user.company
+        and ticket.status not in DONE_STATUSES
+    )
+
+
+async def resolve_by_customer(user: User, ticket: Ticket) -> None:
+    """The customer's "Merk som løst": the superuser marks their own ticket resolved, which
+    takes it out of the queue; a later reply reopens it (add_message). Twice is once."""
+    if user.role != Role.superuser.value or ticket.company != user.company:
+        raise NotAllowed("only the company's superuser resolves its tickets")
+    if not can_resolve(user, ticket):
+        return
+    await Ticket.update(
+        {Ticket.status: TicketStatus.resolved.value, Ticket.waiting_since: None}
+    ).where((Ticket.id == ticket.id) & Ticket.status.not_in(DONE_STATUSES))
 
 
 async def thread(ticket: Ticket, *, include_internal: bool) -> list[dict[str, Any]]:
@@ -186,16 +228,22 @@ async def search(
     oldest_waiting_first: bool = False,
 ) -> TicketPage:
     """Tickets filtered by status and product, searched by number or subject, paginated.
-    Customers see their company's, newest first; the staff queue shows the longest waiting
-    first."""
+    Customers see their company's, newest first, of any status unless one is chosen. The staff
+    queue (`oldest_waiting_first`) shows work to do: without a status filter only tickets that
+    wait on support, the longest waiting first (those whose clock is stopped after them);
+    `ANY_STATUS` shows all. Filters come from query strings: control characters (which
+    PostgreSQL refuses in text) are dropped, an unknown status or product matches nothing."""
     condition = Ticket.id > 0
     if company_id is not None:
         condition &= Ticket.company == company_id
     if status in STATUS_LABELS:
         condition &= Ticket.status == status
+    elif oldest_waiting_first and status != ANY_STATUS:
+        condition &= Ticket.status.is_in(list(WAITING_ON_SUPPORT))
+    product = validation.CONTROL_CHARACTER.sub("", product)
     if product:
         condition &= Ticket.product_code == product
-    q = q.strip()
+    q = validation.CONTROL_CHARACTER.sub("", q).strip()[:SEARCH_MAX]
     if q:
         number = NUMBER.match(q)
         pattern = f"%{_escape_like(q)}%"
@@ -206,14 +254,17 @@ async def search(
     total = await Ticket.count().where(condition)
     pages = max(1, -(-total // PAGE_SIZE))
     page = min(max(1, page), pages)
-    order = (Ticket.waiting_since, True) if oldest_waiting_first else (Ticket.id, False)
-    rows = (
-        await Ticket.select(*Ticket.all_columns(), Ticket.company.name.as_alias("company_name"))
-        .where(condition)
-        .order_by(order[0], ascending=order[1])
-        .limit(PAGE_SIZE)
-        .offset((page - 1) * PAGE_SIZE)
-    )
+    query = Ticket.select(
+        *Ticket.all_columns(), Ticket.company.name.as_alias("company_name")
+    ).where(condition)
+    if oldest_waiting_first:
+        # Stopped clocks (NULL) last on both engines: SQLite sorts NULL first, PostgreSQL last.
+        query = query.order_by(OrderByRaw("ticket.waiting_since IS NULL")).order_by(
+            Ticket.waiting_since, Ticket.id
+        )
+    else:
+        query = query.order_by(Ticket.id, ascending=False)
+    rows = await query.limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)
     return TicketPage(tickets=rows, page=page, pages=pages, total=total)
 
 
@@ -259,7 +310,7 @@ def new_idempotency_key() -> str:
 
 def performed_on(value: str) -> datetime.date:
     """The day the support was given: ISO (what `<input type="date">` sends) or dd.mm.yyyy;
-    empty means today. Never a day after today (Europe/Oslo)."""
+    empty means today. Which days a ticket takes: coverage.performed_on_error."""
     value = value.strip()
     if not value:
         return clock.today()
@@ -271,9 +322,6 @@ def performed_on(value: str) -> datetime.date:
             continue
     else:
         raise validation.FieldError(N_("Skriv inn en gyldig dato, for eksempel 31.01.2026."))
-    if day > clock.today():
-        # Also checked by coverage.log_time; here too, so it shows with the other messages.
-        raise validation.FieldError(N_("Datoen kan ikke være frem i tid."))
     return day
 
 
@@ -303,6 +351,10 @@ async def log_time(user: User, ticket: Ticket, form: Mapping[str, str]) -> TimeE
         )
     except ValidationFailed as failed:
         errors, cleaned = failed.errors, {}
+    if "performed_on" in cleaned and (
+        message := coverage.performed_on_error(ticket, cleaned["performed_on"])
+    ):
+        errors["performed_on"] = message
     key = form.get("idempotency_key", "").strip()
     if key and not IDEMPOTENCY_KEY.match(key):
         errors["form"] = N_("Skjemaet var utløpt eller ugyldig. Last siden på nytt og prøv igjen.")
@@ -374,10 +426,9 @@ async def _written_off_on_void(entry_ids: list[int]) -> dict[int, int]:
 
 async def open_tickets(company_id: int, limit: int = 5) -> list[Ticket]:
     """The company's tickets still being worked on, newest first (for the dashboard)."""
-    done = [TicketStatus.resolved.value, TicketStatus.closed.value]
     return (
         await Ticket.objects()
-        .where((Ticket.company == company_id) & Ticket.status.not_in(done))
+        .where((Ticket.company == company_id) & Ticket.status.not_in(DONE_STATUSES))
         .order_by(Ticket.id, ascending=False)
         .limit(limit)
     )

@@ -16,12 +16,40 @@ from backend.services.errors import ValidationFailed
 
 PASSWORD_MIN = 10
 PASSWORD_MAX = 128
+# Every id column is a 32-bit serial: a larger (or non-positive) id names no row.
+MAX_ID = 2**31 - 1
+# Only ASCII digits are numbers here: str.isdigit also takes "²" (which int() rejects) and
+# "١٢" (which int() reads as 12).
+WHOLE_NUMBER = re.compile(r"-?[0-9]{1,12}", re.ASCII)
+# Control characters (C0, DEL, C1) other than tab and newline; a CR only as part of the CRLF
+# that browsers send for line breaks in a textarea.
+CONTROL_CHARACTER = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]|\r(?!\n)")
+CONTROL_CHARACTER_MESSAGE = N_("Teksten inneholder kontrolltegn som ikke er tillatt.")
 
 
 class FieldError(ValueError):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+def whole_number(value: str, lo: int, hi: int) -> int | None:
+    """A whole number from lo to hi written in ASCII digits (a leading minus allowed), else
+    None: the caller knows which message its field shows."""
+    value = value.strip()
+    if not WHOLE_NUMBER.fullmatch(value):
+        return None
+    number = int(value)
+    return number if lo <= number <= hi else None
+
+
+def record_id(value: str) -> int | None:
+    """An id typed or chosen in a form or a query string, or None when it can name no row."""
+    return whole_number(value, 1, MAX_ID)
+
+
+def has_control_characters(value: str) -> bool:
+    return CONTROL_CHARACTER.search(value) is not None
 
 
 def text(value: str, *, max_length: int, required: bool = True) -> str:
@@ -82,7 +110,7 @@ def format_phone(e164: str) -> str:
 
 def postal_code(value: str) -> str:
     value = value.strip()
-    if not re.fullmatch(r"\d{4}", value):
+    if not re.fullmatch(r"[0-9]{4}", value):
         raise FieldError(N_("Postnummeret skal være fire siffer."))
     return value
 

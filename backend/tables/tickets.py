@@ -42,8 +42,10 @@ class Ticket(Table, tablename="ticket"):
     status = Varchar(length=30, choices=TicketStatus, default=TicketStatus.open.value)
     opened_by = ForeignKey(references=User)
     created_at = Timestamptz(default=TimestamptzNow(), index=True)
-    # The last time the customer wrote: the queue shows the longest-waiting first.
-    waiting_since = Timestamptz(default=TimestamptzNow(), index=True)
+    # Since when the customer has waited on support (opened, or their last reply); NULL while
+    # no one waits on support (staff answered, waiting for the customer, done). The queue
+    # shows the longest waiting first.
+    waiting_since = Timestamptz(null=True, default=TimestamptzNow(), index=True)
 
 
 class TicketMessage(Table, tablename="ticket_message"):
