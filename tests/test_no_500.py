@@ -209,7 +209,12 @@ async def test_negative_adjustments_still_take_minutes(client):
     url = f"/staff/companies/{company_id}/adjustments"
 
     for minutes, key in (("90", "k1"), (" -30 ", "k2")):
-        form = {"minutes": minutes, "reason": "Retting", "idempotency_key": key}
+        form = {
+            "minutes": minutes,
+            "reason": "Retting",
+            "idempotency_key": key,
+            "products": ["inventor"],
+        }
         assert (await post_form(client, url, form)).status_code == 303
 
     assert await ledger.balance(company_id, TODAY) == 60
