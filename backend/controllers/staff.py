@@ -10,7 +10,16 @@ from litestar.exceptions import NotFoundException, PermissionDeniedException
 from litestar.params import FromPath, FromQuery
 from litestar.response import Response, Template
 
-from backend.services import account, catalog, clock, companies, coverage, ledger, tickets
+from backend.services import (
+    account,
+    billing,
+    catalog,
+    clock,
+    companies,
+    coverage,
+    ledger,
+    tickets,
+)
 from backend.services.errors import NotAllowed, ValidationFailed
 from backend.tables import Channel, Company, Role, Ticket
 from backend.web.forms import read_form
@@ -139,7 +148,9 @@ class StaffController(Controller):
         form: dict[str, Any] = {}
         try:
             form = await read_form(request, ("reason",))
-            await coverage.void_time_entry(entry.id, request.user, form.get("reason", ""))
+            await coverage.void_time_entry(
+                entry.id, request.user, form.get("reason", ""), request.app.state.payments
+            )
         except ValidationFailed as failed:
             context = await self._ticket_context(
                 ticket, void_entry_id=entry.id, void_form=form, void_errors=failed.errors
@@ -234,6 +245,7 @@ class StaffController(Controller):
             "superuser": await companies.get_superuser(company.id),
             "entries": await tickets.time_log(company_id=company.id, limit=RECENT),
             "ledger_entries": await ledger.recent_entries(company.id, limit=RECENT),
+            "review_orders": await billing.orders_needing_review(company.id),
             "adjust_form": {"idempotency_key": tickets.new_idempotency_key()},
             "adjust_errors": {},
         }

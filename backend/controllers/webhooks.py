@@ -8,6 +8,7 @@ from litestar import Controller, Request, post
 from litestar.response import Response
 
 from backend.services import billing
+from backend.services.errors import MalformedEvent
 from backend.services.payments import InvalidSignature
 
 logger = logging.getLogger("portal.webhooks")
@@ -30,5 +31,9 @@ class WebhooksController(Controller):
         except InvalidSignature as error:
             logger.warning("webhook refused: %s", error)
             return Response({"error": "invalid signature"}, status_code=400)
-        result = await billing.handle_event(event)
+        try:
+            result = await billing.handle_event(event, request.app.state.payments)
+        except MalformedEvent as error:
+            logger.warning("webhook refused: %s", error)
+            return Response({"error": f"malformed event: {error}"}, status_code=400)
         return Response({"received": True, "result": result})

@@ -2,7 +2,7 @@ from backend.tables.agreements import Agreement
 from backend.tables.catalog import PriceList, Product
 from backend.tables.companies import Company
 from backend.tables.ledger import EntryKind, LedgerEntry, LedgerOperation, Lot
-from backend.tables.orders import Order, OrderKind, OrderStatus, StripeEvent
+from backend.tables.orders import CheckoutSession, Order, OrderKind, OrderStatus, StripeEvent
 from backend.tables.tickets import (
     Channel,
     ChargeStatus,
@@ -19,6 +19,7 @@ __all__ = [
     "Agreement",
     "Channel",
     "ChargeStatus",
+    "CheckoutSession",
     "Company",
     "Coverage",
     "EntryKind",
