@@ -322,9 +322,10 @@ async def start_checkout(order: Order, payments: Payments, base_url: str) -> str
     customer_id = await _customer_id(order.company, payments)
     previous = order.stripe_session_id
     order_page = f"/portal/orders/{order.id}"
-    if previous and await _retire_session(previous, payments) == "complete":
+    if previous and await _replace_session(order, previous, payments) == "complete":
         await refresh_order(order, previous, payments)
         return order_page
+    made = await CheckoutSession.count().where(CheckoutSession.order == order.id)
     session = await payments.create_checkout_session(
         order_id=order.id,
         company_id=order.company,
@@ -332,8 +333,8 @@ async def start_checkout(order: Order, payments: Payments, base_url: str) -> str
         lines=[CheckoutLine(name=await describe(order), unit_amount_ore=order.total_ore)],
         success_url=f"{base_url}/portal/orders/{order.id}?session_id={{CHECKOUT_SESSION_ID}}",
         cancel_url=f"{base_url}/portal/orders/{order.id}",
-        # One key per session of the order; a double click meets the same replacement.
-        idempotency_key=f"order-{order.id}-checkout" + (f"-after-{previous}" if previous else ""),
+        # One key per session of the order; a double click meets the same one.
+        idempotency_key=f"order-{order.id}-checkout" + (f"-{made + 1}" if made else ""),
     )
     if not await record_session(order.id, session["id"]):
         # The order was cancelled or paid meanwhile: this session must not take money.
@@ -385,6 +386,16 @@ async def record_session(order_id: int, session_id: str) -> bool:
     return bool(won)
 
 
+async def _replace_session(order: Order, session_id: str, payments: Payments) -> str:
+    """Retire the order's current session on the way to another outcome (a new session, or
+    cancelled). It stops being current first, so the expiry this causes, whose webhook can
+    come back before the order's next state is stored, does not expire the order."""
+    await Order.update({Order.stripe_session_id: None}).where(
+        (Order.id == order.id) & (Order.stripe_session_id == session_id)
+    )
+    return await _retire_session(session_id, payments)
+
+
 async def _retire_session(session_id: str, payments: Payments) -> str:
     """Make sure a session can no longer take money: expire it if it is open. Returns its
     status afterwards: "expired", or "complete" when it was paid first."""
@@ -427,7 +438,7 @@ async def cancel_order(user: User, order: Order, payments: Payments) -> Order:
     if order.status != OrderStatus.pending.value:
         return order
     session_id = order.stripe_session_id
-    if session_id and await _retire_session(session_id, payments) == "complete":
+    if session_id and await _replace_session(order, session_id, payments) == "complete":
         return await refresh_order(order, session_id, payments)
     await Order.update(
         {
