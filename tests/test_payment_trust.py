@@ -404,6 +404,32 @@ async def test_void_of_a_paid_charge_refunds_it_and_the_order_shows_it(
     assert "Refundert" in charges_page.text
 
 
+async def test_void_while_the_payment_is_under_way_refunds_the_charge_when_it_succeeds(
+    person, stripe_sandbox, live_server
+):
+    company_id = await company_of(person)
+    await hourly_charge(company_id, 20, "kept")
+    wrong = await hourly_charge(company_id, 35, "wrong")
+    placed, session_id = await checkout(person, kind="charges")
+    await complete(stripe_sandbox, session_id, "async_pending")
+    await eventually(lambda: status_is(placed.id, "processing"))
+    async with staff_session(live_server) as staff:
+        await void(staff, wrong.time_entry)
+    assert await charge_statuses(company_id) == ["outstanding", "cancelled"]
+
+    await complete(stripe_sandbox, session_id, "async_succeeded")
+    await eventually(lambda: status_is(placed.id, "paid"))
+    paid = await Order.objects().get(Order.id == placed.id)
+    with_mva = wrong.amount_ore + (wrong.amount_ore * 25 + 50) // 100
+
+    async def refunded() -> bool:
+        return (await Order.objects().get(Order.id == placed.id)).refunded_ore == with_mva
+
+    await eventually(refunded)
+    assert await refunded_on(stripe_sandbox, paid.stripe_payment_intent_id) == with_mva
+    assert await charge_statuses(company_id) == ["paid", "refunded"]
+
+
 async def test_a_refund_of_a_charges_order_marks_its_charges_refunded(person, stripe_sandbox):
     company_id = await company_of(person)
     await hourly_charge(company_id, 20, "a")

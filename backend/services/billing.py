@@ -87,7 +87,8 @@ class Quote:
 async def quote(
     company_id: int, kind: str, hours: str | int, product_codes: Sequence[str]
 ) -> Quote:
-    """The price of a plan or a top-up, from the catalog, or every reason it cannot be bought."""
+    """The price of a plan or a top-up, from the catalog, or every reason it cannot be bought.
+    (A charges order is priced from the charges it takes: see `_charges_order`.)"""
     offer = await catalog.current_offer()
     if offer.prices is None:
         raise ValidationFailed({"form": N_("Prisene er ikke lagt inn ennå.")})
@@ -99,8 +100,6 @@ async def quote(
     elif not set(codes) <= known:
         errors["products"] = N_("Ukjent produkt.")
     today = clock.today()
-    if kind == OrderKind.charges.value:
-        errors.pop("products", None)  # paying charges buys no product
     if kind == OrderKind.plan.value:
         if errors:
             raise ValidationFailed(errors)
@@ -130,17 +129,6 @@ async def quote(
             amount_ore=offer.prices.prepaid_hour_price_ore * whole_hours,
             unit_label=N_("Tidskonto"),
             expires_on=topup_expires_on(clock.now()),
-        )
-    if kind == OrderKind.charges.value:
-        outstanding = await outstanding_charges(company_id)
-        if not outstanding:
-            raise ValidationFailed({"form": N_("Det er ingen utestående beløp å betale.")})
-        return Quote(
-            kind=kind,
-            product_codes=(),
-            hours=0,
-            amount_ore=sum(charge.amount_ore for charge in outstanding),
-            unit_label=N_("Timebasert support"),
         )
     raise ValidationFailed({"kind": N_("Ukjent bestilling.")})
 
