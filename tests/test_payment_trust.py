@@ -728,6 +728,15 @@ async def test_malformed_signed_bodies_get_400_and_nothing_moves(client, setting
     assert await status_is(waiting.id, "pending")
 
 
+@pytest.mark.parametrize("payload", [b"not json", b"[" * 100_000], ids=["text", "deep"])
+async def test_signed_bodies_that_are_not_json_get_400(client, settings, payload):
+    from tests.test_webhooks import post
+
+    response = await post(client, payload, sign(payload, settings.stripe_webhook_secret))
+    assert response.status_code == 400
+    assert response.json()["error"].startswith("malformed event")
+
+
 # --- admins see the orders that need review -------------------------------------------------
 
 

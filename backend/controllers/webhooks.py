@@ -24,15 +24,13 @@ class WebhooksController(Controller):
     )
     async def receive(self, request: Request) -> Response:
         payload = await request.body()
+        payments = request.app.state.payments
         try:
-            event = request.app.state.payments.verify_event(
-                payload, request.headers.get("stripe-signature", "")
-            )
+            event = payments.verify_event(payload, request.headers.get("stripe-signature", ""))
+            result = await billing.handle_event(event, payments)
         except InvalidSignature as error:
             logger.warning("webhook refused: %s", error)
             return Response({"error": "invalid signature"}, status_code=400)
-        try:
-            result = await billing.handle_event(event, request.app.state.payments)
         except MalformedEvent as error:
             logger.warning("webhook refused: %s", error)
             return Response({"error": f"malformed event: {error}"}, status_code=400)

@@ -592,8 +592,13 @@ async def _own_order(session: Mapping[str, Any]) -> tuple[Order | None, str | No
 
 
 async def _flag(order_id: int, reason: str) -> None:
-    """Show the order to admins as needing review (the staff company page)."""
-    await Order.update({Order.review_reason: reason[:500]}).where(Order.id == order_id)
+    """Show the order to admins as needing review (the staff company page), newest reason
+    first, earlier ones kept as far as the column reaches."""
+    row = await Order.select(Order.review_reason).where(Order.id == order_id).first()
+    if row is None or reason in row["review_reason"]:
+        return
+    reasons = f"{reason} | {row['review_reason']}" if row["review_reason"] else reason
+    await Order.update({Order.review_reason: reasons[:500]}).where(Order.id == order_id)
 
 
 async def _apply_session(

@@ -14,6 +14,8 @@ from typing import Any
 
 import stripe
 
+from backend.services.errors import MalformedEvent
+
 
 class PaymentsError(Exception):
     """Stripe (or the sandbox) refused or could not be reached. `code` is Stripe's error code
@@ -114,7 +116,8 @@ class Payments:
 
     def verify_event(self, payload: bytes, signature: str) -> Any:
         """The event's parsed JSON, if the signature is ours and fresh (5 minutes); else
-        InvalidSignature. Its shape is not checked here: a signed body can still be `[]`."""
+        InvalidSignature; MalformedEvent if a signed body is not JSON. Its shape is not checked
+        here: a signed body can still be `[]`."""
         try:
             stripe.WebhookSignature.verify_header(
                 payload.decode("utf-8"),
@@ -122,9 +125,12 @@ class Payments:
                 self.webhook_secret,
                 tolerance=stripe.Webhook.DEFAULT_TOLERANCE,
             )
-            return json.loads(payload)
         except (ValueError, stripe.SignatureVerificationError) as error:
             raise InvalidSignature(str(error)) from None
+        try:
+            return json.loads(payload)
+        except (ValueError, RecursionError) as error:
+            raise MalformedEvent(f"the body is not JSON: {error}") from None
 
     @staticmethod
     async def _call(request: Any) -> dict[str, Any]:
