@@ -614,6 +614,17 @@ async def test_sjekk_status_finds_a_payment_the_webhook_has_not_told(held):
     assert (await Lot.objects().get(Lot.order == order_id)).minutes == 120
 
 
+async def test_sjekk_status_shows_an_expired_session_as_expired(held):
+    client, sandbox = held
+    _, email = await make_company()
+    await login(client, email)
+    order_id, session_id = await place(client, kind="topup", hours="1", products="inventor")
+    await sandbox.v1.checkout.sessions.expire_async(session_id)  # its webhook goes nowhere
+    checked = await client.get(f"/portal/orders/{order_id}?session_id={session_id}")
+    assert "Utløpt" in checked.text and "Bestill på nytt" in checked.text
+    assert await status_is(order_id, "expired")
+
+
 async def test_a_tab_that_paid_first_is_fulfilled_not_charged_again(held):
     client, sandbox = held
     company_id, email = await make_company()
