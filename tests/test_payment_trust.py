@@ -32,6 +32,7 @@ from backend.tables import (
     Ticket,
     User,
 )
+from tests import conftest
 from tests.conftest import HELD_WEBHOOK_SECRET
 from tests.support import PASSWORD, login, make_company, new_email, post_form
 from tests.test_checkout import (
@@ -43,8 +44,10 @@ from tests.test_checkout import (
 )
 from tests.test_webhooks import sign
 
-# The key the silent sandbox is driven with, here and by the portal that talks to it.
-HELD_KEY = "sk_test_held"
+# The key the silent sandbox accepts, and the portal address its sessions may return to, once
+# the sandbox checks them (conftest names both then); before that, any test key and anywhere.
+HELD_KEY = getattr(conftest, "HELD_SECRET_KEY", "sk_test_held")
+HELD_PORTAL_URL = getattr(conftest, "HELD_PORTAL_URL", None)
 
 
 @pytest.fixture
@@ -570,6 +573,7 @@ async def held(silent_sandbox: str, tmp_path) -> AsyncIterator[tuple[Any, stripe
             "STRIPE_SECRET_KEY": HELD_KEY,
             "STRIPE_WEBHOOK_SECRET": HELD_WEBHOOK_SECRET,
             "STRIPE_API_BASE": silent_sandbox,
+            **({"PORTAL_BASE_URL": HELD_PORTAL_URL} if HELD_PORTAL_URL else {}),
         }
     )
     sandbox = stripe.StripeClient(
