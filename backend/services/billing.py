@@ -1,10 +1,17 @@
 """Orders and payments (SPEC §2, §4): what a purchase costs, checkout, and fulfilment exactly once.
 
-The server computes every amount; the browser only says what to buy. An order is fulfilled
-exactly once — from a verified webhook or from the success page's look at the session, whichever
-comes first — because the order's status moves from pending/processing to paid with one
-conditional UPDATE, in the same transaction as the plan or lot it creates and the event id it
-records.
+The server computes every amount; the browser only says what to buy. An order is paid only by
+one of its own Checkout Sessions (each one the portal creates is recorded; the newest is the
+order's current one), for exactly its total incl. MVA, in NOK, with the order's company as
+client_reference_id. Anything else moves nothing: it is logged with the event id and the order
+it names is flagged for an admin. Expiry and failure move an order only from its current
+session.
+
+An order is fulfilled exactly once — from a verified webhook or from the success page's look at
+the session, whichever comes first — because the order's status moves from pending/processing
+to paid with one conditional UPDATE, in the same transaction as the plan or lot it creates and
+the event id it records. A second payment for an order that is no longer open is refunded.
+Calls to the provider that a change leads to run after its transaction (`After`).
 """
 
 from __future__ import annotations
