@@ -629,6 +629,24 @@ async def test_sjekk_status_shows_an_expired_session_as_expired(held):
     assert await status_is(order_id, "expired")
 
 
+async def test_betal_on_a_payment_under_way_keeps_its_session_current(held):
+    """The customer chose a delayed payment method, its webhook is late, and they click
+    "Betal": no second session; the payment's later failure still reaches the order."""
+    client, sandbox = held
+    _, email = await make_company()
+    await login(client, email)
+    order_id, session_id = await place(client, kind="topup", hours="1", products="inventor")
+    await complete(sandbox, session_id, "async_pending")
+    response = await post_form(client, f"/portal/orders/{order_id}/pay", {})
+    assert response.headers["location"] == f"/portal/orders/{order_id}"
+    assert await status_is(order_id, "processing")
+    assert await CheckoutSession.count().where(CheckoutSession.order == order_id) == 1
+
+    await complete(sandbox, session_id, "async_failed")
+    await deliver(client, sandbox, session_id, "checkout.session.async_payment_failed")
+    assert await status_is(order_id, "failed")
+
+
 async def test_a_tab_that_paid_first_is_fulfilled_not_charged_again(held):
     client, sandbox = held
     company_id, email = await make_company()

@@ -384,11 +384,25 @@ async def record_session(order_id: int, session_id: str) -> bool:
 async def _replace_session(order: Order, session_id: str, payments: Payments) -> str:
     """Retire the order's current session on the way to another outcome (a new session, or
     cancelled). It stops being current first, so the expiry this causes, whose webhook can
-    come back before the order's next state is stored, does not expire the order."""
+    come back before the order's next state is stored, does not expire the order. A session
+    that was paid first (or cannot be reached) stays current: its later news must count."""
     await Order.update({Order.stripe_session_id: None}).where(
         (Order.id == order.id) & (Order.stripe_session_id == session_id)
     )
-    return await _retire_session(session_id, payments)
+    try:
+        status = await _retire_session(session_id, payments)
+    except PaymentsError:
+        await _reattach(order.id, session_id)
+        raise
+    if status == "complete":
+        await _reattach(order.id, session_id)
+    return status
+
+
+async def _reattach(order_id: int, session_id: str) -> None:
+    await Order.update({Order.stripe_session_id: session_id}).where(
+        (Order.id == order_id) & Order.stripe_session_id.is_null()
+    )
 
 
 async def _retire_session(session_id: str, payments: Payments) -> str:
