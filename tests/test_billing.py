@@ -110,6 +110,9 @@ async def paid_event(
                 "payment_status": payment_status,
                 "status": "complete",
                 "payment_intent": f"pi_{order.id}",
+                "amount_total": order.total_ore,
+                "currency": "nok",
+                "client_reference_id": str(order.company),
                 "metadata": {"order_id": str(order.id)},
             }
         },
@@ -117,8 +120,9 @@ async def paid_event(
 
 
 async def placed(company_id: int, **form) -> Order:
+    """A pending order with a Checkout Session of its own, as start_checkout leaves it."""
     order = await billing.place_order(await superuser(company_id), form)
-    await Order.update({Order.stripe_session_id: f"cs_{order.id}"}).where(Order.id == order.id)
+    assert await billing.record_session(order.id, f"cs_{order.id}")
     return await Order.objects().get(Order.id == order.id)
 
 

@@ -83,7 +83,7 @@ async def test_topup_paid_credits_one_lot_through_the_webhook(person, sandbox):
     session = await sandbox.v1.checkout.sessions.retrieve_async(session_id)
     assert session.amount_total == placed.total_ore
     assert session.currency == "nok" and session.mode == "payment"
-    assert session.client_reference_id == str(placed.id)
+    assert session.client_reference_id == str(placed.company)
     assert session.metadata["order_id"] == str(placed.id)
 
     await complete(sandbox, session_id, "paid")

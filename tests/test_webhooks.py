@@ -28,8 +28,9 @@ async def pending_topup(hours: str = "5") -> Order:
     order = await billing.place_order(
         user, {"kind": "topup", "hours": hours, "products": ["inventor"]}
     )
-    await Order.update({Order.stripe_session_id: f"cs_test_{order.id}"}).where(Order.id == order.id)
-    return order
+    # The session the portal created for it (start_checkout records it).
+    assert await billing.record_session(order.id, f"cs_test_{order.id}")
+    return await Order.objects().get(Order.id == order.id)
 
 
 def completed(order: Order, event_id: str) -> bytes:
@@ -48,6 +49,9 @@ def completed(order: Order, event_id: str) -> bytes:
                     "status": "complete",
                     "payment_status": "paid",
                     "payment_intent": f"pi_{order.id}",
+                    "amount_total": order.total_ore,
+                    "currency": "nok",
+                    "client_reference_id": str(order.company),
                     "metadata": {"order_id": str(order.id)},
                 }
             },

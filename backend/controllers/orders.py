@@ -70,7 +70,7 @@ class OrdersController(Controller):
         form: dict = {}
         try:
             form = await read_form(request, ("kind", "hours"), lists=("products",))
-            order = await billing.place_order(request.user, form)
+            order = await billing.place_order(request.user, form, _payments(request))
             url = await billing.start_checkout(
                 order, _payments(request), request.app.state.settings.base_url
             )
@@ -106,28 +106,51 @@ class OrdersController(Controller):
     async def show_order(self, request: Request, order_id: FromPath[int]) -> Template:
         order = await self._order(request, order_id)
         session_id = request.query_params.get("session_id")
-        # Back from Checkout: look at the session now rather than wait for the webhook.
-        if (
-            session_id
-            and session_id == order.stripe_session_id
-            and order.status in billing.OPEN_STATUSES
-        ):
-            # If the provider cannot be reached now, the webhook will do it; the page polls.
+        # Back from Checkout, or "Sjekk status": ask the provider now rather than wait for the
+        # webhook. If it cannot be reached, the webhook will do it.
+        if session_id and order.status in billing.OPEN_STATUSES:
             with suppress(PaymentsError):
-                await billing.fulfil_checkout(session_id, _payments(request))
-            order = await self._order(request, order_id)
-        return page(request, "portal/order.html", **await self._order_context(order))
+                order = await billing.refresh_order(order, session_id, _payments(request))
+        return page(request, "portal/order.html", **await self._order_context(request, order))
 
     @get("/orders/{order_id:int}/status", name="order_status")
     async def show_order_status(self, request: Request, order_id: FromPath[int]) -> Template:
         """The order page's status region, which polls itself until the order is final."""
         order = await self._order(request, order_id)
-        return Template("portal/_order_status.html", context=await self._order_context(order))
+        return Template(
+            "portal/_order_status.html", context=await self._order_context(request, order)
+        )
+
+    @post("/orders/{order_id:int}/pay", name="order_pay")
+    async def pay_order(self, request: Request, order_id: FromPath[int]) -> Response | Template:
+        """ "Betal": a new Checkout Session for a pending order."""
+        order = await self._order(request, order_id)
+        try:
+            url = await billing.pay_order(
+                request.user, order, _payments(request), request.app.state.settings.base_url
+            )
+        except NotAllowed:
+            raise PermissionDeniedException() from None
+        except PaymentsError:
+            return await self._order_problem(request, order_id)
+        return redirect(request, url)
+
+    @post("/orders/{order_id:int}/cancel", name="order_cancel")
+    async def cancel_order(self, request: Request, order_id: FromPath[int]) -> Response | Template:
+        """ "Avbryt bestillingen": a pending order can no longer be paid."""
+        order = await self._order(request, order_id)
+        try:
+            await billing.cancel_order(request.user, order, _payments(request))
+        except NotAllowed:
+            raise PermissionDeniedException() from None
+        except PaymentsError:
+            return await self._order_problem(request, order_id)
+        return redirect(request, f"/portal/orders/{order.id}")
 
     @get("/orders/{order_id:int}/receipt", name="receipt")
     async def show_receipt(self, request: Request, order_id: FromPath[int]) -> Template:
         order = await self._order(request, order_id)
-        return page(request, "portal/receipt.html", **await self._order_context(order))
+        return page(request, "portal/receipt.html", **await self._order_context(request, order))
 
     async def _order(self, request: Request, order_id: int):
         try:
@@ -135,7 +158,17 @@ class OrdersController(Controller):
         except NotAllowed:
             raise NotFoundException() from None
 
-    async def _order_context(self, order) -> dict:
+    async def _order_problem(self, request: Request, order_id: int) -> Template:
+        order = await self._order(request, order_id)
+        context = await self._order_context(request, order, error=PAYMENTS_DOWN)
+        return form_response(
+            request, "portal/order.html", "portal/_order_status.html", 503, **context
+        )
+
+    async def _order_context(self, request: Request, order, error: str = "") -> dict:
+        check_url = f"/portal/orders/{order.id}"
+        if order.stripe_session_id:
+            check_url += f"?session_id={order.stripe_session_id}"
         return {
             "order": order,
             "description": await billing.describe(order),
@@ -143,6 +176,9 @@ class OrdersController(Controller):
             "lot": await billing.lot_for(order),
             "final": order.status in billing.FINAL_STATUSES,
             "form_path": billing.form_path(order.kind),
+            "can_buy": billing.can_buy(request.user),
+            "check_url": check_url,
+            "error": error,
         }
 
 

@@ -12,6 +12,7 @@ from litestar.response import Response, Template
 
 from backend.services import (
     account,
+    billing,
     catalog,
     clock,
     companies,
@@ -145,7 +146,9 @@ class StaffController(Controller):
         form: dict[str, Any] = {}
         try:
             form = await read_form(request, ("reason",))
-            await coverage.void_time_entry(entry.id, request.user, form.get("reason", ""))
+            await coverage.void_time_entry(
+                entry.id, request.user, form.get("reason", ""), request.app.state.payments
+            )
         except ValidationFailed as failed:
             form = failed.values or form
             context = await self._ticket_context(
@@ -247,6 +250,7 @@ class StaffController(Controller):
             "entries": await tickets.time_log(company_id=company.id, limit=RECENT),
             "ledger_entries": await ledger.recent_entries(company.id, limit=RECENT),
             "offer": await catalog.current_offer(),
+            "review_orders": await billing.orders_needing_review(company.id),
             "adjust_form": {
                 "idempotency_key": tickets.new_idempotency_key(),
                 "products": await coverage.adjustment_products(company.id, clock.today()),

@@ -8,6 +8,7 @@ from litestar import Controller, Request, post
 from litestar.response import Response
 
 from backend.services import billing
+from backend.services.errors import MalformedEvent
 from backend.services.payments import InvalidSignature
 
 logger = logging.getLogger("portal.webhooks")
@@ -23,12 +24,14 @@ class WebhooksController(Controller):
     )
     async def receive(self, request: Request) -> Response:
         payload = await request.body()
+        payments = request.app.state.payments
         try:
-            event = request.app.state.payments.verify_event(
-                payload, request.headers.get("stripe-signature", "")
-            )
+            event = payments.verify_event(payload, request.headers.get("stripe-signature", ""))
+            result = await billing.handle_event(event, payments)
         except InvalidSignature as error:
             logger.warning("webhook refused: %s", error)
             return Response({"error": "invalid signature"}, status_code=400)
-        result = await billing.handle_event(event)
+        except MalformedEvent as error:
+            logger.warning("webhook refused: %s", error)
+            return Response({"error": f"malformed event: {error}"}, status_code=400)
         return Response({"received": True, "result": result})

@@ -17,13 +17,13 @@ from dataclasses import dataclass
 
 from backend.db import is_unique_violation, write_transaction
 from backend.i18n import N_
-from backend.services import agreements, catalog, clock, ledger
+from backend.services import agreements, billing, catalog, clock, ledger
 from backend.services.errors import NotAllowed, ValidationFailed
+from backend.services.payments import Payments
 from backend.services.validation import FieldError, whole_number
 from backend.tables import (
     Agreement,
     AgreementProduct,
-    ChargeStatus,
     Coverage,
     HourlyCharge,
     Lot,
@@ -192,10 +192,14 @@ async def log_time(
     return await TimeEntry.objects().get(TimeEntry.idempotency_key == key)
 
 
-async def void_time_entry(entry_id: int, staff: User, reason: str) -> TimeEntry:
+async def void_time_entry(
+    entry_id: int, staff: User, reason: str, payments: Payments | None = None
+) -> TimeEntry:
     """Void a wrong time entry (with a reason): minutes go back to the lots they came from
-    (written off again if a lot has expired since) and an unpaid hourly charge is cancelled.
-    The entry itself stays, marked void; the ledger only grows."""
+    (written off again if a lot has expired since); an unpaid hourly charge is cancelled and
+    leaves the order that would have paid it, a paid one is refunded (billing.release_charge).
+    The entry itself stays, marked void; the ledger only grows. The calls to the payment
+    provider (`payments`) run after the transaction."""
     reason = " ".join(reason.split())
     if not reason:
         raise ValidationFailed({"reason": N_("Skriv hvorfor timeføringen annulleres.")})
@@ -225,8 +229,6 @@ async def void_time_entry(entry_id: int, staff: User, reason: str) -> TimeEntry:
                 ),
                 today=clock.today(),
             )
-        await HourlyCharge.update({HourlyCharge.status: ChargeStatus.cancelled.value}).where(
-            (HourlyCharge.time_entry == entry.id)
-            & (HourlyCharge.status == ChargeStatus.outstanding.value)
-        )
+        after = await billing.release_charge(entry.id)
+    await billing.run_after(after, payments)
     return entry

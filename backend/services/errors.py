@@ -20,3 +20,8 @@ class ValidationFailed(DomainError):
 
 class NotAllowed(DomainError):
     pass
+
+
+class MalformedEvent(DomainError):
+    """A signed webhook body that is not an event the portal can read; the message, for the
+    sender, says why. Nothing was recorded."""

@@ -8,14 +8,22 @@ plain dicts, so the rest of the portal does not depend on the SDK's types.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
 import stripe
 
+from backend.services.errors import MalformedEvent
+
 
 class PaymentsError(Exception):
-    """Stripe (or the sandbox) refused or could not be reached."""
+    """Stripe (or the sandbox) refused or could not be reached. `code` is Stripe's error code
+    (e.g. "resource_missing"), if it gave one."""
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class InvalidSignature(Exception):
@@ -50,18 +58,22 @@ class Payments:
         self,
         *,
         order_id: int,
+        company_id: int,
         customer_id: str,
         lines: list[CheckoutLine],
         success_url: str,
         cancel_url: str,
+        idempotency_key: str,
     ) -> dict[str, Any]:
+        """A session that says whose it is: the company as client_reference_id, the order in
+        metadata. Each new session for an order needs its own `idempotency_key`."""
         metadata = {"order_id": str(order_id)}
         return await self._call(
             self._client.v1.checkout.sessions.create_async(
                 params={
                     "mode": "payment",
                     "customer": customer_id,
-                    "client_reference_id": str(order_id),
+                    "client_reference_id": str(company_id),
                     "metadata": metadata,
                     "payment_intent_data": {"metadata": metadata},
                     "line_items": [
@@ -78,12 +90,21 @@ class Payments:
                     "success_url": success_url,
                     "cancel_url": cancel_url,
                 },
-                options={"idempotency_key": f"order-{order_id}-checkout"},
+                options={"idempotency_key": idempotency_key},
             )
         )
 
     async def retrieve_checkout_session(self, session_id: str) -> dict[str, Any]:
         return await self._call(self._client.v1.checkout.sessions.retrieve_async(session_id))
+
+    async def expire_checkout_session(self, session_id: str) -> dict[str, Any]:
+        return await self._call(self._client.v1.checkout.sessions.expire_async(session_id))
+
+    async def retrieve_payment_intent(self, payment_intent: str) -> dict[str, Any]:
+        return await self._call(self._client.v1.payment_intents.retrieve_async(payment_intent))
+
+    async def retrieve_charge(self, charge_id: str) -> dict[str, Any]:
+        return await self._call(self._client.v1.charges.retrieve_async(charge_id))
 
     async def refund(self, *, payment_intent: str, amount_ore: int, key: str) -> dict[str, Any]:
         return await self._call(
@@ -93,18 +114,28 @@ class Payments:
             )
         )
 
-    def verify_event(self, payload: bytes, signature: str) -> dict[str, Any]:
-        """The event, if the signature is ours and fresh (5 minutes); else InvalidSignature."""
+    def verify_event(self, payload: bytes, signature: str) -> Any:
+        """The event's parsed JSON, if the signature is ours and fresh (5 minutes); else
+        InvalidSignature; MalformedEvent if a signed body is not JSON. Its shape is not checked
+        here: a signed body can still be `[]`."""
         try:
-            event = stripe.Webhook.construct_event(payload, signature, self.webhook_secret)
+            stripe.WebhookSignature.verify_header(
+                payload.decode("utf-8"),
+                signature,
+                self.webhook_secret,
+                tolerance=stripe.Webhook.DEFAULT_TOLERANCE,
+            )
         except (ValueError, stripe.SignatureVerificationError) as error:
             raise InvalidSignature(str(error)) from None
-        return event.to_dict()
+        try:
+            return json.loads(payload)
+        except (ValueError, RecursionError) as error:
+            raise MalformedEvent(f"the body is not JSON: {error}") from None
 
     @staticmethod
     async def _call(request: Any) -> dict[str, Any]:
         try:
             result = await request
         except stripe.StripeError as error:
-            raise PaymentsError(error.user_message or str(error)) from error
+            raise PaymentsError(error.user_message or str(error), error.code) from error
         return result.to_dict()

@@ -2,7 +2,7 @@ from backend.tables.agreements import Agreement, AgreementProduct
 from backend.tables.catalog import PriceList, Product
 from backend.tables.companies import Company
 from backend.tables.ledger import EntryKind, LedgerEntry, LedgerOperation, Lot, LotProduct
-from backend.tables.orders import Order, OrderKind, OrderStatus, StripeEvent
+from backend.tables.orders import CheckoutSession, Order, OrderKind, OrderStatus, StripeEvent
 from backend.tables.sign_in import SignInCounter
 from backend.tables.tickets import (
     Channel,
@@ -21,6 +21,7 @@ __all__ = [
     "AgreementProduct",
     "Channel",
     "ChargeStatus",
+    "CheckoutSession",
     "Company",
     "Coverage",
     "EntryKind",

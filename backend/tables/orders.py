@@ -21,6 +21,7 @@ class OrderStatus(StrEnum):
     failed = "failed"
     expired = "expired"
     refunded = "refunded"
+    cancelled = "cancelled"  # by the customer ("Avbryt bestillingen"), or replaced
 
 
 class Order(Table, tablename="payment_order"):
@@ -38,9 +39,22 @@ class Order(Table, tablename="payment_order"):
     refunded_ore = Integer(default=0)  # incl. MVA, as Stripe refunds it
     stripe_session_id = Varchar(length=255, null=True, default=None, unique=True)
     stripe_payment_intent_id = Varchar(length=255, null=True, default=None, index=True)
+    # The charge that paid it, so a refund event without a payment intent still finds it.
+    stripe_charge_id = Varchar(length=255, null=True, default=None, index=True)
     failure_reason = Varchar(length=500, default="")
     created_at = Timestamptz(default=TimestamptzNow())
     paid_at = Timestamptz(null=True, default=None)
+    # Why an admin should look at it (a payment that did not match, a double payment); "" = fine.
+    review_reason = Varchar(length=500, default="")
+
+
+class CheckoutSession(Table, tablename="checkout_session"):
+    """Every Checkout Session the portal created for an order: only these can pay it. The
+    order's `stripe_session_id` is the current one."""
+
+    order = ForeignKey(references=Order, index=True)
+    session_id = Varchar(length=255, unique=True)
+    created_at = Timestamptz(default=TimestamptzNow())
 
 
 class StripeEvent(Table, tablename="stripe_event"):

@@ -82,6 +82,7 @@ class ChargeStatus(StrEnum):
     outstanding = "outstanding"
     paid = "paid"
     cancelled = "cancelled"  # its time entry was voided before payment
+    refunded = "refunded"  # paid, then the money went back (a void after payment, a refund)
 
 
 class HourlyCharge(Table, tablename="hourly_charge"):
