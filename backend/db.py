@@ -8,9 +8,12 @@ import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
+from piccolo.columns import Column
+from piccolo.columns.combination import WhereRaw
 from piccolo.engine.base import Engine
 from piccolo.engine.postgres import PostgresEngine
 from piccolo.engine.sqlite import SQLiteEngine, SQLiteTransaction, TransactionType
@@ -22,6 +25,28 @@ def sqlite_path(url: str) -> Path:
     return path if path.is_absolute() else Path.cwd() / path
 
 
+class _UnicodeConnection(sqlite3.Connection):
+    """SQLite's own lower() folds ASCII only, so "østre" would not find "Østre" there. This
+    one folds like Python (and like PostgreSQL's lower()), so a search behaves the same on
+    both engines."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.create_function("lower", 1, _lower, deterministic=True)
+
+
+def _lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
+def contains_text(column: Column, text: str) -> WhereRaw:
+    """`column` contains `text`, ignoring case, the same on SQLite and PostgreSQL. A typed
+    "%" or "_" is text, not a pattern."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    name = f'"{column._meta.table._meta.tablename}"."{column._meta.db_column_name}"'
+    return WhereRaw(f"lower({name}) LIKE lower({{}}) ESCAPE '\\'", f"%{escaped}%")
+
+
 def create_engine(url: str) -> Engine:
     scheme = urlsplit(url).scheme
     if scheme in {"postgresql", "postgres"}:
@@ -30,7 +55,7 @@ def create_engine(url: str) -> Engine:
         path = sqlite_path(url)
         path.parent.mkdir(parents=True, exist_ok=True)
         # A busy timeout lets concurrent writers wait instead of failing with "database is locked".
-        return SQLiteEngine(path=str(path), timeout=30)
+        return SQLiteEngine(path=str(path), timeout=30, factory=_UnicodeConnection)
     raise ValueError("DATABASE_URL must start with sqlite:/// or postgresql://")
 
 

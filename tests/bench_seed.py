@@ -102,7 +102,7 @@ async def _history(tickets: int) -> None:
         await ledger.credit_lot(
             company_id=company.id,
             minutes=LOT_HOURS * 60,
-            expires_on=agreements.add_years(bought, 1),
+            expires_on=ledger.lot_expires_on(bought),
             product_codes=PREPAID,
             key=f"order:{order.id}",
             cause=ledger.Cause(type="order", id=str(order.id)),

@@ -224,6 +224,28 @@ async def test_queue_searches_by_ticket_number_and_subject(staff_client):
         assert "Tegningsmal mangler" not in html, q
 
 
+async def test_search_ignores_case_beyond_ascii_and_takes_wildcards_literally(staff_client):
+    """The same answers on SQLite and PostgreSQL: "østre" finds "Østre", "%" is a character."""
+    company_id, _ = await make_company("Søk Unicode AS")
+    await new_ticket(company_id, "Østre lager får ikke lisens")
+    await new_ticket(company_id, "Rabatt 50% vises feil")
+    await new_ticket(company_id, "Tegningsmal mangler")
+
+    def found(html: str) -> set[str]:
+        subjects = ("Østre lager får ikke lisens", "Rabatt 50% vises feil", "Tegningsmal mangler")
+        return {subject for subject in subjects if subject in html}
+
+    async def search(q: str) -> set[str]:
+        params = {"q": q, "company": company_id, "status": "all"}
+        return found((await staff_client.get("/staff", params=params)).text)
+
+    assert await search("østre") == {"Østre lager får ikke lisens"}
+    assert await search("ØSTRE LAGER") == {"Østre lager får ikke lisens"}
+    assert await search("50%") == {"Rabatt 50% vises feil"}
+    assert await search("%") == {"Rabatt 50% vises feil"}
+    assert await search("_") == set()
+
+
 async def test_the_filter_form_swaps_only_the_rows_region(staff_client):
     company_id, _ = await make_company("Fragment AS")
     await new_ticket(company_id, "Radsak")
@@ -353,7 +375,7 @@ async def test_logging_time_without_agreement_bills_hourly(staff_client):
     rate = (await PriceList.objects().first()).hourly_rate_ore
     assert entry.hourly_amount_ore == coverage.hourly_amount_ore(30, rate)
     html = (await staff_client.get(f"/staff/tickets/{ticket.id}")).text
-    assert "30 min etter timesats" in html and format_nok(entry.hourly_amount_ore) in html
+    assert "30 min fakturert etter timesats" in html and format_nok(entry.hourly_amount_ore) in html
 
 
 async def test_logging_time_debits_the_time_account_and_the_balance_drops(staff_client):
@@ -372,7 +394,10 @@ async def test_logging_time_debits_the_time_account_and_the_balance_drops(staff_
     [entry] = await entries_of(ticket)
     assert (entry.billed_minutes, entry.coverage, entry.account_minutes) == (45, "account", 45)
     assert await ledger.balance(company_id, TODAY) == 75
-    assert "45 min fra tidskontoen" in (await staff_client.get(f"/staff/tickets/{ticket.id}")).text
+    assert (
+        "45 min trukket fra tidskontoen"
+        in (await staff_client.get(f"/staff/tickets/{ticket.id}")).text
+    )
 
 
 @pytest.mark.parametrize("minutes", ["0", "-1", "601", "abc"])
@@ -638,7 +663,7 @@ async def test_company_page_shows_balance_lots_and_entries(staff_client):
     assert "Kontofirma AS" in html
     assert "4 t 0 min" in html  # 300 − 60 minutes left
     assert expires_on.strftime("%d.%m.%Y") in html
-    assert "60 min fra tidskontoen" in html and "Sak med tid" in html
+    assert "60 min trukket fra tidskontoen" in html and "Sak med tid" in html
     assert "Kjøp av timer" in html and "-60" in html
     assert await LedgerEntry.count().where(LedgerEntry.company == company_id) == 2
 

@@ -500,7 +500,10 @@ async def test_time_entries_say_what_each_cost_the_company(client):
     ) in account_page
 
     hourly_page = (await client.get(f"/portal/tickets/{hourly.id}")).text
-    assert f"Fakturert etter timesats: {format_nok(hourly_entry.hourly_amount_ore)}" in hourly_page
+    assert (
+        f"{hourly_entry.hourly_minutes} min fakturert etter timesats "
+        f"({format_nok(hourly_entry.hourly_amount_ore)})"
+    ) in hourly_page
     # The technician's reason is internal: the customer sees only that the entry was voided.
     assert "Annullert" in hourly_page and "Ført på feil sak" not in hourly_page
     assert hourly_page.count("<del>") == 5  # every cell of the voided entry, struck
@@ -583,7 +586,7 @@ async def test_uncovered_products_ignore_ended_plans_and_empty_or_expired_lots()
         key=f"tickets-test-open:{company_id}",
         cause=ledger.Cause(type="admin"),
     )
-    assert await tickets.uncovered_products(company_id, TODAY) == {
+    assert await coverage.billed_hourly_products(company_id, TODAY) == {
         "vault",
         "fusion",
         "inventor-cam",

@@ -41,9 +41,7 @@ class OrdersController(Controller):
     async def _plan_context(self, request: Request, form: dict, errors: dict) -> dict:
         company_id = request.user.company
         today = clock.today()
-        starts_on, ends_on = agreements.plan_period(
-            await agreements.next_plan_start(company_id, today)
-        )
+        starts_on, ends_on = await agreements.next_plan_period(company_id, today)
         return {
             "offer": await catalog.current_offer(),
             "plans": await agreements.current_and_future_plans(company_id, today),
@@ -60,7 +58,7 @@ class OrdersController(Controller):
         return {
             "offer": await catalog.current_offer(),
             "lots": lots,
-            "expires_on": agreements.add_years(clock.today(), 1),
+            "expires_on": billing.topup_expires_on(clock.now()),
             "form": form or {"products": current, "hours": "5"},
             "errors": errors,
         }

@@ -28,8 +28,6 @@ from backend.web.security import requires_staff
 from backend.web.templating import form_response, page, redirect, wants_fragment
 
 TICKET_FIELDS = ("company", "product", "subject", "description", "channel")
-# Staff open tickets for what came in by phone or mail; customers use the web form.
-STAFF_CHANNELS = (Channel.phone.value, Channel.mail.value)
 RECENT = 20
 
 
@@ -305,7 +303,7 @@ class StaffController(Controller):
         return {
             "companies": await companies.list_companies(),
             "products": (await catalog.current_offer()).products,
-            "channels": STAFF_CHANNELS,
+            "channels": tickets.STAFF_CHANNELS,
             "form": form,
             "errors": errors,
         }

@@ -9,7 +9,7 @@ from litestar.exceptions import NotFoundException, PermissionDeniedException
 from litestar.params import FromPath, FromQuery
 from litestar.response import Response, Template
 
-from backend.services import catalog, clock, tickets, validation
+from backend.services import catalog, clock, coverage, tickets, validation
 from backend.services.accounts import STAFF_ROLES
 from backend.services.errors import NotAllowed, ValidationFailed
 from backend.tables import Ticket
@@ -136,7 +136,7 @@ class TicketsController(Controller):
         return {
             "products": offer.products,
             "product_names": {p.code: p.name for p in offer.products},
-            "uncovered": await tickets.uncovered_products(request.user.company, clock.today()),
+            "uncovered": await coverage.billed_hourly_products(request.user.company, clock.today()),
             "hourly_rate_ore": offer.prices.hourly_rate_ore if offer.prices else None,
             "form": form,
             "errors": errors,

@@ -27,6 +27,13 @@ def plan_period(starts_on: datetime.date) -> tuple[datetime.date, datetime.date]
     return starts_on, add_months(starts_on, PLAN_MONTHS) - datetime.timedelta(days=1)
 
 
+async def next_plan_period(
+    company_id: int, paid_on: datetime.date
+) -> tuple[datetime.date, datetime.date]:
+    """The period a plan bought (or paid) on `paid_on` runs: from the next start, 6 months."""
+    return plan_period(await next_plan_start(company_id, paid_on))
+
+
 async def next_plan_start(company_id: int, paid_on: datetime.date) -> datetime.date:
     """Buying while a plan runs renews it: the new period starts the day after the last
     period ends, so no day is lost. Otherwise it starts the day of payment."""

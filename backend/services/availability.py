@@ -9,6 +9,7 @@ from functools import cache
 
 import holidays
 
+from backend.i18n import gettext
 from backend.services.clock import OSLO
 
 OPENS = datetime.time(8, 0)
@@ -50,6 +51,14 @@ def availability_at(
     return Availability(
         open_now=False, next_opening=datetime.datetime.combine(day, OPENS, tzinfo=OSLO)
     )
+
+
+def support_hours() -> str:
+    """The support hours in words, as every page states them ("hverdager 08:00–16:00")."""
+    return gettext("hverdager %(opens)s–%(closes)s") % {
+        "opens": OPENS.strftime("%H:%M"),
+        "closes": CLOSES.strftime("%H:%M"),
+    }
 
 
 def availability_now() -> Availability:

@@ -111,9 +111,7 @@ async def quote(
     if kind == OrderKind.plan.value:
         if errors:
             raise ValidationFailed(errors)
-        starts_on, ends_on = agreements.plan_period(
-            await agreements.next_plan_start(company_id, today)
-        )
+        starts_on, ends_on = await agreements.next_plan_period(company_id, today)
         return Quote(
             kind=kind,
             product_codes=codes,
@@ -159,8 +157,8 @@ async def outstanding_charges(company_id: int) -> list[HourlyCharge]:
 
 
 def topup_expires_on(paid_at: datetime.datetime) -> datetime.date:
-    """A lot is valid one year from the day of payment, that day taken in Europe/Oslo."""
-    return agreements.add_years(clock.oslo_date(paid_at), 1)
+    """A top-up's lot: valid one year from the day of payment, that day taken in Europe/Oslo."""
+    return ledger.lot_expires_on(clock.oslo_date(paid_at))
 
 
 def _whole_hours(value: str) -> int | None:
@@ -691,9 +689,7 @@ async def _fulfil(order: Order, session: Mapping[str, Any], event_id: str | None
         paid_on = clock.oslo_date(paid_at)
         codes = order.product_codes.split(",")
         if order.kind == OrderKind.plan.value:
-            starts_on, ends_on = agreements.plan_period(
-                await agreements.next_plan_start(order.company, paid_on)
-            )
+            starts_on, ends_on = await agreements.next_plan_period(order.company, paid_on)
             await agreements.create_plan(
                 company_id=order.company,
                 order_id=order.id,

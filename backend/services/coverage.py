@@ -93,6 +93,15 @@ async def covered_products(company_id: int, on_date: datetime.date) -> tuple[set
     return {r["product_code"] for r in by_plan}, {r["product_code"] for r in by_account}
 
 
+async def billed_hourly_products(company_id: int, today: datetime.date) -> set[str]:
+    """Codes of the catalog's products that no active agreement of the company covers today,
+    so support on them is billed at the hourly rate (SPEC §2, coverage rule 1): neither an
+    active plan nor an unexpired time-account lot with minutes left names them."""
+    by_plan, by_account = await covered_products(company_id, today)
+    products = (await catalog.current_offer()).products
+    return {product.code for product in products} - by_plan - by_account
+
+
 async def adjustment_products(company_id: int, on_date: datetime.date) -> list[str]:
     """What minutes an admin adds pay for unless chosen otherwise: every product the company's
     agreements cover, else every product in the catalog (in the catalog's order)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from backend.services import agreements, clock, coverage, ledger, tickets
+from backend.services import clock, coverage, ledger, tickets
 from backend.services.accounts import create_staff, hash_password
 from backend.services.catalog import seed_demo_catalog
 from backend.tables import Company, Role, Ticket, User
@@ -56,7 +56,7 @@ async def _seed_support_history(company_id: int) -> None:
     await ledger.credit_lot(
         company_id=company_id,
         minutes=600,
-        expires_on=agreements.add_years(today, 1),
+        expires_on=ledger.lot_expires_on(today),
         product_codes=["inventor", "vault"],
         key="demo:lot",
         cause=ledger.Cause(type="admin", note="Demo"),

@@ -101,6 +101,12 @@ async def _entry(
     ).save()
 
 
+def lot_expires_on(bought_on: datetime.date) -> datetime.date:
+    """A lot is valid one year from the day it was bought (SPEC §2): usable on the days before
+    this date."""
+    return agreements.add_years(bought_on, 1)
+
+
 def usable_on(on_date: datetime.date):
     """A lot pays for support on days before `expires_on` while it has minutes left (SPEC §2)."""
     return (Lot.remaining_minutes > 0) & (Lot.expires_on > on_date)
@@ -326,7 +332,7 @@ async def adjust(
         await credit_lot(
             company_id=company_id,
             minutes=minutes,
-            expires_on=agreements.add_years(today, 1),
+            expires_on=lot_expires_on(today),
             product_codes=codes,
             key=key,
             cause=cause,

@@ -11,6 +11,7 @@ from typing import Any
 
 from piccolo.query import OrderByRaw
 
+from backend.db import contains_text
 from backend.i18n import N_
 from backend.services import catalog, clock, coverage, validation
 from backend.services.accounts import STAFF_ROLES
@@ -21,7 +22,6 @@ from backend.tables import (
     Company,
     EntryKind,
     LedgerEntry,
-    Product,
     Role,
     Ticket,
     TicketMessage,
@@ -31,6 +31,8 @@ from backend.tables import (
 )
 
 PAGE_SIZE = 20
+# Staff open tickets for what came in by phone or mail; customers use the web form.
+STAFF_CHANNELS = (Channel.phone.value, Channel.mail.value)
 NUMBER = re.compile(r"^\s*(?:SUP-?)?0*(\d{1,9})\s*$", re.IGNORECASE | re.ASCII)
 # The log-time form's hidden key: what secrets.token_urlsafe makes, within the column's room.
 IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
@@ -101,7 +103,7 @@ async def open_ticket(
         company = await Company.objects().get(Company.id == company_id) if company_id else None
         if company is None:
             raise ValidationFailed({"company": N_("Velg et firma.")})
-        if channel not in {c.value for c in Channel}:
+        if channel not in STAFF_CHANNELS:
             raise ValidationFailed({"channel": N_("Velg en kanal.")})
     elif user.role == Role.superuser.value:
         company_id, channel = user.company, Channel.web.value
@@ -246,10 +248,7 @@ async def search(
     q = validation.CONTROL_CHARACTER.sub("", q).strip()[:SEARCH_MAX]
     if q:
         number = NUMBER.match(q)
-        pattern = f"%{_escape_like(q)}%"
-        # SQLite's LIKE ignores case already (and Piccolo warns about ILIKE there).
-        sqlite = Ticket._meta.db.engine_type == "sqlite"
-        by_subject = Ticket.subject.like(pattern) if sqlite else Ticket.subject.ilike(pattern)
+        by_subject = contains_text(Ticket.subject, q)
         condition &= (Ticket.id == int(number.group(1))) | by_subject if number else by_subject
     total = await Ticket.count().where(condition)
     pages = max(1, -(-total // PAGE_SIZE))
@@ -266,11 +265,6 @@ async def search(
         query = query.order_by(Ticket.id, ascending=False)
     rows = await query.limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)
     return TicketPage(tickets=rows, page=page, pages=pages, total=total)
-
-
-def _escape_like(text: str) -> str:
-    # A typed "%" is text, not a pattern (an "_" only widens the match a little).
-    return text.replace("%", "")
 
 
 def can_open(user: User) -> bool:
@@ -292,15 +286,6 @@ def pending_first_look(
         return None
     moment = first_look(ticket)
     return moment if moment is not None and moment > now else None
-
-
-async def uncovered_products(company_id: int, today: datetime.date) -> set[str]:
-    """Codes of the catalog's products that no active agreement of the company covers today,
-    so support on them is billed at the hourly rate (SPEC §2, coverage rule 1): neither an
-    active plan nor an unexpired time-account lot with minutes left names them."""
-    by_plan, by_account = await coverage.covered_products(company_id, today)
-    products = await Product.select(Product.code).where(Product.active.eq(True))
-    return {row["code"] for row in products} - by_plan - by_account
 
 
 def new_idempotency_key() -> str:

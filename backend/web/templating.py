@@ -14,7 +14,7 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Redirect, Response, Template
 
 from backend import i18n
-from backend.services.availability import OSLO
+from backend.services.availability import OSLO, support_hours
 from backend.services.money import format_nok
 from backend.services.tickets import ticket_number
 from backend.services.validation import format_org_number, format_phone
@@ -49,7 +49,11 @@ def create_template_engine() -> JinjaTemplateEngine:
         phone=format_phone,
         ticket_number=ticket_number,
     )
-    env.globals.update(languages=i18n.LANGUAGES, current_language=i18n.current_language.get)
+    env.globals.update(
+        languages=i18n.LANGUAGES,
+        current_language=i18n.current_language.get,
+        support_hours=support_hours,
+    )
     return JinjaTemplateEngine.from_environment(env)
 
 

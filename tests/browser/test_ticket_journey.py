@@ -138,7 +138,7 @@ def test_customer_opens_ticket_technician_logs_time_customer_sees_the_cost(
     expect(cells.nth(2)).to_have_text("Telefon")
     expect(cells.nth(3)).to_have_text(f"{ACTUAL_MINUTES} min")
     expect(cells.nth(4)).to_have_text(f"{BILLED_MINUTES} min")
-    expect(cells.nth(5)).to_have_text(f"{BILLED_MINUTES} min fra tidskontoen")
+    expect(cells.nth(5)).to_have_text(f"{BILLED_MINUTES} min trukket fra tidskontoen")
     expect(cells.nth(6)).to_have_text(note)
     expect(staff_page).to_have_url(f"{live_server}/staff/tickets/{ticket_id}")
     staff_page.screenshot(path=screenshot_dir / "ticket-staff.png", full_page=True)
