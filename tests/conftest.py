@@ -177,6 +177,13 @@ def live_server() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def twin_server() -> Iterator[str]:
+    """A second portal process on the same database as `live_server` (SPEC §5: the ledger
+    holds across processes), with a var dir, sessions and sandbox of its own."""
+    yield from _serve("backend.app:create_app", {"PORTAL_BASE_URL": "{base_url}"})
+
+
+@pytest.fixture(scope="session")
 def sandbox_key() -> str:
     """The key the live server's sandbox accepts: derived from SECRET_KEY, as in development."""
     from backend.config import load_settings
