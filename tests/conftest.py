@@ -30,6 +30,8 @@ os.environ["DATABASE_URL"] = TEST_DATABASE_URL
 os.environ["PORTAL_ENV"] = "development"
 os.environ["SECRET_KEY"] = "test-secret-key-" + "x" * 32
 os.environ["PORTAL_VAR_DIR"] = str(RUN_DIR / "var")
+# argon2 at its cheapest in this process and the portals it serves (never in production).
+os.environ["PORTAL_CHEAP_HASHING"] = "1"
 # A developer's shell may hold real Stripe settings: tests use the sandbox unless they say so.
 for _name in (
     "PORTAL_DEMO",
@@ -174,6 +176,14 @@ def live_server() -> Iterator[str]:
     """The portal served for real by uvicorn (with its payments sandbox, as under `make run`),
     on this run's database, in a var dir of its own."""
     yield from _serve("backend.app:create_app", {"PORTAL_BASE_URL": "{base_url}"})
+
+
+@pytest.fixture(scope="session")
+def real_hashing_server() -> Iterator[str]:
+    """The portal served with argon2's real parameters, for tests about what hashing costs."""
+    yield from _serve(
+        "backend.app:create_app", {"PORTAL_BASE_URL": "{base_url}", "PORTAL_CHEAP_HASHING": "0"}
+    )
 
 
 @pytest.fixture(scope="session")
