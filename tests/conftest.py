@@ -4,11 +4,13 @@ PostgreSQL database on the server DATABASE_URL points to (dropped at the end).""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import secrets
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -71,13 +73,22 @@ def pytest_report_header() -> str:
     return f"database: {'PostgreSQL' if _PG_DATABASE else 'SQLite'} ({TEST_DATABASE_URL})"
 
 
+def _run_to_the_end(coroutine: Coroutine[Any, Any, Any]) -> Any:
+    """asyncio.run, on a thread of its own while this thread's loop is marked as running (the
+    browser tests' Playwright keeps it so between calls)."""
+    if asyncio._get_running_loop() is None:
+        return asyncio.run(coroutine)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as worker:
+        return worker.submit(asyncio.run, coroutine).result(timeout=60)
+
+
 @pytest.fixture(autouse=True)
 def _fresh_sign_in_counters() -> None:
     """Sign-in counters live in the run's database: every test starts with none, so one
     test's failed sign-ins from an address do not throttle the next test's."""
     from backend.tables import SignInCounter
 
-    asyncio.run(SignInCounter.delete(force=True).run())
+    _run_to_the_end(SignInCounter.delete(force=True).run())
 
 
 @pytest.fixture
