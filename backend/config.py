@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import os
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -56,6 +57,13 @@ class Settings:
 
 def _flag(value: str | None) -> bool:
     return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def cheap_password_hashing(environ: Mapping[str, str]) -> bool:
+    """PORTAL_CHEAP_HASHING=1 (the test suite): argon2 with its cheapest parameters, so a test
+    run does not spend its time hashing. Never in production, whatever is set."""
+    production = environ.get("PORTAL_ENV", "").strip() == "production"
+    return _flag(environ.get("PORTAL_CHEAP_HASHING")) and not production
 
 
 def _development_secret(var_dir: Path) -> str:

@@ -4,11 +4,13 @@ PostgreSQL database on the server DATABASE_URL points to (dropped at the end).""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import secrets
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -30,6 +32,8 @@ os.environ["DATABASE_URL"] = TEST_DATABASE_URL
 os.environ["PORTAL_ENV"] = "development"
 os.environ["SECRET_KEY"] = "test-secret-key-" + "x" * 32
 os.environ["PORTAL_VAR_DIR"] = str(RUN_DIR / "var")
+# argon2 at its cheapest in this process and the portals it serves (never in production).
+os.environ["PORTAL_CHEAP_HASHING"] = "1"
 # A developer's shell may hold real Stripe settings: tests use the sandbox unless they say so.
 for _name in (
     "PORTAL_DEMO",
@@ -69,13 +73,22 @@ def pytest_report_header() -> str:
     return f"database: {'PostgreSQL' if _PG_DATABASE else 'SQLite'} ({TEST_DATABASE_URL})"
 
 
+def _run_to_the_end(coroutine: Coroutine[Any, Any, Any]) -> Any:
+    """asyncio.run, on a thread of its own while this thread's loop is marked as running (the
+    browser tests' Playwright keeps it so between calls)."""
+    if asyncio._get_running_loop() is None:
+        return asyncio.run(coroutine)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as worker:
+        return worker.submit(asyncio.run, coroutine).result(timeout=60)
+
+
 @pytest.fixture(autouse=True)
 def _fresh_sign_in_counters() -> None:
     """Sign-in counters live in the run's database: every test starts with none, so one
     test's failed sign-ins from an address do not throttle the next test's."""
     from backend.tables import SignInCounter
 
-    asyncio.run(SignInCounter.delete(force=True).run())
+    _run_to_the_end(SignInCounter.delete(force=True).run())
 
 
 @pytest.fixture
@@ -173,6 +186,21 @@ def _serve(app: str, extra_env: dict[str, str]) -> Iterator[str]:
 def live_server() -> Iterator[str]:
     """The portal served for real by uvicorn (with its payments sandbox, as under `make run`),
     on this run's database, in a var dir of its own."""
+    yield from _serve("backend.app:create_app", {"PORTAL_BASE_URL": "{base_url}"})
+
+
+@pytest.fixture(scope="session")
+def real_hashing_server() -> Iterator[str]:
+    """The portal served with argon2's real parameters, for tests about what hashing costs."""
+    yield from _serve(
+        "backend.app:create_app", {"PORTAL_BASE_URL": "{base_url}", "PORTAL_CHEAP_HASHING": "0"}
+    )
+
+
+@pytest.fixture(scope="session")
+def twin_server() -> Iterator[str]:
+    """A second portal process on the same database as `live_server` (SPEC §5: the ledger
+    holds across processes), with a var dir, sessions and sandbox of its own."""
     yield from _serve("backend.app:create_app", {"PORTAL_BASE_URL": "{base_url}"})
 
 

@@ -74,6 +74,30 @@ async def eventually(check: Callable[[], Awaitable[bool]], seconds: float = 10) 
     raise AssertionError("the expected state was not reached in time")
 
 
+async def settled_events(sandbox: stripe.StripeClient, *object_ids: str) -> list[str]:
+    """The types of the sandbox's events about these objects (a session, a payment intent),
+    once the portal has answered every delivery of them: Stripe's `pending_webhooks` is 0.
+
+    The sandbox records an event in the API call that causes it, so once the call has returned
+    this is the moment after which no webhook about them can still arrive. (The newest 100
+    events: a test's own are the newest.)"""
+    ids = set(object_ids)
+    types: list[str] = []
+
+    async def answered() -> bool:
+        listing = await sandbox.v1.events.list_async(params={"limit": 100})
+        about = [
+            event
+            for event in listing.data
+            if ids & {event.data.object.id, event.data.object.to_dict().get("payment_intent")}
+        ]
+        types[:] = [event.type for event in reversed(about)]
+        return all(event.pending_webhooks == 0 for event in about)
+
+    await eventually(answered)
+    return types
+
+
 async def status_is(order_id: int, status: str) -> bool:
     return (await Order.objects().get(Order.id == order_id)).status == status
 
@@ -125,14 +149,20 @@ async def test_success_page_and_repeated_webhooks_give_one_plan(person, sandbox)
     for _ in range(2):
         await sandbox.raw_request_async("post", f"/v1/test_helpers/events/{event.id}/resend")
     await eventually(lambda: StripeEvent.exists().where(StripeEvent.event_id == event.id))
-    await asyncio.sleep(0.5)  # the resends land too
+
+    async def resends_answered() -> bool:
+        return (await sandbox.v1.events.retrieve_async(event.id)).pending_webhooks == 0
+
+    await eventually(resends_answered)  # the portal has answered both resends
     assert await Agreement.count().where(Agreement.order == placed.id) == 1
 
 
 async def test_declined_card_leaves_the_order_waiting(person, sandbox):
     placed, session_id = await checkout(person, kind="topup", hours="1", products=["inventor"])
     await complete(sandbox, session_id, "declined")
-    await asyncio.sleep(0.3)
+    # As at Stripe, a declined card sends no event: none is on its way to the portal.
+    assert await settled_events(sandbox, session_id) == []
+    assert (await sandbox.v1.checkout.sessions.retrieve_async(session_id)).status == "open"
     assert await status_is(placed.id, "pending")
     assert not await Lot.exists().where(Lot.order == placed.id)
 
@@ -394,7 +424,9 @@ async def test_the_portals_sandbox_answers_only_the_portals_key(
                 assert response.json()["error"]["code"] == "invalid_api_key"
                 assert not any(secret in response.text for secret in secrets_seen)
 
-    await asyncio.sleep(0.3)  # a refund, had one gone through, would have sent its webhook
+    # A refund, had one gone through, would be an event about the payment, answered by now.
+    settled = await settled_events(sandbox, session_id, paid.payment_intent)
+    assert "checkout.session.completed" in settled and "charge.refunded" not in settled
     assert (await Order.objects().get(Order.id == placed.id)).status == "paid"
     assert (await Lot.objects().get(Lot.order == placed.id)).remaining_minutes == 120
     listing = await sandbox.v1.events.list_async(params={"limit": 100})

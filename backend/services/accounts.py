@@ -13,7 +13,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -23,14 +23,24 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from piccolo.engine.sqlite import SQLiteEngine
 
+from backend.config import cheap_password_hashing
 from backend.db import write_transaction
 from backend.i18n import N_
 from backend.services import validation
 from backend.services.errors import DomainError, ValidationFailed
 from backend.tables import Role, SignInCounter, User
 
-# argon2id with the library's recommended parameters (RFC 9106, low-memory profile).
-_hasher = PasswordHasher()
+
+def password_hasher(environ: Mapping[str, str]) -> PasswordHasher:
+    """argon2id with the library's recommended parameters (RFC 9106, low-memory profile); the
+    test suite's cheapest ones only where config.cheap_password_hashing allows. A hash made
+    with other parameters is still verified, and upgraded at the next sign-in."""
+    if cheap_password_hashing(environ):
+        return PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    return PasswordHasher()
+
+
+_hasher = password_hasher(os.environ)
 # Verified against when the e-mail is unknown, so a miss takes as long as a wrong password.
 _DUMMY_HASH = _hasher.hash("no such user, no such password")
 

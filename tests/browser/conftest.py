@@ -25,10 +25,14 @@ CHROMIUM_ARGS = [
 DEFAULT_TIMEOUT_MS = 10_000
 
 
-@pytest.fixture
+@pytest.fixture(scope="package")
 def browser() -> Iterator:
-    """Per test: Playwright's sync API keeps an event loop running while it is open, which
-    would break the async tests that pytest-asyncio runs after it."""
+    """One Chromium for all the browser tests; each test gets a fresh context (no cookies).
+
+    Package scope, which is once per run: Playwright's sync API marks its event loop as
+    running on this thread while it is open, which would break the async tests pytest-asyncio
+    runs after this package, so it stops when the package's last test is done. (The root
+    conftest's per-test setup runs its coroutines on a thread of their own meanwhile.)"""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
