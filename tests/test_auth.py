@@ -374,14 +374,6 @@ async def test_with_redis_two_instances_share_sessions_and_sign_out(tmp_path):
     import redis.asyncio as redis
 
     environ = {**os.environ, "PORTAL_VAR_DIR": str(tmp_path), "REDIS_URL": REDIS_URL}
-    # This machine's Redis outlives test runs: registrations earlier runs made (20 an hour per
-    # client) would refuse this one.
-    counters = redis.Redis.from_url(REDIS_URL)
-    try:
-        async for key in counters.scan_iter("portal_rate_limit_register:*"):
-            await counters.delete(key)
-    finally:
-        await counters.aclose()
     first_app = create_app(load_settings(environ), db_pool=False)
     second_app = create_app(load_settings(environ), db_pool=False)
     async with (
