@@ -102,8 +102,13 @@ async def _prepare_database() -> None:
         await engine.run_ddl("PRAGMA journal_mode=WAL")
 
 
+EXPIRY_SWEEP_SECONDS = 3600
+
+
 async def _expiry_sweep() -> None:
-    """Development stands in for a scheduler: `portal expire-lots` every hour."""
+    """Every instance writes off expired lots at start and then every hour (what
+    `portal expire-lots` does), so no page view has to: reads count only unexpired lots.
+    Several instances may sweep at once: the ledger's keys make a second write-off a no-op."""
     while True:
         try:
             minutes = await ledger.expire_lots(clock.today())
@@ -111,7 +116,7 @@ async def _expiry_sweep() -> None:
                 logger.info("expiry sweep wrote off %s minutes", minutes)
         except Exception:
             logger.exception("expiry sweep failed")
-        await asyncio.sleep(3600)
+        await asyncio.sleep(EXPIRY_SWEEP_SECONDS)
 
 
 def _settings_or_exit() -> Settings:
@@ -158,7 +163,7 @@ def create_app(
             print(f"Demo accounts (password: {DEMO_PASSWORD}):", flush=True)
             for email, role in accounts:
                 print(f"  {email:24} {role}", flush=True)
-        if background_jobs and not settings.production:
+        if background_jobs:
             jobs.append(asyncio.create_task(_expiry_sweep()))
 
     async def on_shutdown() -> None:

@@ -234,7 +234,9 @@ async def write_off(
 
 async def expire_lots(today: datetime.date, company_id: int | None = None) -> int:
     """Write off, by an expiry entry each, the unused minutes of every lot whose day has come.
-    Safe to run any time and from several places at once. Returns the minutes written off."""
+    Safe to run any time and from several places at once (every instance's hourly sweep,
+    `portal expire-lots`): the key names the lot, the day and its minutes, so a second run
+    moves nothing. Reads never call it: they count only unexpired lots. Returns the minutes."""
     condition = (Lot.remaining_minutes > 0) & (Lot.expires_on <= today)
     if company_id is not None:
         condition &= Lot.company == company_id
@@ -345,8 +347,8 @@ async def adjust(
 
 
 async def balance(company_id: int, today: datetime.date) -> int:
-    """Unexpired minutes of the company (expired lots are written off first)."""
-    await expire_lots(today, company_id)
+    """Unexpired minutes of the company. A read: it writes nothing (expired lots are written
+    off by `expire_lots`, which the app runs every hour), and counts no expired lot."""
     rows = await Lot.select(Sum(Lot.remaining_minutes).as_alias("total")).where(
         (Lot.company == company_id) & usable_on(today)
     )
@@ -363,8 +365,7 @@ async def _usable_lots(company_id: int, on_date: datetime.date) -> list[Lot]:
 
 async def open_lots(company_id: int, today: datetime.date) -> list[Lot]:
     """Lots with minutes left, the one that expires first first, each with the products it
-    pays for in `lot.product_codes` (catalog codes)."""
-    await expire_lots(today, company_id)
+    pays for in `lot.product_codes` (catalog codes). Only unexpired lots; writes nothing."""
     lots = await _usable_lots(company_id, today)
     codes = await products_of_lots([lot.id for lot in lots])
     for lot in lots:
