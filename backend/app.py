@@ -22,7 +22,6 @@ from litestar.stores.file import FileStore
 from litestar.stores.redis import RedisStore
 from litestar.stores.registry import StoreRegistry
 from litestar.template.config import TemplateConfig
-from piccolo.engine.postgres import PostgresEngine
 from piccolo.engine.sqlite import SQLiteEngine
 
 from backend.config import ConfigError, Settings, load_settings
@@ -35,6 +34,7 @@ from backend.controllers.registration import RegistrationController
 from backend.controllers.staff import StaffController
 from backend.controllers.tickets import TicketsController
 from backend.controllers.webhooks import WebhooksController
+from backend.db import close_pool, open_pool
 from backend.services import clock, ledger
 from backend.services.demo import DEMO_PASSWORD, seed_demo
 from backend.services.payments import Payments
@@ -155,9 +155,8 @@ def create_app(
 
     async def on_startup() -> None:
         await _prepare_database()
-        engine = Company._meta.db
-        if db_pool and isinstance(engine, PostgresEngine):
-            await engine.start_connection_pool()
+        if db_pool:
+            await open_pool(Company._meta.db, settings.db_pool_size)
         if settings.demo:
             accounts = await seed_demo()
             print(f"Demo accounts (password: {DEMO_PASSWORD}):", flush=True)
@@ -171,9 +170,8 @@ def create_app(
             job.cancel()
         if sandbox is not None:
             await sandbox.state.sandbox.aclose()  # a mounted app gets no lifespan events
-        engine = Company._meta.db
-        if db_pool and isinstance(engine, PostgresEngine):
-            await engine.close_connection_pool()
+        if db_pool:
+            await close_pool(Company._meta.db)
 
     route_handlers: list = [
         PublicController,

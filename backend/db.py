@@ -34,6 +34,27 @@ def create_engine(url: str) -> Engine:
     raise ValueError("DATABASE_URL must start with sqlite:/// or postgresql://")
 
 
+async def _keep_connection_as_is(connection: asyncpg.Connection) -> None:
+    """asyncpg's default reset on release (unlock advisory locks, CLOSE ALL, UNLISTEN, RESET
+    ALL) is one more round trip per query. The portal sets no session state (no SET, LISTEN,
+    session advisory locks or WITH HOLD cursors), so there is nothing to reset; an open
+    transaction is still rolled back on release."""
+
+
+async def open_pool(engine: Engine, size: int) -> None:
+    """PostgreSQL: a pool of `size` connections (the requests one process serves at once, so
+    none waits for a connection); SQLite opens a connection per query and has no pool."""
+    if isinstance(engine, PostgresEngine):
+        await engine.start_connection_pool(
+            min_size=min(10, size), max_size=size, reset=_keep_connection_as_is
+        )
+
+
+async def close_pool(engine: Engine) -> None:
+    if isinstance(engine, PostgresEngine):
+        await engine.close_connection_pool()
+
+
 def is_unique_violation(error: BaseException) -> bool:
     """Both engines' "unique constraint failed", recognised in one place."""
     if isinstance(error, sqlite3.IntegrityError):
