@@ -223,7 +223,7 @@ def create_app(
         ],
         csrf_config=csrf_config,
         stores=create_stores(settings),
-        template_config=TemplateConfig(instance=create_template_engine()),
+        template_config=TemplateConfig(instance=create_template_engine(auto_reload=not production)),
         plugins=[HTMXPlugin()],
         before_request=reject_impossible_ids,
         before_send=[security_headers(production)],

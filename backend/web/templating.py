@@ -32,9 +32,12 @@ def _datetime(value: datetime.datetime | None, pattern: str = "dd.MM.yyyy HH:mm"
     return format_datetime(value, pattern, tzinfo=OSLO, locale=i18n.babel_locale())
 
 
-def create_template_engine() -> JinjaTemplateEngine:
+def create_template_engine(*, auto_reload: bool = True) -> JinjaTemplateEngine:
+    """Templates are compiled once and cached; with `auto_reload` (development) Jinja also
+    checks each template's file on every render, so edits show without a restart."""
     env = Environment(
         loader=FileSystemLoader(TEMPLATES_DIR),
+        auto_reload=auto_reload,
         autoescape=select_autoescape(default=True, default_for_string=True),
         extensions=["jinja2.ext.i18n"],
         trim_blocks=True,
