@@ -8,7 +8,8 @@ floor endpoint (PORTAL_BENCH=1), signs the company's superuser in, and runs
 p50, p99, responses that were not 2xx, the share of the floor's requests/s, and the server's
 peak RSS so far (`portal serve`: uvicorn, one process).
 
-    BENCH_SECONDS=10 BENCH_ROUNDS=2 BENCH_ENGINES=sqlite,postgresql .venv/bin/python -m tests.bench_pages
+    BENCH_SECONDS=10 BENCH_ROUNDS=2 BENCH_ENGINES=sqlite,postgresql \
+        .venv/bin/python -m tests.bench_pages
 """
 
 from __future__ import annotations
