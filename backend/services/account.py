@@ -11,7 +11,7 @@ from piccolo.engine.base import Engine
 from backend.db import date_parameter, from_json, json_rows
 from backend.services import agreements, billing, catalog, clock, ledger, tickets
 from backend.services.errors import NotAllowed
-from backend.tables import Agreement, Company, Lot, Order, Role
+from backend.tables import Company, Role
 
 RECENT_ORDERS = 5
 OPEN_TICKETS = 5
@@ -20,17 +20,17 @@ OPEN_TICKETS = 5
 @dataclass(frozen=True)
 class AccountSummary:
     company: Company
-    plans: list[Agreement]  # current first, then renewals already bought
+    plans: list[agreements.PlanPeriod]  # current first, then renewals already bought
     remaining_minutes: int
-    lots: list[Lot]
-    orders: list[Order]  # the latest RECENT_ORDERS, newest first
+    lots: list[ledger.OpenLot]
+    orders: list[billing.OrderLine]  # the latest RECENT_ORDERS, newest first
     product_names: dict[str, str]  # catalog code → name
     outstanding_ore: int  # hourly charges not paid yet, ex. MVA
     superuser: dict[str, str] | None = None  # name, email, phone
     open_tickets: list[dict[str, Any]] = field(default_factory=list)  # id, subject, status
 
     @property
-    def active_plan(self) -> Agreement | None:
+    def active_plan(self) -> agreements.PlanPeriod | None:
         today = clock.today()
         return next((p for p in self.plans if p.starts_on <= today), None)
 
@@ -57,13 +57,13 @@ async def account_summary(company_id: int) -> AccountSummary:
     if not rows:
         raise NotAllowed("no such company")
     row = rows[0]
-    lots = ledger.lots_from_json(company_id, from_json(row.pop("lots")))
+    lots = ledger.lots_from_json(from_json(row.pop("lots")))
     superusers = from_json(row.pop("superuser"))
     return AccountSummary(
-        plans=agreements.plans_from_json(company_id, from_json(row.pop("plans"))),
+        plans=agreements.plans_from_json(from_json(row.pop("plans"))),
         remaining_minutes=sum(lot.remaining_minutes for lot in lots),
         lots=lots,
-        orders=billing.orders_from_json(company_id, from_json(row.pop("orders"))),
+        orders=billing.orders_from_json(from_json(row.pop("orders"))),
         product_names={p["code"]: p["name"] for p in from_json(row.pop("products"))},
         outstanding_ore=int(row.pop("outstanding_ore")),
         superuser=superusers[0] if superusers else None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import calendar
 import datetime
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from backend.db import json_rows, json_values
 from backend.tables import Agreement, AgreementProduct
@@ -121,19 +122,26 @@ def current_and_future_plans_json(engine, company: str, today: str) -> str:
     )
 
 
-def plans_from_json(company_id: int, rows: list[dict]) -> list[Agreement]:
-    plans = []
-    for row in rows:
-        plan = Agreement(
+@dataclass(frozen=True)
+class PlanPeriod:
+    """A plan period as pages show it (a read, not a row to save)."""
+
+    id: int
+    starts_on: datetime.date
+    ends_on: datetime.date
+    product_codes: list[str]
+
+
+def plans_from_json(rows: list[dict]) -> list[PlanPeriod]:
+    return [
+        PlanPeriod(
             id=row["id"],
-            company=company_id,
             starts_on=datetime.date.fromisoformat(row["starts_on"]),
             ends_on=datetime.date.fromisoformat(row["ends_on"]),
-            _exists_in_db=True,
+            product_codes=row["product_codes"],
         )
-        plan.product_codes = row["product_codes"]
-        plans.append(plan)
-    return plans
+        for row in rows
+    ]
 
 
 async def _with_products(plans: list[Agreement]) -> list[Agreement]:

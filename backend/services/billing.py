@@ -997,8 +997,19 @@ def recent_orders_json(engine, company: str, limit: int) -> str:
     )
 
 
-def orders_from_json(company_id: int, rows: list[dict]) -> list[Order]:
-    return [Order(**row, company=company_id, _exists_in_db=True) for row in rows]
+@dataclass(frozen=True)
+class OrderLine:
+    """An order as lists show it (a read, not a row to save)."""
+
+    id: int
+    kind: str
+    status: str
+    amount_ore: int
+    total_ore: int
+
+
+def orders_from_json(rows: list[dict]) -> list[OrderLine]:
+    return [OrderLine(**row) for row in rows]
 
 
 def outstanding_ore_sql(company: str) -> str:

@@ -371,14 +371,14 @@ async def _usable_lots(company_id: int, on_date: datetime.date) -> list[Lot]:
     )
 
 
-async def open_lots(company_id: int, today: datetime.date) -> list[Lot]:
+async def open_lots(company_id: int, today: datetime.date) -> list[OpenLot]:
     """Lots with minutes left, the one that expires first first, each with the products it
     pays for in `lot.product_codes` (catalog codes). Only unexpired lots; writes nothing.
     One statement."""
     engine = _engine()
     sql = f"SELECT {open_lots_json(engine, '{}', date_parameter(engine))} AS lots"
     rows = await Lot.raw(sql, company_id, today)
-    return lots_from_json(company_id, from_json(rows[0]["lots"]))
+    return lots_from_json(from_json(rows[0]["lots"]))
 
 
 def open_lots_json(engine, company: str, today: str) -> str:
@@ -406,20 +406,28 @@ def open_lots_json(engine, company: str, today: str) -> str:
     )
 
 
-def lots_from_json(company_id: int, rows: list[dict]) -> list[Lot]:
-    lots = []
-    for row in rows:
-        lot = Lot(
+@dataclass(frozen=True)
+class OpenLot:
+    """A lot as pages show it (a read, not a row to save)."""
+
+    id: int
+    minutes: int
+    remaining_minutes: int
+    expires_on: datetime.date
+    product_codes: list[str]
+
+
+def lots_from_json(rows: list[dict]) -> list[OpenLot]:
+    return [
+        OpenLot(
             id=row["id"],
-            company=company_id,
             minutes=row["minutes"],
             remaining_minutes=row["remaining_minutes"],
             expires_on=datetime.date.fromisoformat(row["expires_on"]),
-            _exists_in_db=True,
+            product_codes=row["product_codes"],
         )
-        lot.product_codes = row["product_codes"]
-        lots.append(lot)
-    return lots
+        for row in rows
+    ]
 
 
 async def products_of_lots(lot_ids: list[int]) -> dict[int, list[str]]:
