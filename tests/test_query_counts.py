@@ -6,13 +6,15 @@ Session writes: none on a page view until the session's expiry is due for renewa
 
 from __future__ import annotations
 
+import asyncio
+import datetime
 from contextlib import AsyncExitStack
 
 from litestar.testing import AsyncTestClient
 
 from backend.services import catalog
 from backend.services.accounts import create_staff
-from backend.tables import Ticket
+from backend.tables import Company, Ticket
 from tests.bench_seed import BENCH_PASSWORD, history
 from tests.sql_counter import statements_of
 from tests.support import PASSWORD, login, new_email, new_org_number, register
@@ -114,3 +116,65 @@ async def test_a_page_view_writes_no_session_until_its_expiry_is_due(client, mon
     # Renewed, it is fresh again.
     await client.get("/portal")
     assert writes == [sid]
+
+
+async def _lots(company_id: int) -> None:
+    from backend.services import agreements, clock, ledger
+
+    today = clock.today()
+    for minutes, expires_on, key in (
+        (120, today - datetime.timedelta(days=1), "old"),
+        (60, agreements.add_years(today, 1), "new"),
+    ):
+        await ledger.credit_lot(
+            company_id=company_id,
+            minutes=minutes,
+            expires_on=expires_on,
+            product_codes=["inventor"],
+            key=f"{key}{company_id}",
+            cause=ledger.Cause(type="order"),
+        )
+
+
+async def test_a_page_view_writes_nothing_and_counts_no_expired_lot(client, monkeypatch):
+    """An expired lot the sweep has not written off yet counts for nothing on the dashboard,
+    and showing it writes nothing (a page view used to run the expiry pass, on a GET)."""
+    from backend.tables import LedgerEntry
+
+    await catalog.seed_demo_catalog()
+    form = await register(client)
+    company_id = (await Company.select(Company.id).where(Company.name == form["company_name"]))[-1][
+        "id"
+    ]
+    await _lots(company_id)
+    for path in ("/portal", "/portal/topup", "/portal/tickets"):
+        statements = await statements_of(client, path, monkeypatch)
+        assert all(s.lstrip().upper().startswith("SELECT") for s in statements), statements
+    page = await client.get("/portal")
+    assert '<p class="balance"><strong>1 t 0 min</strong>' in page.text
+    kinds = await LedgerEntry.select(LedgerEntry.kind).where(LedgerEntry.company == company_id)
+    assert [k["kind"] for k in kinds] == ["credit", "credit"]
+
+
+async def test_every_instance_sweeps_expired_lots_at_start_production_too(tmp_path):
+    """The periodic expiry task runs in every instance, production included."""
+    import os
+
+    from backend.app import create_app
+    from backend.config import load_settings
+    from backend.services import clock, ledger
+    from tests.support import PRODUCTION_ENV, make_company
+
+    company_id, _ = await make_company()
+    await _lots(company_id)
+    settings = load_settings({**os.environ, **PRODUCTION_ENV, "PORTAL_VAR_DIR": str(tmp_path)})
+    app = create_app(settings, db_pool=False)
+    async with AsyncTestClient(app=app, base_url="https://portal.example") as served:
+        # The sweep is a task of its own: wait (bounded) until it has written the lot off.
+        for _ in range(200):
+            if sum((await ledger.entries_sum_by_lot(company_id)).values()) == 60:
+                break
+            await served.get("/healthz")
+            await asyncio.sleep(0.05)
+    assert sum((await ledger.entries_sum_by_lot(company_id)).values()) == 60
+    assert await ledger.balance(company_id, clock.today()) == 60
