@@ -254,12 +254,15 @@ async def search(
         by_subject = Ticket.subject.like(pattern) if sqlite else Ticket.subject.ilike(pattern)
         condition &= (Ticket.id == int(number.group(1))) | by_subject if number else by_subject
 
+    # The page and the number of matches in one statement: the count is an uncorrelated
+    # subquery, computed once (a window count would make the database read every match).
+    matches = QueryString("({})", Ticket.count().where(condition).querystrings[0])
+
     def page_of(number: int):
-        # The page and the number of matches in one statement (a window count).
         query = Ticket.select(
             *Ticket.all_columns(),
             Ticket.company.name.as_alias("company_name"),
-            QueryString("count(*) OVER ()").as_alias("matches"),
+            matches.as_alias("matches"),
         ).where(condition)
         if oldest_waiting_first:
             # Stopped clocks (NULL) last on both engines: SQLite sorts NULL first, PostgreSQL last.
