@@ -22,7 +22,6 @@ from litestar.stores.file import FileStore
 from litestar.stores.redis import RedisStore
 from litestar.stores.registry import StoreRegistry
 from litestar.template.config import TemplateConfig
-from piccolo.engine.postgres import PostgresEngine
 from piccolo.engine.sqlite import SQLiteEngine
 
 from backend.config import ConfigError, Settings, load_settings
@@ -35,6 +34,7 @@ from backend.controllers.registration import RegistrationController
 from backend.controllers.staff import StaffController
 from backend.controllers.tickets import TicketsController
 from backend.controllers.webhooks import WebhooksController
+from backend.db import close_pool, open_pool
 from backend.services import clock, ledger
 from backend.services.demo import DEMO_PASSWORD, seed_demo
 from backend.services.payments import Payments
@@ -102,8 +102,13 @@ async def _prepare_database() -> None:
         await engine.run_ddl("PRAGMA journal_mode=WAL")
 
 
+EXPIRY_SWEEP_SECONDS = 3600
+
+
 async def _expiry_sweep() -> None:
-    """Development stands in for a scheduler: `portal expire-lots` every hour."""
+    """Every instance writes off expired lots at start and then every hour (what
+    `portal expire-lots` does), so no page view has to: reads count only unexpired lots.
+    Several instances may sweep at once: the ledger's keys make a second write-off a no-op."""
     while True:
         try:
             minutes = await ledger.expire_lots(clock.today())
@@ -111,7 +116,7 @@ async def _expiry_sweep() -> None:
                 logger.info("expiry sweep wrote off %s minutes", minutes)
         except Exception:
             logger.exception("expiry sweep failed")
-        await asyncio.sleep(3600)
+        await asyncio.sleep(EXPIRY_SWEEP_SECONDS)
 
 
 def _settings_or_exit() -> Settings:
@@ -150,15 +155,14 @@ def create_app(
 
     async def on_startup() -> None:
         await _prepare_database()
-        engine = Company._meta.db
-        if db_pool and isinstance(engine, PostgresEngine):
-            await engine.start_connection_pool()
+        if db_pool:
+            await open_pool(Company._meta.db, settings.db_pool_size)
         if settings.demo:
             accounts = await seed_demo()
             print(f"Demo accounts (password: {DEMO_PASSWORD}):", flush=True)
             for email, role in accounts:
                 print(f"  {email:24} {role}", flush=True)
-        if background_jobs and not settings.production:
+        if background_jobs:
             jobs.append(asyncio.create_task(_expiry_sweep()))
 
     async def on_shutdown() -> None:
@@ -166,9 +170,8 @@ def create_app(
             job.cancel()
         if sandbox is not None:
             await sandbox.state.sandbox.aclose()  # a mounted app gets no lifespan events
-        engine = Company._meta.db
-        if db_pool and isinstance(engine, PostgresEngine):
-            await engine.close_connection_pool()
+        if db_pool:
+            await close_pool(Company._meta.db)
 
     route_handlers: list = [
         PublicController,
@@ -220,7 +223,7 @@ def create_app(
         ],
         csrf_config=csrf_config,
         stores=create_stores(settings),
-        template_config=TemplateConfig(instance=create_template_engine()),
+        template_config=TemplateConfig(instance=create_template_engine(auto_reload=not production)),
         plugins=[HTMXPlugin()],
         before_request=reject_impossible_ids,
         before_send=[security_headers(production)],

@@ -45,6 +45,8 @@ class Settings:
     payments_sandbox: bool
     # PORTAL_BENCH=1 (`make bench` only): serve the benchmark's floor endpoint.
     bench: bool = False
+    # DB_POOL_SIZE: PostgreSQL connections per process, at least the requests it serves at once.
+    db_pool_size: int = 32
 
     @property
     def production(self) -> bool:
@@ -133,6 +135,9 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         raise ConfigError("STRIPE_SECRET_KEY must be a Stripe secret key (sk_… or rk_…)")
     elif not webhook_secret:
         raise ConfigError("STRIPE_WEBHOOK_SECRET is required with STRIPE_SECRET_KEY")
+    pool_size = environ.get("DB_POOL_SIZE", "").strip() or "32"
+    if not pool_size.isdigit() or not 1 <= int(pool_size) <= 1000:
+        raise ConfigError(f"DB_POOL_SIZE must be a whole number from 1 to 1000, not {pool_size!r}")
     return Settings(
         env=env,
         database_url=environ.get("DATABASE_URL", "").strip() or DEFAULT_DATABASE_URL,
@@ -147,4 +152,5 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         stripe_api_base=api_base,
         payments_sandbox=sandbox,
         bench=_flag(environ.get("PORTAL_BENCH")),
+        db_pool_size=int(pool_size),
     )

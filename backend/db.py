@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,27 @@ def create_engine(url: str) -> Engine:
     raise ValueError("DATABASE_URL must start with sqlite:/// or postgresql://")
 
 
+async def _keep_connection_as_is(connection: asyncpg.Connection) -> None:
+    """asyncpg's default reset on release (unlock advisory locks, CLOSE ALL, UNLISTEN, RESET
+    ALL) is one more round trip per query. The portal sets no session state (no SET, LISTEN,
+    session advisory locks or WITH HOLD cursors), so there is nothing to reset; an open
+    transaction is still rolled back on release."""
+
+
+async def open_pool(engine: Engine, size: int) -> None:
+    """PostgreSQL: a pool of `size` connections (the requests one process serves at once, so
+    none waits for a connection); SQLite opens a connection per query and has no pool."""
+    if isinstance(engine, PostgresEngine):
+        await engine.start_connection_pool(
+            min_size=min(10, size), max_size=size, reset=_keep_connection_as_is
+        )
+
+
+async def close_pool(engine: Engine) -> None:
+    if isinstance(engine, PostgresEngine):
+        await engine.close_connection_pool()
+
+
 def is_unique_violation(error: BaseException) -> bool:
     """Both engines' "unique constraint failed", recognised in one place."""
     if isinstance(error, sqlite3.IntegrityError):
@@ -106,3 +128,61 @@ async def write_transaction(engine: Engine) -> AsyncIterator[None]:
     else:
         async with engine.transaction():
             yield
+
+
+# --- reading a page in one round trip ----------------------------------------------------
+# A page's regions come back as JSON arrays in one row (see services/account.py): each a
+# scalar subquery that the two engines spell differently.
+
+
+def json_rows(
+    engine: Engine,
+    select: str,
+    columns: Sequence[str],
+    *,
+    order_by: str,
+    json_columns: Sequence[str] = (),
+) -> str:
+    """A scalar subquery: the rows of `select` (a SELECT whose output names `columns`, with
+    its own ORDER BY, and LIMIT if any) as one JSON array of objects, `[]` when it has none.
+    `order_by` orders the array by those output names; `json_columns` are columns that hold
+    JSON themselves (nested `json_rows`/`json_values`), kept as JSON, not as text."""
+    if isinstance(engine, PostgresEngine):
+        pairs = ", ".join(f"'{c}', t.{c}" for c in columns)
+        return (
+            f"(SELECT coalesce(json_agg(json_build_object({pairs}) ORDER BY {_prefixed(order_by)}),"
+            f" '[]'::json) FROM ({select}) AS t)"
+        )
+    # SQLite (3.40 has no ORDER BY inside aggregates) aggregates in the subquery's order; a
+    # JSON value loses its JSON subtype in a subquery's column, so json() restores it.
+    pairs = ", ".join(
+        f"'{c}', json(t.{c})" if c in json_columns else f"'{c}', t.{c}" for c in columns
+    )
+    return f"(SELECT json_group_array(json_object({pairs})) FROM ({select}) AS t)"
+
+
+def json_values(engine: Engine, select: str, column: str, *, order_by: str) -> str:
+    """A scalar subquery: the one column of `select` (ordered by `order_by` there) as a JSON
+    array of values, `[]` when it has none."""
+    if isinstance(engine, PostgresEngine):
+        return (
+            f"(SELECT coalesce(json_agg(t.{column} ORDER BY {_prefixed(order_by)}), '[]'::json)"
+            f" FROM ({select}) AS t)"
+        )
+    return f"(SELECT json_group_array(t.{column}) FROM ({select}) AS t)"
+
+
+def date_parameter(engine: Engine) -> str:
+    """A date placeholder usable as a value of its own (`SELECT {} AS today`): PostgreSQL
+    must be told its type; SQLite compares the ISO text Piccolo sends."""
+    return "CAST({} AS DATE)" if isinstance(engine, PostgresEngine) else "{}"
+
+
+def _prefixed(order_by: str) -> str:
+    """`a, b DESC` → `t.a, t.b DESC`: the aggregate orders by the subquery's output names."""
+    return ", ".join(f"t.{term.strip()}" for term in order_by.split(","))
+
+
+def from_json(value: Any) -> Any:
+    """A `json_rows`/`json_values` column as Python lists and dicts (both drivers give text)."""
+    return json.loads(value) if isinstance(value, str | bytes) else value

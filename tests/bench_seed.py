@@ -36,11 +36,22 @@ async def seed(tickets: int) -> None:
     await catalog.seed_demo_catalog()
     # One transaction: thousands of commits (each an fsync on PostgreSQL) would take minutes.
     async with write_transaction(Company._meta.db):
-        await _history(tickets)
+        await history(tickets)
+    # Planner statistics, as autovacuum (PostgreSQL) would have them a minute later: without
+    # them the first minutes of a fresh database run on guesses (twice the time for a page).
+    await Company._meta.db.run_ddl("ANALYZE")
     print(f"{BENCH_EMAIL} {BENCH_PASSWORD}")
 
 
-async def _history(tickets: int) -> None:
+async def history(
+    tickets: int,
+    *,
+    years: int = YEARS,
+    email: str = BENCH_EMAIL,
+    org_number: str = "974760673",
+) -> int:
+    """A company whose superuser (`email`) has `years` of history and `tickets` tickets;
+    also used by tests/test_query_counts.py. Returns the company's id."""
     from backend.services import agreements, clock, coverage, ledger
     from backend.services.accounts import hash_password
     from backend.tables import (
@@ -57,17 +68,17 @@ async def _history(tickets: int) -> None:
 
     rng = random.Random(2026)
     today = clock.today()
-    start = today - datetime.timedelta(days=365 * YEARS)
+    start = today - datetime.timedelta(days=365 * years)
     company = Company(
         name="Benk Maskinering AS",
-        org_number="974760673",
+        org_number=org_number,
         address="Verkstedveien 1",
         postal_code="7030",
         city="Trondheim",
     )
     await company.save()
     superuser = User(
-        email=BENCH_EMAIL,
+        email=email,
         name="Berit Benk",
         phone="+4773123456",
         role=Role.superuser.value,
@@ -76,7 +87,7 @@ async def _history(tickets: int) -> None:
     )
     await superuser.save()
     technician = User(
-        email="tekniker@benk.no",
+        email=f"tekniker.{email}",
         name="Tor Tekniker",
         role=Role.technician.value,
         password_hash=hash_password(BENCH_PASSWORD),
@@ -119,7 +130,7 @@ async def _history(tickets: int) -> None:
 
     days = (today - start).days
     for n in range(tickets):
-        opened_on = start + datetime.timedelta(days=days * n // tickets)
+        opened_on = start + datetime.timedelta(days=days * n // max(tickets, 1))
         opened_at = datetime.datetime.combine(opened_on, datetime.time(9), datetime.UTC)
         old = opened_on < today - datetime.timedelta(days=30)
         ticket = Ticket(
@@ -150,6 +161,7 @@ async def _history(tickets: int) -> None:
                 key=f"bench:{ticket.id}:{m}",
             )
     await ledger.expire_lots(today)
+    return company.id
 
 
 SUBJECTS = (

@@ -104,8 +104,14 @@ async def test_expiry_writes_off_by_an_entry_and_only_once():
     company_id, _ = await make_company()
     old = await lot(company_id, 120, datetime.date(2026, 11, 26), f"old{company_id}")
     await lot(company_id, 60, datetime.date(2027, 11, 26), f"new{company_id}")
+    # Reading the balance counts only the unexpired lot and writes nothing.
     assert await ledger.balance(company_id, TODAY) == 60
+    entries = await LedgerEntry.objects().where(LedgerEntry.lot == old.id)
+    assert [(e.kind, e.minutes) for e in entries] == [("credit", 120)]
+    # The sweep writes it off, once.
+    assert await ledger.expire_lots(TODAY, company_id) == 120
     assert await ledger.expire_lots(TODAY, company_id) == 0
+    assert await ledger.balance(company_id, TODAY) == 60
     entries = await LedgerEntry.objects().where(LedgerEntry.lot == old.id)
     assert [(e.kind, e.minutes) for e in entries] == [("credit", 120), ("expiry", -120)]
     await assert_invariants(company_id)

@@ -28,9 +28,9 @@ class PortalController(Controller):
             "portal/dashboard.html",
             company=summary.company,
             account=summary,
-            superuser=await companies.get_superuser(user.company),
+            superuser=summary.superuser,
             availability=availability_now(),
-            open_tickets=await tickets.open_tickets(user.company),
+            open_tickets=summary.open_tickets,
             status_labels=tickets.STATUS_LABELS,
         )
 

@@ -2,25 +2,35 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
+from dataclasses import dataclass, field
 from typing import Any
 
-from backend.services import agreements, billing, clock, ledger
-from backend.tables import Agreement, Company, Lot, Order, Product
+from piccolo.engine.base import Engine
+
+from backend.db import date_parameter, from_json, json_rows
+from backend.services import agreements, billing, catalog, clock, ledger, tickets
+from backend.services.errors import NotAllowed
+from backend.tables import Company, Role
+
+RECENT_ORDERS = 5
+OPEN_TICKETS = 5
 
 
 @dataclass(frozen=True)
 class AccountSummary:
     company: Company
-    plans: list[Agreement]  # current first, then renewals already bought
+    plans: list[agreements.PlanPeriod]  # current first, then renewals already bought
     remaining_minutes: int
-    lots: list[Lot]
-    orders: list[Order]
+    lots: list[ledger.OpenLot]
+    orders: list[billing.OrderLine]  # the latest RECENT_ORDERS, newest first
     product_names: dict[str, str]  # catalog code → name
     outstanding_ore: int  # hourly charges not paid yet, ex. MVA
+    superuser: dict[str, str] | None = None  # name, email, phone
+    open_tickets: list[dict[str, Any]] = field(default_factory=list)  # id, subject, status
 
     @property
-    def active_plan(self) -> Agreement | None:
+    def active_plan(self) -> agreements.PlanPeriod | None:
         today = clock.today()
         return next((p for p in self.plans if p.starts_on <= today), None)
 
@@ -38,18 +48,53 @@ class AccountSummary:
 
 
 async def account_summary(company_id: int) -> AccountSummary:
-    today = clock.today()
-    company = await Company.objects().get(Company.id == company_id)
-    lots = await ledger.open_lots(company_id, today)
+    """Everything the dashboard shows, read in one statement: each region is a subquery that
+    the service owning its rule writes (usable lots: ledger; plans: agreements; orders and
+    what is owed: billing; open tickets: tickets; product names: catalog). Only reads: lots
+    that have expired count for nothing here, whether or not the sweep has written them off."""
+    engine = Company._meta.db
+    rows = await Company.raw(_summary_sql(engine), clock.today(), company_id)
+    if not rows:
+        raise NotAllowed("no such company")
+    row = rows[0]
+    lots = ledger.lots_from_json(from_json(row.pop("lots")))
+    superusers = from_json(row.pop("superuser"))
     return AccountSummary(
-        company=company,
-        plans=await agreements.current_and_future_plans(company_id, today),
-        # The balance is the sum of the open lots: one read (and one expiry pass), not two.
+        plans=agreements.plans_from_json(from_json(row.pop("plans"))),
         remaining_minutes=sum(lot.remaining_minutes for lot in lots),
         lots=lots,
-        orders=await billing.orders_of(company_id),
-        product_names={p.code: p.name for p in await Product.objects()},
-        outstanding_ore=await billing.outstanding_ore(company_id),
+        orders=billing.orders_from_json(from_json(row.pop("orders"))),
+        product_names={p["code"]: p["name"] for p in from_json(row.pop("products"))},
+        outstanding_ore=int(row.pop("outstanding_ore")),
+        superuser=superusers[0] if superusers else None,
+        open_tickets=from_json(row.pop("open_tickets")),
+        company=Company(**row, _exists_in_db=True),
+    )
+
+
+@functools.cache
+def _summary_sql(engine: Engine) -> str:
+    company_columns = ", ".join(
+        f"c.{column._meta.db_column_name}" for column in Company._meta.columns
+    )
+    superuser = json_rows(
+        engine,
+        "SELECT u.name, u.email, u.phone FROM portal_user AS u"
+        f" WHERE u.company = c.id AND u.role = '{Role.superuser.value}' ORDER BY u.id LIMIT 1",
+        ("name", "email", "phone"),
+        order_by="name",
+    )
+    return (
+        f"SELECT {company_columns},"
+        f" {ledger.open_lots_json(engine, 'c.id', 'p.today')} AS lots,"
+        f" {agreements.current_and_future_plans_json(engine, 'c.id', 'p.today')} AS plans,"
+        f" {billing.recent_orders_json(engine, 'c.id', RECENT_ORDERS)} AS orders,"
+        f" {billing.outstanding_ore_sql('c.id')} AS outstanding_ore,"
+        f" {catalog.products_json(engine)} AS products,"
+        f" {superuser} AS superuser,"
+        f" {tickets.open_tickets_json(engine, 'c.id', OPEN_TICKETS)} AS open_tickets"
+        f" FROM company AS c CROSS JOIN (SELECT {date_parameter(engine)} AS today) AS p"
+        " WHERE c.id = {}"
     )
 
 

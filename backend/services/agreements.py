@@ -5,7 +5,9 @@ from __future__ import annotations
 import calendar
 import datetime
 from collections.abc import Iterable
+from dataclasses import dataclass
 
+from backend.db import json_rows, json_values
 from backend.tables import Agreement, AgreementProduct
 
 PLAN_MONTHS = 6
@@ -100,6 +102,53 @@ async def current_and_future_plans(company_id: int, today: datetime.date) -> lis
         .order_by(Agreement.starts_on)
     )
     return await _with_products(plans)
+
+
+def current_and_future_plans_json(engine, company: str, today: str) -> str:
+    """`current_and_future_plans` as one column of a page's single query (services/account.py):
+    a JSON array; `company` and `today` are SQL expressions. Read back with `plans_from_json`."""
+    codes = json_values(
+        engine,
+        "SELECT ap.product_code, ap.id FROM agreement_product AS ap"
+        " WHERE ap.agreement = a.id ORDER BY ap.id",
+        "product_code",
+        order_by="id",
+    )
+    select = (
+        f"SELECT a.id, a.starts_on, a.ends_on, {codes} AS product_codes"
+        f" FROM plan_agreement AS a WHERE a.company = {company} AND a.ends_on >= {today}"
+        f" AND (a.cancelled_on IS NULL OR a.cancelled_on > {today})"
+        " ORDER BY a.starts_on, a.id"
+    )
+    return json_rows(
+        engine,
+        select,
+        ("id", "starts_on", "ends_on", "product_codes"),
+        order_by="starts_on, id",
+        json_columns=("product_codes",),
+    )
+
+
+@dataclass(frozen=True)
+class PlanPeriod:
+    """A plan period as pages show it (a read, not a row to save)."""
+
+    id: int
+    starts_on: datetime.date
+    ends_on: datetime.date
+    product_codes: list[str]
+
+
+def plans_from_json(rows: list[dict]) -> list[PlanPeriod]:
+    return [
+        PlanPeriod(
+            id=row["id"],
+            starts_on=datetime.date.fromisoformat(row["starts_on"]),
+            ends_on=datetime.date.fromisoformat(row["ends_on"]),
+            product_codes=row["product_codes"],
+        )
+        for row in rows
+    ]
 
 
 async def _with_products(plans: list[Agreement]) -> list[Agreement]:

@@ -25,7 +25,7 @@ from typing import Any
 
 from piccolo.engine.postgres import PostgresEngine
 
-from backend.db import is_unique_violation, write_transaction
+from backend.db import is_unique_violation, json_rows, write_transaction
 from backend.i18n import N_
 from backend.services import agreements, catalog, clock, ledger
 from backend.services.errors import MalformedEvent, NotAllowed, ValidationFailed
@@ -977,6 +977,43 @@ async def orders_of(company_id: int, limit: int = 20) -> list[Order]:
         .where(Order.company == company_id)
         .order_by(Order.id, ascending=False)
         .limit(limit)
+    )
+
+
+def recent_orders_json(engine, company: str, limit: int) -> str:
+    """The company's latest `limit` orders, newest first, as one column of a page's single
+    query (services/account.py); `company` is an SQL expression. Read back with
+    `orders_from_json`."""
+    select = (
+        "SELECT o.id, o.kind, o.status, o.amount_ore, o.total_ore FROM payment_order AS o"
+        f" WHERE o.company = {company} ORDER BY o.id DESC LIMIT {int(limit)}"
+    )
+    return json_rows(
+        engine, select, ("id", "kind", "status", "amount_ore", "total_ore"), order_by="id DESC"
+    )
+
+
+@dataclass(frozen=True)
+class OrderLine:
+    """An order as lists show it (a read, not a row to save)."""
+
+    id: int
+    kind: str
+    status: str
+    amount_ore: int
+    total_ore: int
+
+
+def orders_from_json(rows: list[dict]) -> list[OrderLine]:
+    return [OrderLine(**row) for row in rows]
+
+
+def outstanding_ore_sql(company: str) -> str:
+    """`outstanding_ore` (hourly charges not paid yet, ex. MVA) as a scalar subquery of a
+    page's single query."""
+    return (
+        "(SELECT coalesce(sum(h.amount_ore), 0) FROM hourly_charge AS h"
+        f" WHERE h.company = {company} AND h.status = '{ChargeStatus.outstanding.value}')"
     )
 
 

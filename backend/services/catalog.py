@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
+from backend.db import from_json, json_rows
 from backend.tables import PriceList, Product
 
 DEMO_PRODUCTS = (
@@ -34,9 +36,38 @@ class Offer:
 
 
 async def current_offer() -> Offer:
-    products = await Product.objects().where(Product.active.eq(True)).order_by(Product.position)
-    prices = await PriceList.objects().first()
-    return Offer(products=products, prices=prices)
+    """The active products in the catalog's order and the price list, in one statement."""
+    engine = Product._meta.db
+    rows = await Product.raw(_offer_sql(engine))
+    prices = from_json(rows[0]["prices"])
+    products = [
+        Product(**{**row, "active": True}, _exists_in_db=True)
+        for row in from_json(rows[0]["products"])
+    ]
+    return Offer(
+        products=products,
+        prices=PriceList(**prices[0], _exists_in_db=True) if prices else None,
+    )
+
+
+@functools.cache
+def _offer_sql(engine) -> str:
+    product_columns = [c._meta.db_column_name for c in Product._meta.columns]
+    price_columns = [c._meta.db_column_name for c in PriceList._meta.columns]
+    products = json_rows(
+        engine,
+        f"SELECT {', '.join(product_columns)} FROM catalog_product WHERE active"
+        " ORDER BY position, id",
+        product_columns,
+        order_by="position, id",
+    )
+    prices = json_rows(
+        engine,
+        f"SELECT {', '.join(price_columns)} FROM catalog_price_list ORDER BY id LIMIT 1",
+        price_columns,
+        order_by="id",
+    )
+    return f"SELECT {products} AS products, {prices} AS prices"
 
 
 async def seed_demo_catalog() -> None:
@@ -65,3 +96,15 @@ async def all_known(codes: list[str]) -> bool:
     """Whether every code names a product in the catalog."""
     known = await Product.select(Product.code).where(Product.code.is_in(codes or [""]))
     return {row["code"] for row in known} >= set(codes)
+
+
+def products_json(engine) -> str:
+    """Every product's code and name (inactive ones too: old lots and plans name them), in
+    the catalog's order, as one column of a page's single query."""
+    return json_rows(
+        engine,
+        "SELECT p.code, p.name, p.position, p.id FROM catalog_product AS p"
+        " ORDER BY p.position, p.id",
+        ("code", "name", "position", "id"),
+        order_by="position, id",
+    )

@@ -20,7 +20,14 @@ from dataclasses import dataclass
 
 from piccolo.query.functions.aggregate import Sum
 
-from backend.db import is_unique_violation, write_transaction
+from backend.db import (
+    date_parameter,
+    from_json,
+    is_unique_violation,
+    json_rows,
+    json_values,
+    write_transaction,
+)
 from backend.i18n import N_
 from backend.services import agreements, catalog
 from backend.services.errors import ValidationFailed
@@ -108,7 +115,8 @@ def lot_expires_on(bought_on: datetime.date) -> datetime.date:
 
 
 def usable_on(on_date: datetime.date):
-    """A lot pays for support on days before `expires_on` while it has minutes left (SPEC §2)."""
+    """A lot pays for support on days before `expires_on` while it has minutes left (SPEC §2).
+    (`open_lots_json` says the same in SQL, for pages read in one round trip.)"""
     return (Lot.remaining_minutes > 0) & (Lot.expires_on > on_date)
 
 
@@ -240,7 +248,9 @@ async def write_off(
 
 async def expire_lots(today: datetime.date, company_id: int | None = None) -> int:
     """Write off, by an expiry entry each, the unused minutes of every lot whose day has come.
-    Safe to run any time and from several places at once. Returns the minutes written off."""
+    Safe to run any time and from several places at once (every instance's hourly sweep,
+    `portal expire-lots`): the key names the lot, the day and its minutes, so a second run
+    moves nothing. Reads never call it: they count only unexpired lots. Returns the minutes."""
     condition = (Lot.remaining_minutes > 0) & (Lot.expires_on <= today)
     if company_id is not None:
         condition &= Lot.company == company_id
@@ -351,8 +361,8 @@ async def adjust(
 
 
 async def balance(company_id: int, today: datetime.date) -> int:
-    """Unexpired minutes of the company (expired lots are written off first)."""
-    await expire_lots(today, company_id)
+    """Unexpired minutes of the company. A read: it writes nothing (expired lots are written
+    off by `expire_lots`, which the app runs every hour), and counts no expired lot."""
     rows = await Lot.select(Sum(Lot.remaining_minutes).as_alias("total")).where(
         (Lot.company == company_id) & usable_on(today)
     )
@@ -367,15 +377,63 @@ async def _usable_lots(company_id: int, on_date: datetime.date) -> list[Lot]:
     )
 
 
-async def open_lots(company_id: int, today: datetime.date) -> list[Lot]:
+async def open_lots(company_id: int, today: datetime.date) -> list[OpenLot]:
     """Lots with minutes left, the one that expires first first, each with the products it
-    pays for in `lot.product_codes` (catalog codes)."""
-    await expire_lots(today, company_id)
-    lots = await _usable_lots(company_id, today)
-    codes = await products_of_lots([lot.id for lot in lots])
-    for lot in lots:
-        lot.product_codes = codes.get(lot.id, [])
-    return lots
+    pays for in `lot.product_codes` (catalog codes). Only unexpired lots; writes nothing.
+    One statement."""
+    engine = _engine()
+    sql = f"SELECT {open_lots_json(engine, '{}', date_parameter(engine))} AS lots"
+    rows = await Lot.raw(sql, company_id, today)
+    return lots_from_json(from_json(rows[0]["lots"]))
+
+
+def open_lots_json(engine, company: str, today: str) -> str:
+    """`open_lots` as one column of a page's single query (services/account.py): a JSON array
+    of the lots usable on `today` (see `usable_on`), each with its `product_codes`. `company`
+    and `today` are SQL expressions of the enclosing query. Read back with `lots_from_json`."""
+    codes = json_values(
+        engine,
+        "SELECT lp.product_code, lp.id FROM lot_product AS lp WHERE lp.lot = l.id ORDER BY lp.id",
+        "product_code",
+        order_by="id",
+    )
+    select = (
+        f"SELECT l.id, l.minutes, l.remaining_minutes, l.expires_on, {codes} AS product_codes"
+        f" FROM time_lot AS l WHERE l.company = {company}"
+        f" AND l.remaining_minutes > 0 AND l.expires_on > {today}"
+        " ORDER BY l.expires_on, l.id"
+    )
+    return json_rows(
+        engine,
+        select,
+        ("id", "minutes", "remaining_minutes", "expires_on", "product_codes"),
+        order_by="expires_on, id",
+        json_columns=("product_codes",),
+    )
+
+
+@dataclass(frozen=True)
+class OpenLot:
+    """A lot as pages show it (a read, not a row to save)."""
+
+    id: int
+    minutes: int
+    remaining_minutes: int
+    expires_on: datetime.date
+    product_codes: list[str]
+
+
+def lots_from_json(rows: list[dict]) -> list[OpenLot]:
+    return [
+        OpenLot(
+            id=row["id"],
+            minutes=row["minutes"],
+            remaining_minutes=row["remaining_minutes"],
+            expires_on=datetime.date.fromisoformat(row["expires_on"]),
+            product_codes=row["product_codes"],
+        )
+        for row in rows
+    ]
 
 
 async def products_of_lots(lot_ids: list[int]) -> dict[int, list[str]]:

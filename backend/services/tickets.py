@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from piccolo.query import OrderByRaw
+from piccolo.querystring import QueryString
 
-from backend.db import contains_text
+from backend.db import contains_text, json_rows
 from backend.i18n import N_
 from backend.services import catalog, clock, coverage, validation
 from backend.services.accounts import STAFF_ROLES
@@ -250,21 +251,40 @@ async def search(
         number = NUMBER.match(q)
         by_subject = contains_text(Ticket.subject, q)
         condition &= (Ticket.id == int(number.group(1))) | by_subject if number else by_subject
-    total = await Ticket.count().where(condition)
-    pages = max(1, -(-total // PAGE_SIZE))
-    page = min(max(1, page), pages)
-    query = Ticket.select(
-        *Ticket.all_columns(), Ticket.company.name.as_alias("company_name")
-    ).where(condition)
-    if oldest_waiting_first:
-        # Stopped clocks (NULL) last on both engines: SQLite sorts NULL first, PostgreSQL last.
-        query = query.order_by(OrderByRaw("ticket.waiting_since IS NULL")).order_by(
-            Ticket.waiting_since, Ticket.id
-        )
+
+    # The page and the number of matches in one statement: the count is an uncorrelated
+    # subquery, computed once (a window count would make the database read every match).
+    matches = QueryString("({})", Ticket.count().where(condition).querystrings[0])
+
+    def page_of(number: int):
+        query = Ticket.select(
+            *Ticket.all_columns(),
+            Ticket.company.name.as_alias("company_name"),
+            matches.as_alias("matches"),
+        ).where(condition)
+        if oldest_waiting_first:
+            # Stopped clocks (NULL) last on both engines: SQLite sorts NULL first, PostgreSQL last.
+            query = query.order_by(OrderByRaw("ticket.waiting_since IS NULL")).order_by(
+                Ticket.waiting_since, Ticket.id
+            )
+        else:
+            query = query.order_by(Ticket.id, ascending=False)
+        return query.limit(PAGE_SIZE).offset((number - 1) * PAGE_SIZE)
+
+    page = max(1, page)
+    rows = await page_of(page)
+    if rows:
+        total = rows[0]["matches"]
+    elif page == 1:
+        total = 0
     else:
-        query = query.order_by(Ticket.id, ascending=False)
-    rows = await query.limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)
-    return TicketPage(tickets=rows, page=page, pages=pages, total=total)
+        # Past the last page (an old link, a typed number): show the last one.
+        total = await Ticket.count().where(condition)
+        page = max(1, -(-total // PAGE_SIZE))
+        rows = await page_of(page) if total else []
+    for row in rows:
+        del row["matches"]
+    return TicketPage(tickets=rows, page=page, pages=max(1, -(-total // PAGE_SIZE)), total=total)
 
 
 def can_open(user: User) -> bool:
@@ -407,6 +427,18 @@ async def _written_off_on_void(entry_ids: list[int]) -> dict[int, int]:
         entry_id = int(row["key"].removeprefix("void:"))
         minutes[entry_id] = minutes.get(entry_id, 0) - row["minutes"]
     return minutes
+
+
+def open_tickets_json(engine, company: str, limit: int = 5) -> str:
+    """`open_tickets` as one column of a page's single query (services/account.py): a JSON
+    array of `id`, `subject`, `status`; `company` is an SQL expression."""
+    done = ", ".join(f"'{status}'" for status in DONE_STATUSES)
+    select = (
+        "SELECT tk.id, tk.subject, tk.status FROM ticket AS tk"
+        f" WHERE tk.company = {company} AND tk.status NOT IN ({done})"
+        f" ORDER BY tk.id DESC LIMIT {int(limit)}"
+    )
+    return json_rows(engine, select, ("id", "subject", "status"), order_by="id DESC")
 
 
 async def open_tickets(company_id: int, limit: int = 5) -> list[Ticket]:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from http.cookies import CookieError, SimpleCookie
-
+from litestar.connection import ASGIConnection
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from backend.i18n import DEFAULT_LANGUAGE, LANGUAGES, current_language
@@ -12,14 +11,12 @@ from backend.i18n import DEFAULT_LANGUAGE, LANGUAGES, current_language
 def language_middleware(app: ASGIApp) -> ASGIApp:
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         language = DEFAULT_LANGUAGE
-        for name, value in scope.get("headers", []):
-            if name == b"cookie":
-                try:
-                    cookie = SimpleCookie(value.decode("latin-1"))
-                except CookieError:
-                    continue
-                if "lang" in cookie and cookie["lang"].value in LANGUAGES:
-                    language = cookie["lang"].value
+        if scope["type"] == "http":
+            # Litestar keeps the parsed cookies in the scope: the session and CSRF middleware
+            # after this one read them without parsing the header again.
+            chosen = ASGIConnection(scope).cookies.get("lang")
+            if chosen in LANGUAGES:
+                language = chosen
         token = current_language.set(language)
         try:
             await app(scope, receive, send)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import datetime
+import functools
 from pathlib import Path
 from typing import Any
 
-from babel.dates import format_date, format_datetime
+from babel.dates import format_datetime
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from litestar import Request
 from litestar.plugins.htmx import ClientRedirect
@@ -22,19 +23,31 @@ from backend.services.validation import format_org_number, format_phone
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent.parent / "frontend" / "templates"
 
 
+NUMERIC_DATETIME = "dd.MM.yyyy HH:mm"
+
+
 def _date(value: datetime.date | None) -> str:
-    return format_date(value, "dd.MM.yyyy", locale="nb_NO") if value else ""
+    # Digits only, the same in every language: strftime gives what Babel's "dd.MM.yyyy" does,
+    # at a fraction of its cost (lists show dozens).
+    return value.strftime("%d.%m.%Y") if value else ""
 
 
-def _datetime(value: datetime.datetime | None, pattern: str = "dd.MM.yyyy HH:mm") -> str:
+def _datetime(value: datetime.datetime | None, pattern: str = NUMERIC_DATETIME) -> str:
     if value is None:
         return ""
+    if pattern == NUMERIC_DATETIME:
+        # Babel reads a naive datetime as UTC; so does this.
+        aware = value if value.tzinfo else value.replace(tzinfo=datetime.UTC)
+        return aware.astimezone(OSLO).strftime("%d.%m.%Y %H:%M")
     return format_datetime(value, pattern, tzinfo=OSLO, locale=i18n.babel_locale())
 
 
-def create_template_engine() -> JinjaTemplateEngine:
+def create_template_engine(*, auto_reload: bool = True) -> JinjaTemplateEngine:
+    """Templates are compiled once and cached; with `auto_reload` (development) Jinja also
+    checks each template's file on every render, so edits show without a restart."""
     env = Environment(
         loader=FileSystemLoader(TEMPLATES_DIR),
+        auto_reload=auto_reload,
         autoescape=select_autoescape(default=True, default_for_string=True),
         extensions=["jinja2.ext.i18n"],
         trim_blocks=True,
@@ -42,7 +55,8 @@ def create_template_engine() -> JinjaTemplateEngine:
     )
     env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)  # type: ignore[attr-defined]
     env.filters.update(
-        nok=format_nok,
+        # Babel's currency formatting is slow next to the rest of a page; amounts repeat.
+        nok=functools.lru_cache(maxsize=4096)(format_nok),
         date=_date,
         datetime=_datetime,
         org_number=format_org_number,
