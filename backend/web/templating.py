@@ -7,13 +7,15 @@ from pathlib import Path
 from typing import Any
 
 from babel.dates import format_date, format_datetime
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
+from jinja2.runtime import Context
 from litestar import Request
 from litestar.plugins.htmx import ClientRedirect
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Redirect, Response, Template
 
 from backend import i18n
+from backend.services import policy
 from backend.services.availability import OSLO
 from backend.services.money import format_nok
 from backend.services.tickets import ticket_number
@@ -30,6 +32,13 @@ def _datetime(value: datetime.datetime | None, pattern: str = "dd.MM.yyyy HH:mm"
     if value is None:
         return ""
     return format_datetime(value, pattern, tzinfo=OSLO, locale=i18n.babel_locale())
+
+
+@pass_context
+def _can(context: Context, action: str, obj: Any = None) -> bool:
+    """Templates ask the policy too: `{% if can("buy") %}`, `can("reply", ticket)`."""
+    request = context.get("request")
+    return policy.can(request.scope.get("user") if request else None, action, obj)
 
 
 def create_template_engine() -> JinjaTemplateEngine:
@@ -49,7 +58,13 @@ def create_template_engine() -> JinjaTemplateEngine:
         phone=format_phone,
         ticket_number=ticket_number,
     )
-    env.globals.update(languages=i18n.LANGUAGES, current_language=i18n.current_language.get)
+    env.globals.update(
+        languages=i18n.LANGUAGES,
+        current_language=i18n.current_language.get,
+        can=_can,
+        # Whose messages are support's, in a thread.
+        staff_roles=policy.STAFF,
+    )
     return JinjaTemplateEngine.from_environment(env)
 
 
