@@ -64,7 +64,12 @@ class PortalController(Controller):
             saved=False,
         )
 
-    @post("/company", name="company_update", opt={"form": COMPANY_FORM})
+    @post(
+        "/company",
+        name="company_update",
+        guards=[allowed("edit_company")],
+        opt={"form": COMPANY_FORM},
+    )
     async def update_company(self, request: Request) -> Template:
         form = await read_form(request, companies.CompanyDetails)
         company = await companies.update_company(request.user, form)
