@@ -46,22 +46,8 @@ def whole_number(value: str, lo: int, hi: int) -> int | None:
     return number if lo <= number <= hi else None
 
 
-def record_id(value: str) -> int | None:
-    """An id typed or chosen in a form or a query string, or None when it can name no row."""
-    return whole_number(value, 1, MAX_ID)
-
-
 def has_control_characters(value: str) -> bool:
     return CONTROL_CHARACTER.search(value) is not None
-
-
-def text(value: str, *, max_length: int, required: bool = True) -> str:
-    value = " ".join(value.split())
-    if required and not value:
-        raise FieldError(N_("Feltet må fylles ut."))
-    if len(value) > max_length:
-        raise FieldError(N_("Teksten er for lang."))
-    return value
 
 
 def org_number(value: str) -> str:
