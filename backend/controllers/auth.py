@@ -13,7 +13,7 @@ from backend.i18n import N_
 from backend.services import accounts, policy, validation
 from backend.services.errors import ValidationFailed
 from backend.web.errors import FormView
-from backend.web.forms import read_form
+from backend.web.forms import form_operation, read_form
 from backend.web.sessions import sign_in, sign_out
 from backend.web.templating import page, redirect
 
@@ -53,7 +53,12 @@ class AuthController(Controller):
             request, "login.html", form={"next": request.query_params.get("next", "")}, errors={}
         )
 
-    @post("/login", name="login_submit", opt={"form": LOGIN_FORM})
+    @post(
+        "/login",
+        name="login_submit",
+        operation_class=form_operation(LoginForm),
+        opt={"form": LOGIN_FORM},
+    )
     async def login(self, request: Request) -> Response:
         form = await read_form(request, LoginForm)
         user = await accounts.sign_in(form.email, form.password, ip=_client_ip(request))

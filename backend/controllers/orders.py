@@ -14,7 +14,7 @@ from backend.services.money import mva_ore
 from backend.services.payments import Payments, PaymentsError
 from backend.tables import Order, OrderKind
 from backend.web.errors import FormView
-from backend.web.forms import read_values
+from backend.web.forms import form_operation, read_values
 from backend.web.guards import allowed
 from backend.web.templating import page, redirect
 
@@ -108,7 +108,13 @@ class OrdersController(Controller):
     async def show_topup(self, request: Request) -> Template:
         return page(request, "portal/topup.html", **await _topup_context(request, {}, {}))
 
-    @post("/orders", name="order_create", guards=[allowed("buy")], opt={"form": _order_form})
+    @post(
+        "/orders",
+        name="order_create",
+        operation_class=form_operation(billing.OrderForm),
+        guards=[allowed("buy")],
+        opt={"form": _order_form},
+    )
     async def create_order(self, request: Request) -> Response:
         values = await read_values(request, billing.OrderForm)
         order = await billing.place_order(request.user, values, _payments(request))

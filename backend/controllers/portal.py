@@ -11,7 +11,7 @@ from backend.services import account, companies, tickets
 from backend.services.availability import availability_now
 from backend.tables import Company, User
 from backend.web.errors import FormView
-from backend.web.forms import read_form
+from backend.web.forms import form_operation, read_form
 from backend.web.guards import allowed
 from backend.web.templating import form_response, page
 
@@ -67,6 +67,7 @@ class PortalController(Controller):
     @post(
         "/company",
         name="company_update",
+        operation_class=form_operation(companies.CompanyDetails),
         guards=[allowed("edit_company")],
         opt={"form": COMPANY_FORM},
     )

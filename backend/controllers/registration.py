@@ -10,7 +10,7 @@ from litestar.response import Response, Template
 
 from backend.services import companies
 from backend.web.errors import FormView
-from backend.web.forms import read_form
+from backend.web.forms import form_operation, read_form
 from backend.web.sessions import sign_in
 from backend.web.templating import page, redirect
 
@@ -39,6 +39,7 @@ class RegistrationController(Controller):
 
     @post(
         name="register_submit",
+        operation_class=form_operation(companies.Registration),
         middleware=[REGISTRATION_RATE_LIMIT.middleware],
         opt={"form": REGISTRATION_FORM},
     )

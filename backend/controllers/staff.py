@@ -21,7 +21,7 @@ from backend.services import (
 )
 from backend.tables import Channel, Company, Ticket
 from backend.web.errors import FormView
-from backend.web.forms import read_form, read_query, read_values
+from backend.web.forms import form_operation, read_form, read_query, read_values
 from backend.web.guards import allowed
 from backend.web.templating import page, redirect, wants_fragment
 
@@ -182,28 +182,44 @@ class StaffController(Controller):
         return page(request, "staff/ticket.html", **await _ticket_context(ticket))
 
     @post(
-        "/tickets/{ticket_id:int}/messages", name="staff_ticket_message", opt={"form": MESSAGE_FORM}
+        "/tickets/{ticket_id:int}/messages",
+        name="staff_ticket_message",
+        operation_class=form_operation(tickets.Reply),
+        opt={"form": MESSAGE_FORM},
     )
     async def add_message(self, request: Request, ticket_id: FromPath[int]) -> Response:
         ticket = await tickets.get_ticket(request.user, ticket_id)
         await tickets.add_message(request.user, ticket, await read_values(request, tickets.Reply))
         return redirect(request, _ticket_url(ticket.id))
 
-    @post("/tickets/{ticket_id:int}/status", name="staff_ticket_status", opt={"form": STATUS_FORM})
+    @post(
+        "/tickets/{ticket_id:int}/status",
+        name="staff_ticket_status",
+        operation_class=form_operation(tickets.StatusForm),
+        opt={"form": STATUS_FORM},
+    )
     async def set_status(self, request: Request, ticket_id: FromPath[int]) -> Response:
         ticket = await tickets.get_ticket(request.user, ticket_id)
         form = await read_form(request, tickets.StatusForm)
         await tickets.set_status(request.user, ticket, form.status)
         return redirect(request, _ticket_url(ticket.id))
 
-    @post("/tickets/{ticket_id:int}/time", name="staff_ticket_time", opt={"form": TIME_FORM})
+    @post(
+        "/tickets/{ticket_id:int}/time",
+        name="staff_ticket_time",
+        operation_class=form_operation(tickets.TimeForm),
+        opt={"form": TIME_FORM},
+    )
     async def log_time(self, request: Request, ticket_id: FromPath[int]) -> Response:
         ticket = await tickets.get_ticket(request.user, ticket_id)
         await tickets.log_time(request.user, ticket, await read_values(request, tickets.TimeForm))
         return redirect(request, _ticket_url(ticket.id))
 
     @post(
-        "/time-entries/{entry_id:int}/void", name="staff_time_entry_void", opt={"form": VOID_FORM}
+        "/time-entries/{entry_id:int}/void",
+        name="staff_time_entry_void",
+        operation_class=form_operation(coverage.VoidForm),
+        opt={"form": VOID_FORM},
     )
     async def void_time_entry(self, request: Request, entry_id: FromPath[int]) -> Response:
         entry = await tickets.get_time_entry(request.user, entry_id)
@@ -225,6 +241,7 @@ class StaffController(Controller):
     @post(
         "/tickets",
         name="staff_ticket_create",
+        operation_class=form_operation(tickets.NewTicketFor),
         guards=[allowed("open_ticket_for")],
         opt={"form": NEW_TICKET_FORM},
     )
@@ -247,6 +264,7 @@ class StaffController(Controller):
     @post(
         "/companies/{company_id:int}/adjustments",
         name="staff_company_adjust",
+        operation_class=form_operation(ledger.Adjustment),
         guards=[allowed("adjust_minutes")],
         opt={"form": ADJUST_FORM},
     )

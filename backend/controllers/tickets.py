@@ -11,7 +11,7 @@ from litestar.response import Response, Template
 from backend.services import catalog, clock, tickets
 from backend.tables import Ticket
 from backend.web.errors import FormView
-from backend.web.forms import read_query, read_values
+from backend.web.forms import form_operation, read_query, read_values
 from backend.web.guards import allowed
 from backend.web.templating import page as render_page
 from backend.web.templating import redirect, wants_fragment
@@ -101,7 +101,12 @@ class TicketsController(Controller):
         context = await _form_context(request, {"product": product}, {})
         return render_page(request, "portal/tickets_new.html", **context)
 
-    @post(name="ticket_create", guards=[allowed("open_ticket")], opt={"form": NEW_TICKET_FORM})
+    @post(
+        name="ticket_create",
+        operation_class=form_operation(tickets.NewTicket),
+        guards=[allowed("open_ticket")],
+        opt={"form": NEW_TICKET_FORM},
+    )
     async def create_ticket(self, request: Request) -> Response:
         values = await read_values(request, tickets.NewTicket)
         ticket = await tickets.open_ticket(request.user, values)
@@ -112,7 +117,12 @@ class TicketsController(Controller):
         context = await _ticket_context(request, {}, {})
         return render_page(request, "portal/tickets_detail.html", **context)
 
-    @post("/{ticket_id:int}/messages", name="ticket_reply", opt={"form": REPLY_FORM})
+    @post(
+        "/{ticket_id:int}/messages",
+        name="ticket_reply",
+        operation_class=form_operation(tickets.CustomerReply),
+        opt={"form": REPLY_FORM},
+    )
     async def reply(self, request: Request, ticket_id: FromPath[int]) -> Response:
         ticket = await tickets.get_ticket(request.user, ticket_id)
         values = await read_values(request, tickets.CustomerReply)
