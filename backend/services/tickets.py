@@ -50,10 +50,6 @@ def ticket_number(ticket_id: int) -> str:
     return f"SUP-{ticket_id:06d}"
 
 
-def is_staff(user: User) -> bool:
-    return policy.is_staff(user)
-
-
 @dataclass(frozen=True)
 class TicketPage:
     tickets: list[dict[str, Any]]
@@ -166,7 +162,7 @@ async def add_message(
         policy.require(user, "internal_note", ticket)
     text = reply.body
     await TicketMessage(ticket=ticket.id, author=user.id, body=text, internal=internal).save()
-    if is_staff(user):
+    if policy.is_staff(user):
         if not internal:
             await Ticket.update({Ticket.waiting_since: None}).where(Ticket.id == ticket.id)
     else:
