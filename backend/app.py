@@ -4,20 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import sys
 from pathlib import Path
-from urllib.parse import quote
 
-from litestar import Litestar, Request
+from litestar import Litestar
 from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import State
-from litestar.exceptions import HTTPException, NotAuthorizedException
 from litestar.middleware import DefineMiddleware
 from litestar.plugins.htmx import HTMXPlugin
-from litestar.response import Response, Template
 from litestar.static_files import create_static_files_router
-from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.stores.file import FileStore
 from litestar.stores.redis import RedisStore
 from litestar.stores.registry import StoreRegistry
@@ -39,11 +34,12 @@ from backend.services import clock, ledger
 from backend.services.demo import DEMO_PASSWORD, seed_demo
 from backend.services.payments import Payments
 from backend.tables import Company
+from backend.web.errors import EXCEPTION_HANDLERS
 from backend.web.language import language_middleware
 from backend.web.paths import reject_impossible_ids
 from backend.web.security import SessionUserMiddleware, security_headers
 from backend.web.sessions import RotatingSessionConfig
-from backend.web.templating import create_template_engine, redirect, wants_fragment
+from backend.web.templating import create_template_engine
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "frontend" / "static"
 SESSION_MAX_AGE = 8 * 3600
@@ -67,32 +63,6 @@ def create_stores(settings: Settings) -> StoreRegistry:
         return FileStore(path)
 
     return StoreRegistry(default_factory=file_store)
-
-
-def error_page(request: Request, exc: Exception) -> Response:
-    if isinstance(exc, NotAuthorizedException) and request.method == "GET":
-        return redirect(request, f"/login?next={quote(request.url.path)}")
-    if isinstance(exc, HTTPException):
-        status, detail = exc.status_code, exc.detail
-    else:
-        status, detail = HTTP_500_INTERNAL_SERVER_ERROR, ""
-    request_id = secrets.token_hex(6)
-    if status >= 500:
-        logger.error(
-            "request %s failed: %s %s", request_id, request.method, request.url.path, exc_info=exc
-        )
-    if request.url.path.startswith(("/api", "/healthz")):
-        return Response({"error": status, "request_id": request_id}, status_code=status)
-    return Template(
-        "errors/error.html",
-        context={
-            "status": status,
-            "detail": detail,
-            "request_id": request_id,
-            "partial": wants_fragment(request),
-        },
-        status_code=status,
-    )
 
 
 async def _prepare_database() -> None:
@@ -227,7 +197,7 @@ def create_app(
         plugins=[HTMXPlugin()],
         before_request=reject_impossible_ids,
         before_send=[security_headers(production)],
-        exception_handlers={Exception: error_page},
+        exception_handlers=EXCEPTION_HANDLERS,
         on_startup=[on_startup],
         on_shutdown=[on_shutdown],
         debug=False,

@@ -7,12 +7,12 @@ from typing import Any
 from litestar import Controller, Request, get
 
 from backend.services import account
-from backend.web.security import requires_company_user
+from backend.web.guards import allowed
 
 
 class ApiController(Controller):
     path = "/api/v1"
-    guards = [requires_company_user]  # noqa: RUF012
+    guards = [allowed("view_company")]  # noqa: RUF012
 
     @get("/account", name="api_account")
     async def account(self, request: Request) -> dict[str, Any]:

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import msgspec
 from litestar import Controller, Request, get, post
 from litestar.response import Response, Template
 
 from backend.controllers.public import safe_next
 from backend.i18n import N_
-from backend.services import accounts
+from backend.services import accounts, policy, validation
 from backend.services.errors import ValidationFailed
-from backend.web.forms import read_form
+from backend.web.errors import FormView
+from backend.web.forms import form_operation, read_form
 from backend.web.sessions import sign_in, sign_out
-from backend.web.templating import form_response, page, redirect
+from backend.web.templating import page, redirect
 
 WRONG_CREDENTIALS = N_("Feil e-postadresse eller passord.")
 TOO_MANY_ATTEMPTS = N_("For mange mislykkede innlogginger. Vent noen minutter før du prøver igjen.")
@@ -23,6 +27,25 @@ def _client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
+class LoginForm(msgspec.Struct):
+    # No rules on what is typed beyond its length: a wrong address is a wrong sign-in.
+    email: validation.field(str, max_length=320) = ""
+    password: validation.field(str, max_length=1024) = ""
+    next: validation.field(str, max_length=2000) = ""
+
+
+async def _login_context(
+    request: Request, values: dict[str, Any], errors: dict[str, str]
+) -> dict[str, Any]:
+    # One message for the whole form (wrong address or password, an unknown field, control
+    # characters): which field was wrong is not for a stranger to learn. Never the password.
+    kept = {"email": values.get("email", ""), "next": values.get("next", "")}
+    return {"form": kept, "errors": {"form": next(iter(errors.values()))}}
+
+
+LOGIN_FORM = FormView("login.html", "_login_form.html", _login_context)
+
+
 class AuthController(Controller):
     @get("/login", name="login")
     async def show_login(self, request: Request) -> Template:
@@ -30,36 +53,20 @@ class AuthController(Controller):
             request, "login.html", form={"next": request.query_params.get("next", "")}, errors={}
         )
 
-    @post("/login", name="login_submit")
-    async def login(self, request: Request) -> Response | Template:
-        def again(status: int, message: str) -> Template:
-            kept = {"email": form.get("email", ""), "next": form.get("next", "")}
-            return form_response(
-                request,
-                "login.html",
-                "_login_form.html",
-                status,
-                form=kept,
-                errors={"form": message},
-            )
-
-        form: dict[str, str] = {}
-        try:
-            form = await read_form(request, ("email", "password", "next"))
-        except ValidationFailed as failed:
-            # One message for the whole form: an unknown field, or control characters.
-            return again(422, next(iter(failed.errors.values())))
-        try:
-            user = await accounts.sign_in(
-                form.get("email", ""), form.get("password", ""), ip=_client_ip(request)
-            )
-        except accounts.TooManyAttempts:
-            return again(429, TOO_MANY_ATTEMPTS)
+    @post(
+        "/login",
+        name="login_submit",
+        operation_class=form_operation(LoginForm),
+        opt={"form": LOGIN_FORM},
+    )
+    async def login(self, request: Request) -> Response:
+        form = await read_form(request, LoginForm)
+        user = await accounts.sign_in(form.email, form.password, ip=_client_ip(request))
         if user is None:
-            return again(422, WRONG_CREDENTIALS)
+            raise ValidationFailed({"form": WRONG_CREDENTIALS})
         sign_in(request, user)
-        landing = "/staff" if user.role in accounts.STAFF_ROLES else "/portal"
-        return redirect(request, safe_next(form.get("next"), landing))
+        landing = "/staff" if policy.can(user, "work_queue") else "/portal"
+        return redirect(request, safe_next(form.next, landing))
 
     @post("/logout", name="logout")
     async def logout(self, request: Request) -> Response:

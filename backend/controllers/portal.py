@@ -2,22 +2,38 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from litestar import Controller, Request, get, post
-from litestar.exceptions import PermissionDeniedException
 from litestar.response import Template
 
 from backend.services import account, companies, tickets
 from backend.services.availability import availability_now
-from backend.services.errors import NotAllowed, ValidationFailed
 from backend.tables import Company, User
-from backend.web.forms import read_form
-from backend.web.security import requires_company_user
+from backend.web.errors import FormView
+from backend.web.forms import form_operation, read_form
+from backend.web.guards import allowed
 from backend.web.templating import form_response, page
+
+
+async def _company_context(
+    request: Request, values: dict[str, Any], errors: dict[str, str]
+) -> dict[str, Any]:
+    return {
+        "company": await companies.get_company(request.user.company),
+        "superuser": request.user,
+        "form": values,
+        "errors": errors,
+        "saved": False,
+    }
+
+
+COMPANY_FORM = FormView("portal/company.html", "portal/_company_form.html", _company_context)
 
 
 class PortalController(Controller):
     path = "/portal"
-    guards = [requires_company_user]  # noqa: RUF012
+    guards = [allowed("view_company")]  # noqa: RUF012
 
     @get(name="dashboard")
     async def dashboard(self, request: Request) -> Template:
@@ -48,29 +64,16 @@ class PortalController(Controller):
             saved=False,
         )
 
-    @post("/company", name="company_update")
+    @post(
+        "/company",
+        name="company_update",
+        operation_class=form_operation(companies.CompanyDetails),
+        guards=[allowed("edit_company")],
+        opt={"form": COMPANY_FORM},
+    )
     async def update_company(self, request: Request) -> Template:
-        user = request.user
-        form: dict[str, str] = {}
-        try:
-            form = await read_form(request, companies.COMPANY_FIELDS)
-            company = await companies.update_company(user, form)
-        except ValidationFailed as failed:
-            form = failed.values or form
-            company = await companies.get_company(user.company)
-            return form_response(
-                request,
-                "portal/company.html",
-                "portal/_company_form.html",
-                422,
-                company=company,
-                superuser=user,
-                form=form,
-                errors=failed.errors,
-                saved=False,
-            )
-        except NotAllowed:
-            raise PermissionDeniedException() from None
+        form = await read_form(request, companies.CompanyDetails)
+        company = await companies.update_company(request.user, form)
         superuser = await companies.get_superuser(company.id)
         return form_response(
             request,

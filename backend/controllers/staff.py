@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, get, post
-from litestar.exceptions import NotFoundException, PermissionDeniedException
 from litestar.params import FromPath, FromQuery
 from litestar.response import Response, Template
 
@@ -19,15 +18,13 @@ from backend.services import (
     coverage,
     ledger,
     tickets,
-    validation,
 )
-from backend.services.errors import NotAllowed, ValidationFailed
-from backend.tables import Channel, Company, Role, Ticket
-from backend.web.forms import read_form
-from backend.web.security import requires_staff
-from backend.web.templating import form_response, page, redirect, wants_fragment
+from backend.tables import Channel, Company, Ticket
+from backend.web.errors import FormView
+from backend.web.forms import form_operation, read_form, read_query, read_values
+from backend.web.guards import allowed
+from backend.web.templating import page, redirect, wants_fragment
 
-TICKET_FIELDS = ("company", "product", "subject", "description", "channel")
 RECENT = 20
 
 
@@ -38,29 +35,124 @@ def _targets(request: Request, element_id: str) -> bool:
     return wants_fragment(request) and target.rsplit("#", 1)[-1] == element_id
 
 
+async def _ticket_context(ticket: Ticket, **forms: Any) -> dict[str, Any]:
+    """Everything the ticket page shows; each form empty unless given (with its errors)."""
+    offer = await catalog.current_offer()
+    context: dict[str, Any] = {
+        "ticket": ticket,
+        "number": tickets.ticket_number(ticket.id),
+        "company": await companies.get_company(ticket.company),
+        "product_names": {p.code: p.name for p in offer.products},
+        "status_labels": tickets.STATUS_LABELS,
+        "messages": await tickets.thread(ticket, include_internal=True),
+        "entries": await tickets.time_log(ticket_id=ticket.id),
+        "message_form": {},
+        "message_errors": {},
+        "status_form": {"status": ticket.status},
+        "status_errors": {},
+        "time_form": {
+            "performed_on": clock.today().isoformat(),
+            "channel": ticket.channel,
+            "idempotency_key": tickets.new_idempotency_key(),
+        },
+        "time_errors": {},
+        "today": clock.today().isoformat(),
+        "opened_on": clock.oslo_date(ticket.created_at).isoformat(),
+        "void_entry_id": None,
+        "void_form": {},
+        "void_errors": {},
+    }
+    context.update(forms)
+    return context
+
+
+def _ticket_form(fragment: str, name: str) -> FormView:
+    """One of the ticket page's forms (`name`_form, `name`_errors in its context)."""
+
+    async def context(request: Request, values: dict, errors: dict) -> dict[str, Any]:
+        ticket = await tickets.get_ticket(request.user, request.path_params["ticket_id"])
+        if name == "time":
+            # A fresh key: nothing was logged, and a tampered key must not come back.
+            values = {**values, "idempotency_key": tickets.new_idempotency_key()}
+        return await _ticket_context(ticket, **{f"{name}_form": values, f"{name}_errors": errors})
+
+    return FormView("staff/ticket.html", f"staff/{fragment}.html", context)
+
+
+async def _void_context(request: Request, values: dict, errors: dict) -> dict[str, Any]:
+    entry = await tickets.get_time_entry(request.user, request.path_params["entry_id"])
+    ticket = await tickets.get_ticket(request.user, entry.ticket)
+    context = await _ticket_context(
+        ticket, void_entry_id=entry.id, void_form=values, void_errors=errors
+    )
+    # The fragment needs the entry it belongs to.
+    context["entry"] = next(e for e in context["entries"] if e["id"] == entry.id)
+    return context
+
+
+async def _new_ticket_context(request: Request, values: dict, errors: dict) -> dict[str, Any]:
+    return {
+        "companies": await companies.list_companies(),
+        "products": (await catalog.current_offer()).products,
+        "channels": tickets.STAFF_CHANNELS,
+        "form": values,
+        "errors": errors,
+    }
+
+
+async def _company_context(company: Company) -> dict[str, Any]:
+    return {
+        "company": company,
+        "account": await account.account_summary(company.id),
+        "superuser": await companies.get_superuser(company.id),
+        "entries": await tickets.time_log(company_id=company.id, limit=RECENT),
+        "ledger_entries": await ledger.recent_entries(company.id, limit=RECENT),
+        "offer": await catalog.current_offer(),
+        "review_orders": await billing.orders_needing_review(company.id),
+        "adjust_form": {
+            "idempotency_key": tickets.new_idempotency_key(),
+            "products": await coverage.adjustment_products(company.id, clock.today()),
+        },
+        "adjust_errors": {},
+    }
+
+
+async def _adjust_context(request: Request, values: dict, errors: dict) -> dict[str, Any]:
+    context = await _company_context(await companies.get_company(request.path_params["company_id"]))
+    context.update(adjust_form=values, adjust_errors=errors)
+    return context
+
+
+MESSAGE_FORM = _ticket_form("_message_form", "message")
+STATUS_FORM = _ticket_form("_status_form", "status")
+TIME_FORM = _ticket_form("_time_form", "time")
+VOID_FORM = FormView("staff/ticket.html", "staff/_void_form.html", _void_context)
+NEW_TICKET_FORM = FormView(
+    "staff/new_ticket.html", "staff/_new_ticket_form.html", _new_ticket_context
+)
+ADJUST_FORM = FormView("staff/company.html", "staff/_adjust_form.html", _adjust_context)
+
+
 class StaffController(Controller):
     path = "/staff"
-    guards = [requires_staff]  # noqa: RUF012
+    guards = [allowed("work_queue")]  # noqa: RUF012
 
     # The queue
 
     @get(name="staff_queue")
-    async def queue(
-        self,
-        request: Request,
-        q: FromQuery[str] = "",
-        status: FromQuery[str] = "",
-        company: FromQuery[str] = "",
-        product: FromQuery[str] = "",
-    ) -> Template:
+    async def queue(self, request: Request) -> Template:
         """Tickets, the longest waiting first. The filter form swaps only the rows region."""
-        filters = {"q": q, "status": status, "company": company, "product": product}
+        found_by = read_query(request, tickets.QueueFilter)
+        filters = {
+            name: request.query_params.get(name, "")
+            for name in ("q", "status", "company", "product")
+        }
         result = await tickets.search(
-            company_id=validation.record_id(company),
-            q=q,
-            status=status,
-            product=product,
-            page=validation.record_id(request.query_params.get("page", "")) or 1,
+            company_id=found_by.company or None,
+            q=found_by.q,
+            status=found_by.status,
+            product=found_by.product,
+            page=found_by.page,
             oldest_waiting_first=True,
         )
         offer = await catalog.current_offer()
@@ -84,229 +176,112 @@ class StaffController(Controller):
 
     @get("/tickets/{ticket_id:int}", name="staff_ticket")
     async def show_ticket(self, request: Request, ticket_id: FromPath[int]) -> Template:
-        ticket = await self._ticket(request, ticket_id)
-        return page(request, "staff/ticket.html", **await self._ticket_context(ticket))
+        ticket = await tickets.get_ticket(request.user, ticket_id)
+        return page(request, "staff/ticket.html", **await _ticket_context(ticket))
 
-    @post("/tickets/{ticket_id:int}/messages", name="staff_ticket_message")
-    async def add_message(self, request: Request, ticket_id: FromPath[int]) -> Response | Template:
-        ticket = await self._ticket(request, ticket_id)
-        form: dict[str, Any] = {}
-        try:
-            form = await read_form(request, ("body", "internal"))
-            internal = form.get("internal") == "1"
-            await tickets.add_message(request.user, ticket, form.get("body", ""), internal=internal)
-        except ValidationFailed as failed:
-            form = failed.values or form
-            return await self._ticket_form(
-                request, ticket, "_message_form", message_form=form, message_errors=failed.errors
-            )
+    @post(
+        "/tickets/{ticket_id:int}/messages",
+        name="staff_ticket_message",
+        operation_class=form_operation(tickets.Reply),
+        opt={"form": MESSAGE_FORM},
+    )
+    async def add_message(self, request: Request, ticket_id: FromPath[int]) -> Response:
+        ticket = await tickets.get_ticket(request.user, ticket_id)
+        await tickets.add_message(request.user, ticket, await read_values(request, tickets.Reply))
         return redirect(request, _ticket_url(ticket.id))
 
-    @post("/tickets/{ticket_id:int}/status", name="staff_ticket_status")
-    async def set_status(self, request: Request, ticket_id: FromPath[int]) -> Response | Template:
-        ticket = await self._ticket(request, ticket_id)
-        form: dict[str, Any] = {}
-        try:
-            form = await read_form(request, ("status",))
-            await tickets.set_status(request.user, ticket, form.get("status", ""))
-        except ValidationFailed as failed:
-            form = failed.values or form
-            return await self._ticket_form(
-                request, ticket, "_status_form", status_form=form, status_errors=failed.errors
-            )
+    @post(
+        "/tickets/{ticket_id:int}/status",
+        name="staff_ticket_status",
+        operation_class=form_operation(tickets.StatusForm),
+        opt={"form": STATUS_FORM},
+    )
+    async def set_status(self, request: Request, ticket_id: FromPath[int]) -> Response:
+        ticket = await tickets.get_ticket(request.user, ticket_id)
+        form = await read_form(request, tickets.StatusForm)
+        await tickets.set_status(request.user, ticket, form.status)
         return redirect(request, _ticket_url(ticket.id))
 
-    @post("/tickets/{ticket_id:int}/time", name="staff_ticket_time")
-    async def log_time(self, request: Request, ticket_id: FromPath[int]) -> Response | Template:
-        ticket = await self._ticket(request, ticket_id)
-        form: dict[str, Any] = {}
-        try:
-            form = await read_form(request, tickets.TIME_FIELDS)
-            await tickets.log_time(request.user, ticket, form)
-        except ValidationFailed as failed:
-            form = failed.values or form
-            # A fresh key: nothing was logged, and a tampered key must not come back.
-            form = {**form, "idempotency_key": tickets.new_idempotency_key()}
-            return await self._ticket_form(
-                request, ticket, "_time_form", time_form=form, time_errors=failed.errors
-            )
+    @post(
+        "/tickets/{ticket_id:int}/time",
+        name="staff_ticket_time",
+        operation_class=form_operation(tickets.TimeForm),
+        opt={"form": TIME_FORM},
+    )
+    async def log_time(self, request: Request, ticket_id: FromPath[int]) -> Response:
+        ticket = await tickets.get_ticket(request.user, ticket_id)
+        await tickets.log_time(request.user, ticket, await read_values(request, tickets.TimeForm))
         return redirect(request, _ticket_url(ticket.id))
 
-    @post("/time-entries/{entry_id:int}/void", name="staff_time_entry_void")
-    async def void_time_entry(
-        self, request: Request, entry_id: FromPath[int]
-    ) -> Response | Template:
-        try:
-            entry = await tickets.get_time_entry(request.user, entry_id)
-        except NotAllowed:
-            raise NotFoundException() from None
-        ticket = await self._ticket(request, entry.ticket)
-        form: dict[str, Any] = {}
-        try:
-            form = await read_form(request, ("reason",))
-            await coverage.void_time_entry(
-                entry.id, request.user, form.get("reason", ""), request.app.state.payments
-            )
-        except ValidationFailed as failed:
-            form = failed.values or form
-            context = await self._ticket_context(
-                ticket, void_entry_id=entry.id, void_form=form, void_errors=failed.errors
-            )
-            # The fragment needs the entry it belongs to.
-            context["entry"] = next(e for e in context["entries"] if e["id"] == entry.id)
-            return form_response(
-                request, "staff/ticket.html", "staff/_void_form.html", 422, **context
-            )
-        return redirect(request, _ticket_url(ticket.id))
+    @post(
+        "/time-entries/{entry_id:int}/void",
+        name="staff_time_entry_void",
+        operation_class=form_operation(coverage.VoidForm),
+        opt={"form": VOID_FORM},
+    )
+    async def void_time_entry(self, request: Request, entry_id: FromPath[int]) -> Response:
+        entry = await tickets.get_time_entry(request.user, entry_id)
+        form = await read_form(request, coverage.VoidForm)
+        await coverage.void_time_entry(
+            entry.id, request.user, form.reason, request.app.state.payments
+        )
+        return redirect(request, _ticket_url(entry.ticket))
 
     # A ticket on a company's behalf (phone, mail)
 
-    @get("/tickets/new", name="staff_ticket_new")
+    @get("/tickets/new", name="staff_ticket_new", guards=[allowed("open_ticket_for")])
     async def new_ticket(self, request: Request, company: FromQuery[str] = "") -> Template:
         form = {"company": company, "channel": Channel.phone.value}
-        return page(request, "staff/new_ticket.html", **await self._new_ticket_context(form, {}))
+        return page(
+            request, "staff/new_ticket.html", **await _new_ticket_context(request, form, {})
+        )
 
-    @post("/tickets", name="staff_ticket_create")
-    async def create_ticket(self, request: Request) -> Response | Template:
-        form: dict[str, Any] = {}
-        try:
-            form = await read_form(request, TICKET_FIELDS)
-            ticket = await tickets.open_ticket(
-                request.user,
-                form,
-                company_id=validation.record_id(form.get("company", "")),
-                channel=form.get("channel", ""),
-            )
-        except ValidationFailed as failed:
-            form = failed.values or form
-            context = await self._new_ticket_context(form, failed.errors)
-            return form_response(
-                request, "staff/new_ticket.html", "staff/_new_ticket_form.html", 422, **context
-            )
+    @post(
+        "/tickets",
+        name="staff_ticket_create",
+        operation_class=form_operation(tickets.NewTicketFor),
+        guards=[allowed("open_ticket_for")],
+        opt={"form": NEW_TICKET_FORM},
+    )
+    async def create_ticket(self, request: Request) -> Response:
+        values = await read_values(request, tickets.NewTicketFor)
+        ticket = await tickets.open_ticket(request.user, values)
         return redirect(request, _ticket_url(ticket.id))
 
     # Companies
 
-    @get("/companies", name="staff_companies")
+    @get("/companies", name="staff_companies", guards=[allowed("view_companies")])
     async def list_companies(self, request: Request) -> Template:
         return page(request, "staff/companies.html", companies=await companies.list_companies())
 
-    @get("/companies/{company_id:int}", name="staff_company")
+    @get("/companies/{company_id:int}", name="staff_company", guards=[allowed("view_companies")])
     async def show_company(self, request: Request, company_id: FromPath[int]) -> Template:
-        company = await self._company(company_id)
-        return page(request, "staff/company.html", **await self._company_context(company))
+        company = await companies.get_company(company_id)
+        return page(request, "staff/company.html", **await _company_context(company))
 
-    @post("/companies/{company_id:int}/adjustments", name="staff_company_adjust")
-    async def adjust_minutes(
-        self, request: Request, company_id: FromPath[int]
-    ) -> Response | Template:
+    @post(
+        "/companies/{company_id:int}/adjustments",
+        name="staff_company_adjust",
+        operation_class=form_operation(ledger.Adjustment),
+        guards=[allowed("adjust_minutes")],
+        opt={"form": ADJUST_FORM},
+    )
+    async def adjust_minutes(self, request: Request, company_id: FromPath[int]) -> Response:
         """An admin's manual adjustment of the time account, with a reason (SPEC §1, §5)."""
-        if request.user.role != Role.admin.value:
-            raise PermissionDeniedException()
-        company = await self._company(company_id)
-        form: dict[str, Any] = {}
-        try:
-            form = await read_form(
-                request, ("minutes", "reason", "idempotency_key"), lists=("products",)
-            )
-            minutes, reason = ledger.parse_adjustment(
-                form.get("minutes", ""), form.get("reason", "")
-            )
-            # The form's key makes a double submit one adjustment.
-            key = form.get("idempotency_key") or tickets.new_idempotency_key()
-            await ledger.adjust(
-                company_id=company.id,
-                minutes=minutes,
-                reason=reason,
-                user_id=request.user.id,
-                key=f"adjust:{company.id}:{key}",
-                today=clock.today(),
-                product_codes=form["products"],
-            )
-        except ValidationFailed as failed:
-            form = failed.values or form
-            context = await self._company_context(company)
-            context.update(adjust_form=form, adjust_errors=failed.errors)
-            return form_response(
-                request, "staff/company.html", "staff/_adjust_form.html", 422, **context
-            )
+        company = await companies.get_company(company_id)
+        form = await read_form(request, ledger.Adjustment)
+        # The form's key makes a double submit one adjustment.
+        key = form.idempotency_key or tickets.new_idempotency_key()
+        await ledger.adjust(
+            company_id=company.id,
+            minutes=form.minutes,
+            reason=form.reason,
+            user_id=request.user.id,
+            key=f"adjust:{company.id}:{key}",
+            today=clock.today(),
+            product_codes=form.products,
+        )
         return redirect(request, f"/staff/companies/{company.id}")
-
-    # Helpers
-
-    async def _company(self, company_id: int) -> Company:
-        try:
-            return await companies.get_company(company_id)
-        except NotAllowed:
-            raise NotFoundException() from None
-
-    async def _company_context(self, company: Company) -> dict[str, Any]:
-        return {
-            "company": company,
-            "account": await account.account_summary(company.id),
-            "superuser": await companies.get_superuser(company.id),
-            "entries": await tickets.time_log(company_id=company.id, limit=RECENT),
-            "ledger_entries": await ledger.recent_entries(company.id, limit=RECENT),
-            "offer": await catalog.current_offer(),
-            "review_orders": await billing.orders_needing_review(company.id),
-            "adjust_form": {
-                "idempotency_key": tickets.new_idempotency_key(),
-                "products": await coverage.adjustment_products(company.id, clock.today()),
-            },
-            "adjust_errors": {},
-        }
-
-    async def _ticket(self, request: Request, ticket_id: int) -> Ticket:
-        try:
-            return await tickets.get_ticket(request.user, ticket_id)
-        except NotAllowed:
-            raise NotFoundException() from None
-
-    async def _ticket_context(self, ticket: Ticket, **forms: Any) -> dict[str, Any]:
-        """Everything the ticket page shows; each form empty unless given (with its errors)."""
-        offer = await catalog.current_offer()
-        context: dict[str, Any] = {
-            "ticket": ticket,
-            "number": tickets.ticket_number(ticket.id),
-            "company": await companies.get_company(ticket.company),
-            "product_names": {p.code: p.name for p in offer.products},
-            "status_labels": tickets.STATUS_LABELS,
-            "messages": await tickets.thread(ticket, include_internal=True),
-            "entries": await tickets.time_log(ticket_id=ticket.id),
-            "message_form": {},
-            "message_errors": {},
-            "status_form": {"status": ticket.status},
-            "status_errors": {},
-            "time_form": {
-                "performed_on": clock.today().isoformat(),
-                "channel": ticket.channel,
-                "idempotency_key": tickets.new_idempotency_key(),
-            },
-            "time_errors": {},
-            "today": clock.today().isoformat(),
-            "opened_on": clock.oslo_date(ticket.created_at).isoformat(),
-            "void_entry_id": None,
-            "void_form": {},
-            "void_errors": {},
-        }
-        context.update(forms)
-        return context
-
-    async def _ticket_form(
-        self, request: Request, ticket: Ticket, fragment: str, **forms: Any
-    ) -> Template:
-        """One of the ticket page's forms again, with its messages (422)."""
-        context = await self._ticket_context(ticket, **forms)
-        return form_response(request, "staff/ticket.html", f"staff/{fragment}.html", 422, **context)
-
-    async def _new_ticket_context(self, form: dict[str, Any], errors: dict) -> dict[str, Any]:
-        return {
-            "companies": await companies.list_companies(),
-            "products": (await catalog.current_offer()).products,
-            "channels": tickets.STAFF_CHANNELS,
-            "form": form,
-            "errors": errors,
-        }
 
 
 def _ticket_url(ticket_id: int) -> str:

@@ -19,6 +19,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import msgspec
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from piccolo.engine.sqlite import SQLiteEngine
@@ -118,26 +119,25 @@ async def get_active_user(user_id: int) -> User | None:
     return await User.objects().get((User.id == user_id) & (User.active.eq(True)))
 
 
+class StaffAccount(msgspec.Struct):
+    email: validation.Email
+    name: validation.line(200)
+    password: validation.Password
+
+
 async def create_staff(*, email: str, name: str, role: str, password: str) -> User:
     if role not in STAFF_ROLES:
         raise ValidationFailed({"role": N_("Rollen må være technician eller admin.")})
-    cleaned = validation.clean(
-        {"email": email, "name": name, "password": password},
-        {
-            "email": validation.email,
-            "name": lambda v: validation.text(v, max_length=200),
-            "password": validation.password,
-        },
-    )
-    if await User.exists().where(User.email == cleaned["email"]):
+    form = validation.convert({"email": email, "name": name, "password": password}, StaffAccount)
+    if await User.exists().where(User.email == form.email):
         raise ValidationFailed(
             {"email": N_("Det finnes allerede en bruker med denne e-postadressen.")}
         )
     user = User(
-        email=cleaned["email"],
-        name=cleaned["name"],
+        email=form.email,
+        name=form.name,
         role=role,
-        password_hash=await hash_password_async(cleaned["password"]),
+        password_hash=await hash_password_async(form.password),
     )
     await user.save()
     return user

@@ -23,15 +23,16 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+import msgspec
 from piccolo.engine.postgres import PostgresEngine
 
 from backend.db import is_unique_violation, json_rows, write_transaction
 from backend.i18n import N_
-from backend.services import agreements, catalog, clock, ledger
-from backend.services.errors import MalformedEvent, NotAllowed, ValidationFailed
+from backend.services import agreements, catalog, clock, ledger, policy
+from backend.services.errors import MalformedEvent, NotFound, ValidationFailed
 from backend.services.money import mva_ore
 from backend.services.payments import CheckoutLine, Payments, PaymentsError
-from backend.services.validation import whole_number
+from backend.services.validation import FieldError, convert, convert_field, field
 from backend.tables import (
     Agreement,
     ChargeStatus,
@@ -124,7 +125,7 @@ async def quote(
     if kind == OrderKind.topup.value:
         whole_hours = _whole_hours(str(hours))
         if whole_hours is None:
-            errors["hours"] = N_("Velg et helt antall timer fra 1 til 200.")
+            errors["hours"] = HOURS_MESSAGE
         if errors:
             raise ValidationFailed(errors)
         assert whole_hours is not None
@@ -161,16 +162,27 @@ def topup_expires_on(paid_at: datetime.datetime) -> datetime.date:
     return ledger.lot_expires_on(clock.oslo_date(paid_at))
 
 
-def _whole_hours(value: str) -> int | None:
-    return whole_number(value, MIN_TOPUP_HOURS, MAX_TOPUP_HOURS)
+HOURS_MESSAGE = N_("Velg et helt antall timer fra 1 til 200.")
+TopupHours = field(int, ge=MIN_TOPUP_HOURS, le=MAX_TOPUP_HOURS, message=HOURS_MESSAGE)
+
+
+class OrderForm(msgspec.Struct):
+    """What the browser says it buys (SPEC §4: the server prices it). The kind decides which
+    fields count: a top-up's hours, a plan's or top-up's products (checked by `quote`)."""
+
+    kind: field(OrderKind, message=N_("Ukjent bestilling."))
+    hours: field(str, max_length=12, message=HOURS_MESSAGE) = ""
+    products: list[field(str, max_length=40)] = msgspec.field(default_factory=list)
+
+
+def _whole_hours(value: str | int) -> int | None:
+    try:
+        return convert_field(value if isinstance(value, int) else str(value), TopupHours)
+    except FieldError:
+        return None
 
 
 # --- placing an order and sending the customer to Checkout -------------------------------
-
-
-def can_buy(user: User) -> bool:
-    """Only the company's superuser buys, pays or cancels an order (SPEC §1)."""
-    return user.role == Role.superuser.value and user.company is not None
 
 
 async def place_order(
@@ -180,15 +192,15 @@ async def place_order(
 
     A charges order may replace an older pending one; with `payments`, the replaced order's
     session is expired here, after the transaction (no network call holds the database)."""
-    if not can_buy(user):
-        raise NotAllowed("only the superuser buys")
-    kind = str(form.get("kind", ""))
+    policy.require(user, "buy")
+    order_form = convert(form, OrderForm)
+    kind = order_form.kind.value
     if kind == OrderKind.charges.value:
         order, replaced = await _charges_order(user)
         if payments is not None:
             await run_after([partial(_retire_quietly, s) for s in replaced], payments)
         return order
-    priced = await quote(user.company, kind, form.get("hours", ""), form.get("products", []))
+    priced = await quote(user.company, kind, order_form.hours, order_form.products)
     order = Order(
         company=user.company,
         created_by=user.id,
@@ -426,8 +438,7 @@ async def pay_order(user: User, order: Order, payments: Payments, base_url: str)
     """ "Betal" on a pending order: a new Checkout Session for the same order and amount (the
     old one expired). Returns where to send the customer; an order that is no longer pending
     (a double click, or paid meanwhile) sends them to its page."""
-    if not can_buy(user) or order.company != user.company:
-        raise NotAllowed("only the superuser pays")
+    policy.require(user, "buy", order)
     if order.status != OrderStatus.pending.value:
         return f"/portal/orders/{order.id}"
     return await start_checkout(order, payments, base_url)
@@ -437,8 +448,7 @@ async def cancel_order(user: User, order: Order, payments: Payments) -> Order:
     """ "Avbryt bestillingen": a pending order is cancelled and its session expired, so it can
     no longer be paid. If the session was paid in the meantime, the order is fulfilled
     instead. Anything but a pending order is left as it is (a double click)."""
-    if not can_buy(user) or order.company != user.company:
-        raise NotAllowed("only the superuser cancels")
+    policy.require(user, "buy", order)
     if order.status != OrderStatus.pending.value:
         return order
     session_id = order.stripe_session_id
@@ -468,9 +478,9 @@ async def describe(order: Order) -> str:
 
 
 async def get_order(user: User, order_id: int) -> Order:
-    order = await Order.objects().get((Order.id == order_id) & (Order.company == user.company))
-    if order is None:
-        raise NotAllowed("no such order for this company")
+    order = await Order.objects().get(Order.id == order_id)
+    if order is None or not policy.can(user, "view_order", order):
+        raise NotFound("no such order for this company")
     return order
 
 

@@ -5,84 +5,71 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import msgspec
+
 from backend.db import is_unique_violation
 from backend.i18n import N_
-from backend.services import validation
+from backend.services import policy, validation
 from backend.services.accounts import hash_password_async
-from backend.services.errors import NotAllowed, ValidationFailed
+from backend.services.errors import NotFound, ValidationFailed
 from backend.tables import Company, Role, User
 
-REGISTRATION_FIELDS = (
-    "company_name",
-    "org_number",
-    "address",
-    "postal_code",
-    "city",
-    "name",
-    "email",
-    "phone",
-    "password",
-    "password_confirm",
-)
-COMPANY_FIELDS = ("address", "postal_code", "city", "name", "phone")
+
+class CompanyDetails(msgspec.Struct):
+    """The company's address and its superuser's contact details."""
+
+    address: validation.line(200)
+    postal_code: validation.PostalCode
+    city: validation.line(100)
+    name: validation.line(200)
+    phone: validation.Phone
+
+
+class Registration(CompanyDetails):
+    company_name: validation.line(200)
+    org_number: validation.OrgNumber
+    email: validation.Email
+    password: validation.Password
+    password_confirm: validation.field(str, max_length=1024)
+
+    @classmethod
+    def check_together(cls, values: Mapping[str, Any]) -> dict[str, str]:
+        if values.get("password_confirm") != values.get("password"):
+            return {"password_confirm": N_("Passordene er ikke like.")}
+        return {}
+
 
 ORG_NUMBER_TAKEN = N_("Dette organisasjonsnummeret er allerede registrert.")
 EMAIL_TAKEN = N_("Det finnes allerede en bruker med denne e-postadressen.")
 
 
-def _address_rules() -> dict[str, Any]:
-    return {
-        "address": lambda v: validation.text(v, max_length=200),
-        "postal_code": validation.postal_code,
-        "city": lambda v: validation.text(v, max_length=100),
-        "name": lambda v: validation.text(v, max_length=200),
-        "phone": validation.phone,
-    }
-
-
-async def register_company(form: Mapping[str, str]) -> User:
+async def register_company(form: Registration) -> User:
     """Create a company and its superuser, the person registering (SPEC §1).
 
-    Every field is checked and every message returned at once; nothing is created unless all
-    of it is valid and the organisation number and e-mail are not taken.
+    The fields are checked as the form is read (Registration); here what needs the database:
+    the organisation number and e-mail are not taken.
+    Nothing is created unless all of it holds.
     """
-    rules = {
-        "company_name": lambda v: validation.text(v, max_length=200),
-        "org_number": validation.org_number,
-        **_address_rules(),
-        "email": validation.email,
-        "password": validation.password,
-        "password_confirm": lambda v: validation.password_confirmation(v, form.get("password", "")),
-    }
-    try:
-        cleaned = validation.clean(form, rules)
-        errors: dict[str, str] = {}
-    except ValidationFailed as failed:
-        errors = failed.errors
-        cleaned = {}
-    # Taken values are reported together with the other messages.
-    taken = await _taken(form)
-    errors = {**taken, **errors}
-    if errors:
-        raise ValidationFailed(errors)
+    if taken := await _taken(form):
+        raise ValidationFailed(taken)
 
     # Hashed before the transaction: on SQLite an open write transaction holds the database's
     # one write lock, and nobody should wait a quarter of a second for our hash.
-    password_hash = await hash_password_async(cleaned["password"])
+    password_hash = await hash_password_async(form.password)
     try:
         async with Company._meta.db.transaction():
             company = Company(
-                name=cleaned["company_name"],
-                org_number=cleaned["org_number"],
-                address=cleaned["address"],
-                postal_code=cleaned["postal_code"],
-                city=cleaned["city"],
+                name=form.company_name,
+                org_number=form.org_number,
+                address=form.address,
+                postal_code=form.postal_code,
+                city=form.city,
             )
             await company.save()
             user = User(
-                email=cleaned["email"],
-                name=cleaned["name"],
-                phone=cleaned["phone"],
+                email=form.email,
+                name=form.name,
+                phone=form.phone,
                 role=Role.superuser.value,
                 company=company.id,
                 password_hash=password_hash,
@@ -96,27 +83,19 @@ async def register_company(form: Mapping[str, str]) -> User:
     return user
 
 
-async def _taken(form: Mapping[str, str]) -> dict[str, str]:
+async def _taken(form: Registration) -> dict[str, str]:
     taken: dict[str, str] = {}
-    try:
-        org_number = validation.org_number(form.get("org_number", ""))
-        if await Company.exists().where(Company.org_number == org_number):
-            taken["org_number"] = ORG_NUMBER_TAKEN
-    except validation.FieldError:
-        pass
-    try:
-        email = validation.email(form.get("email", ""))
-        if await User.exists().where(User.email == email):
-            taken["email"] = EMAIL_TAKEN
-    except validation.FieldError:
-        pass
+    if await Company.exists().where(Company.org_number == form.org_number):
+        taken["org_number"] = ORG_NUMBER_TAKEN
+    if await User.exists().where(User.email == form.email):
+        taken["email"] = EMAIL_TAKEN
     return taken
 
 
 async def get_company(company_id: int) -> Company:
     company = await Company.objects().get(Company.id == company_id)
     if company is None:
-        raise NotAllowed("no such company")
+        raise NotFound("no such company")
     return company
 
 
@@ -126,22 +105,18 @@ async def get_superuser(company_id: int) -> User | None:
     )
 
 
-async def update_company(user: User, form: Mapping[str, str]) -> Company:
+async def update_company(user: User, form: CompanyDetails) -> Company:
     """The superuser keeps the company's address and their own contact details up to date."""
-    if user.role != Role.superuser.value or user.company is None:
-        raise NotAllowed("only the superuser edits company details")
-    cleaned = validation.clean(form, _address_rules())
+    policy.require(user, "edit_company")
     async with Company._meta.db.transaction():
         await Company.update(
             {
-                Company.address: cleaned["address"],
-                Company.postal_code: cleaned["postal_code"],
-                Company.city: cleaned["city"],
+                Company.address: form.address,
+                Company.postal_code: form.postal_code,
+                Company.city: form.city,
             }
         ).where(Company.id == user.company)
-        await User.update({User.name: cleaned["name"], User.phone: cleaned["phone"]}).where(
-            User.id == user.id
-        )
+        await User.update({User.name: form.name, User.phone: form.phone}).where(User.id == user.id)
     return await get_company(user.company)
 
 

@@ -15,12 +15,14 @@ import datetime
 import secrets
 from dataclasses import dataclass
 
+import msgspec
+
 from backend.db import is_unique_violation, write_transaction
 from backend.i18n import N_
-from backend.services import agreements, billing, catalog, clock, ledger
-from backend.services.errors import NotAllowed, ValidationFailed
+from backend.services import agreements, billing, catalog, clock, ledger, policy
+from backend.services.errors import NotFound, ValidationFailed
 from backend.services.payments import Payments
-from backend.services.validation import FieldError, whole_number
+from backend.services.validation import convert, convert_field, field, line
 from backend.tables import (
     Agreement,
     AgreementProduct,
@@ -45,12 +47,14 @@ def billed_minutes(actual_minutes: int) -> int:
     return max(STEP, -(-actual_minutes // STEP) * STEP)
 
 
+ActualMinutes = field(
+    int, ge=1, le=MAX_ACTUAL_MINUTES, message=N_("Skriv inn hele minutter fra 1 til 600.")
+)
+
+
 def actual_minutes(value: str) -> int:
-    """The form's minutes: a whole number from 1 to 600."""
-    minutes = whole_number(value, 1, MAX_ACTUAL_MINUTES)
-    if minutes is None:
-        raise FieldError(N_("Skriv inn hele minutter fra 1 til 600."))
-    return minutes
+    """The log-time form's minutes: a whole number from 1 to 600."""
+    return convert_field(value, ActualMinutes)
 
 
 def performed_on_error(ticket: Ticket, day: datetime.date) -> str | None:
@@ -201,6 +205,10 @@ async def log_time(
     return await TimeEntry.objects().get(TimeEntry.idempotency_key == key)
 
 
+class VoidForm(msgspec.Struct):
+    reason: line(500, required=N_("Skriv hvorfor timeføringen annulleres."))
+
+
 async def void_time_entry(
     entry_id: int, staff: User, reason: str, payments: Payments | None = None
 ) -> TimeEntry:
@@ -209,16 +217,15 @@ async def void_time_entry(
     leaves the order that would have paid it, a paid one is refunded (billing.release_charge).
     The entry itself stays, marked void; the ledger only grows. The calls to the payment
     provider (`payments`) run after the transaction."""
-    reason = " ".join(reason.split())
-    if not reason:
-        raise ValidationFailed({"reason": N_("Skriv hvorfor timeføringen annulleres.")})
+    policy.require(staff, "void_time")
+    reason = convert({"reason": reason}, VoidForm).reason
     async with write_transaction(TimeEntry._meta.db):
         won = (
             await TimeEntry.update(
                 {
                     TimeEntry.voided_at: clock.now(),
                     TimeEntry.voided_by: staff.id,
-                    TimeEntry.void_reason: reason[:500],
+                    TimeEntry.void_reason: reason,
                 }
             )
             .where((TimeEntry.id == entry_id) & TimeEntry.voided_at.is_null())
@@ -226,7 +233,7 @@ async def void_time_entry(
         )
         entry = await TimeEntry.objects().get(TimeEntry.id == entry_id)
         if entry is None:
-            raise NotAllowed("no such time entry")
+            raise NotFound("no such time entry")
         if not won:
             return entry  # voided already
         if entry.account_minutes:

@@ -1,4 +1,4 @@
-"""Domain errors: services raise these; controllers turn them into 422/403/404 pages."""
+"""Domain errors: services raise these; backend/web/errors.py turns them into 422/403/404."""
 
 from __future__ import annotations
 
@@ -19,7 +19,11 @@ class ValidationFailed(DomainError):
 
 
 class NotAllowed(DomainError):
-    pass
+    """The policy (backend/services/policy.py) refuses this user the action: 403."""
+
+
+class NotFound(DomainError):
+    """No such row, or none this user may know of (another company's): 404."""
 
 
 class MalformedEvent(DomainError):

@@ -18,6 +18,7 @@ import datetime
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
+import msgspec
 from piccolo.query.functions.aggregate import Sum
 
 from backend.db import (
@@ -31,7 +32,7 @@ from backend.db import (
 from backend.i18n import N_
 from backend.services import agreements, catalog
 from backend.services.errors import ValidationFailed
-from backend.services.validation import whole_number
+from backend.services.validation import FieldError, convert, field, line
 from backend.tables import EntryKind, LedgerEntry, LedgerOperation, Lot, LotProduct
 
 
@@ -120,9 +121,7 @@ def usable_on(on_date: datetime.date):
     return (Lot.remaining_minutes > 0) & (Lot.expires_on > on_date)
 
 
-async def lots_paying_for(
-    company_id: int, product_code: str, on_date: datetime.date
-) -> list[Lot]:
+async def lots_paying_for(company_id: int, product_code: str, on_date: datetime.date) -> list[Lot]:
     """The lots that pay for support on `product_code` on `on_date`, the one that expires first
     first (then the oldest): unexpired, with minutes left, covering the product (SPEC §2)."""
     covering = LotProduct.select(LotProduct.lot).where(LotProduct.product_code == product_code)
@@ -306,18 +305,35 @@ async def reverse(*, original_key: str, key: str, cause: Cause, today: datetime.
 MAX_ADJUSTMENT_MINUTES = 200 * 60
 
 
+ADJUSTMENT_MINUTES_MESSAGE = N_("Skriv inn hele minutter, positivt eller negativt (høyst 12000).")
+
+
+def _not_zero(minutes: int) -> int:
+    if minutes == 0:
+        raise FieldError(ADJUSTMENT_MINUTES_MESSAGE)
+    return minutes
+
+
+class Adjustment(msgspec.Struct):
+    """An admin's adjustment form: whole minutes (negative takes minutes), a reason, and for
+    added minutes the products they pay for. Its key makes a double submit one adjustment."""
+
+    minutes: field(
+        int,
+        ge=-MAX_ADJUSTMENT_MINUTES,
+        le=MAX_ADJUSTMENT_MINUTES,
+        message=ADJUSTMENT_MINUTES_MESSAGE,
+        check=_not_zero,
+    )
+    reason: line(500, required=N_("Skriv en begrunnelse."))
+    products: list[field(str, max_length=40)] = msgspec.field(default_factory=list)
+    idempotency_key: field(str, max_length=64, pattern=r"^[A-Za-z0-9_-]*$") = ""
+
+
 def parse_adjustment(minutes: str, reason: str) -> tuple[int, str]:
-    """An admin's adjustment form: whole minutes (negative takes minutes) and a reason."""
-    errors: dict[str, str] = {}
-    number = whole_number(minutes, -MAX_ADJUSTMENT_MINUTES, MAX_ADJUSTMENT_MINUTES)
-    if not number:
-        errors["minutes"] = N_("Skriv inn hele minutter, positivt eller negativt (høyst 12000).")
-    reason = " ".join(reason.split())
-    if not reason:
-        errors["reason"] = N_("Skriv en begrunnelse.")
-    if errors:
-        raise ValidationFailed(errors)
-    return number, reason[:500]
+    """The adjustment form's minutes and reason (Adjustment), every message at once."""
+    form = convert({"minutes": minutes, "reason": reason}, Adjustment)
+    return form.minutes, form.reason
 
 
 async def adjust(

@@ -7,23 +7,22 @@ import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
+import msgspec
 from piccolo.query import OrderByRaw
 from piccolo.querystring import QueryString
 
 from backend.db import contains_text, json_rows
 from backend.i18n import N_
-from backend.services import catalog, clock, coverage, validation
-from backend.services.accounts import STAFF_ROLES
+from backend.services import catalog, clock, coverage, policy, validation
 from backend.services.availability import availability_at
-from backend.services.errors import NotAllowed, ValidationFailed
+from backend.services.errors import NotFound, ValidationFailed
 from backend.tables import (
     Channel,
     Company,
     EntryKind,
     LedgerEntry,
-    Role,
     Ticket,
     TicketMessage,
     TicketStatus,
@@ -33,11 +32,9 @@ from backend.tables import (
 
 PAGE_SIZE = 20
 # Staff open tickets for what came in by phone or mail; customers use the web form.
-STAFF_CHANNELS = (Channel.phone.value, Channel.mail.value)
+StaffChannel = Literal["phone", "mail"]
+STAFF_CHANNELS: tuple[str, ...] = get_args(StaffChannel)
 NUMBER = re.compile(r"^\s*(?:SUP-?)?0*(\d{1,9})\s*$", re.IGNORECASE | re.ASCII)
-# The log-time form's hidden key: what secrets.token_urlsafe makes, within the column's room.
-IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
-TIME_FIELDS = ("minutes", "performed_on", "channel", "note", "idempotency_key")
 STATUS_LABELS = {
     TicketStatus.open.value: N_("Åpen"),
     TicketStatus.in_progress.value: N_("Under arbeid"),
@@ -57,10 +54,6 @@ def ticket_number(ticket_id: int) -> str:
     return f"SUP-{ticket_id:06d}"
 
 
-def is_staff(user: User) -> bool:
-    return user.role in STAFF_ROLES
-
-
 @dataclass(frozen=True)
 class TicketPage:
     tickets: list[dict[str, Any]]
@@ -69,53 +62,77 @@ class TicketPage:
     total: int
 
 
-async def _clean_ticket_form(form: Mapping[str, str]) -> dict[str, Any]:
+PRODUCT_UNKNOWN = N_("Velg et produkt fra listen.")
+CHANNEL_UNKNOWN = N_("Velg en kanal.")
+Body = validation.body(10_000)
+
+
+class NewTicket(msgspec.Struct):
+    """The superuser's web form (SPEC §6)."""
+
+    product: validation.field(str, min_length=1, max_length=40, message=PRODUCT_UNKNOWN)
+    subject: validation.line(200)
+    description: Body
+
+
+class NewTicketFor(NewTicket):
+    """Staff opening a ticket on a company's behalf, for what came in by phone or mail."""
+
+    company: validation.field(int, ge=1, le=validation.MAX_ID, message=N_("Velg et firma."))
+    channel: validation.field(StaffChannel, message=CHANNEL_UNKNOWN)
+
+
+class CustomerReply(msgspec.Struct):
+    body: Body
+
+
+class Reply(CustomerReply):
+    """Staff's reply, or with `internal` "1" a note customers never see."""
+
+    internal: validation.field(str, max_length=1) = ""
+
+
+class TicketFilter(msgspec.Struct):
+    """The ticket history's and the staff queue's filters (a query string)."""
+
+    q: validation.field(str, max_length=SEARCH_MAX) = ""
+    status: validation.field(str, max_length=40) = ""
+    product: validation.field(str, max_length=40) = ""
+    page: validation.Page = 1
+
+
+class QueueFilter(TicketFilter):
+    company: validation.RecordId = 0  # every company
+
+
+class StatusForm(msgspec.Struct):
+    status: validation.field(TicketStatus, message=N_("Ukjent status."))
+
+
+async def _unknown_product(values: Mapping[str, Any]) -> dict[str, str]:
     products = {p.code for p in (await catalog.current_offer()).products}
-
-    def product(value: str) -> str:
-        if value not in products:
-            raise validation.FieldError(N_("Velg et produkt fra listen."))
-        return value
-
-    return validation.clean(
-        form,
-        {
-            "product": product,
-            "subject": lambda v: validation.text(v, max_length=200),
-            "description": lambda v: _body(v, 10_000),
-        },
-    )
+    product = values.get("product")
+    return {} if not product or product in products else {"product": PRODUCT_UNKNOWN}
 
 
-def _body(value: str, max_length: int) -> str:
-    value = value.strip()
-    if not value:
-        raise validation.FieldError(N_("Feltet må fylles ut."))
-    if len(value) > max_length:
-        raise validation.FieldError(N_("Teksten er for lang."))
-    return value
-
-
-async def open_ticket(
-    user: User, form: Mapping[str, str], *, company_id: int | None = None, channel: str = "web"
-) -> Ticket:
-    """The superuser opens a ticket on the web; staff open one for a company (phone, mail)."""
-    if is_staff(user):
-        company = await Company.objects().get(Company.id == company_id) if company_id else None
-        if company is None:
+async def open_ticket(user: User, values: Mapping[str, Any]) -> Ticket:
+    """The superuser opens a ticket on the web; staff open one for a company (phone, mail),
+    naming the company and the channel in the form."""
+    if policy.can(user, "open_ticket_for"):
+        errors = await _unknown_product(values)
+        form = validation.convert(values, NewTicketFor, errors=errors)
+        if not await Company.exists().where(Company.id == form.company):
             raise ValidationFailed({"company": N_("Velg et firma.")})
-        if channel not in STAFF_CHANNELS:
-            raise ValidationFailed({"channel": N_("Velg en kanal.")})
-    elif user.role == Role.superuser.value:
-        company_id, channel = user.company, Channel.web.value
+        company_id, channel = form.company, form.channel
     else:
-        raise NotAllowed("only the superuser opens tickets")
-    cleaned = await _clean_ticket_form(form)
+        policy.require(user, "open_ticket")
+        form = validation.convert(values, NewTicket, errors=await _unknown_product(values))
+        company_id, channel = user.company, Channel.web.value
     ticket = Ticket(
         company=company_id,
-        product_code=cleaned["product"],
-        subject=cleaned["subject"],
-        description=cleaned["description"],
+        product_code=form.product,
+        subject=form.subject,
+        description=form.description,
         channel=channel,
         opened_by=user.id,
     )
@@ -131,25 +148,25 @@ def first_look(ticket: Ticket) -> datetime.datetime | None:
 async def get_ticket(user: User, ticket_id: int) -> Ticket:
     """The ticket, if this user may see it: staff see all, a company only its own."""
     ticket = await Ticket.objects().get(Ticket.id == ticket_id)
-    if ticket is None or (not is_staff(user) and ticket.company != user.company):
-        raise NotAllowed("no such ticket for this user")
+    if ticket is None or not policy.can(user, "view_ticket", ticket):
+        raise NotFound("no such ticket for this user")
     return ticket
 
 
-async def add_message(user: User, ticket: Ticket, body: str, *, internal: bool = False) -> None:
+async def add_message(
+    user: User, ticket: Ticket, body: str | Mapping[str, Any], *, internal: bool = False
+) -> None:
     """A reply in the thread. The superuser's reply reopens a resolved ticket and starts the
     queue's clock again; a staff reply stops it (support has answered), an internal note does
     not (the customer still waits). Internal notes are for staff only."""
-    if internal and not is_staff(user):
-        raise NotAllowed("only staff write internal notes")
-    if not is_staff(user) and (user.role != Role.superuser.value or ticket.company != user.company):
-        raise NotAllowed("only the superuser replies")
-    try:
-        text = _body(body, 10_000)
-    except validation.FieldError as error:
-        raise ValidationFailed({"body": error.message}) from None
+    policy.require(user, "reply", ticket)
+    reply = validation.convert({"body": body} if isinstance(body, str) else body, Reply)
+    internal = internal or reply.internal == "1"
+    if internal:
+        policy.require(user, "internal_note", ticket)
+    text = reply.body
     await TicketMessage(ticket=ticket.id, author=user.id, body=text, internal=internal).save()
-    if is_staff(user):
+    if policy.is_staff(user):
         if not internal:
             await Ticket.update({Ticket.waiting_since: None}).where(Ticket.id == ticket.id)
     else:
@@ -159,14 +176,12 @@ async def add_message(user: User, ticket: Ticket, body: str, *, internal: bool =
         await Ticket.update(values).where(Ticket.id == ticket.id)
 
 
-async def set_status(user: User, ticket: Ticket, status: str) -> None:
+async def set_status(user: User, ticket: Ticket, status: str | TicketStatus) -> None:
     """Staff set any status. The queue's clock runs only while a ticket waits on support: it
     stops when the ticket waits for the customer or is done, and starts when a ticket comes
     back to support from such a status (within open/in progress it keeps running, or not)."""
-    if not is_staff(user):
-        raise NotAllowed("only staff change the status")
-    if status not in STATUS_LABELS:
-        raise ValidationFailed({"status": N_("Ukjent status.")})
+    policy.require(user, "set_status", ticket)
+    status = validation.convert({"status": status}, StatusForm).status.value
     values: dict = {Ticket.status: status}
     if status not in WAITING_ON_SUPPORT:
         values[Ticket.waiting_since] = None
@@ -178,18 +193,13 @@ async def set_status(user: User, ticket: Ticket, status: str) -> None:
 def can_resolve(user: User, ticket: Ticket) -> bool:
     """The customer's superuser may close the matter themselves while support still has it
     or waits for them; members only read (SPEC §1)."""
-    return (
-        user.role == Role.superuser.value
-        and ticket.company == user.company
-        and ticket.status not in DONE_STATUSES
-    )
+    return policy.can(user, "resolve", ticket) and ticket.status not in DONE_STATUSES
 
 
 async def resolve_by_customer(user: User, ticket: Ticket) -> None:
     """The customer's "Merk som løst": the superuser marks their own ticket resolved, which
     takes it out of the queue; a later reply reopens it (add_message). Twice is once."""
-    if user.role != Role.superuser.value or ticket.company != user.company:
-        raise NotAllowed("only the company's superuser resolves its tickets")
+    policy.require(user, "resolve", ticket)
     if not can_resolve(user, ticket):
         return
     await Ticket.update(
@@ -287,22 +297,12 @@ async def search(
     return TicketPage(tickets=rows, page=page, pages=max(1, -(-total // PAGE_SIZE)), total=total)
 
 
-def can_open(user: User) -> bool:
-    """On the web only the company's superuser opens tickets; members read them (SPEC §6)."""
-    return user.role == Role.superuser.value
-
-
-def can_reply(user: User, ticket: Ticket) -> bool:
-    """Who may write in a ticket's thread: staff, and the superuser of the ticket's company."""
-    return is_staff(user) or (user.role == Role.superuser.value and ticket.company == user.company)
-
-
 def pending_first_look(
     ticket: Ticket, messages: list[dict[str, Any]], now: datetime.datetime
 ) -> datetime.datetime | None:
     """For a ticket opened while support was closed: when support will first look at it, as
     long as that is still ahead and no one from support has answered yet."""
-    if any(message["author_role"] in STAFF_ROLES for message in messages):
+    if any(message["author_role"] in policy.STAFF for message in messages):
         return None
     moment = first_look(ticket)
     return moment if moment is not None and moment > now else None
@@ -321,66 +321,65 @@ def performed_on(value: str) -> datetime.date:
         return clock.today()
     for pattern in ("%Y-%m-%d", "%d.%m.%Y"):
         try:
-            day = datetime.datetime.strptime(value, pattern).date()
-            break
+            return datetime.datetime.strptime(value, pattern).date()
         except ValueError:
             continue
-    else:
-        raise validation.FieldError(N_("Skriv inn en gyldig dato, for eksempel 31.01.2026."))
-    return day
+    raise validation.FieldError(N_("Skriv inn en gyldig dato, for eksempel 31.01.2026."))
 
 
-def _time_channel(value: str) -> str:
-    if value not in {c.value for c in Channel}:
-        raise validation.FieldError(N_("Velg en kanal."))
-    return value
+class TimeForm(msgspec.Struct):
+    """The log-time form. Its idempotency key (scoped to the ticket) makes a double click or a
+    retried post one entry; a post without one always makes a new entry."""
+
+    minutes: coverage.ActualMinutes
+    performed_on: validation.field(str, max_length=20, check=performed_on)
+    channel: validation.field(Channel, message=CHANNEL_UNKNOWN)
+    note: validation.line(500, optional=True) = ""
+    idempotency_key: validation.field(
+        str,
+        clean=validation.strip,
+        max_length=64,
+        message=N_("Skjemaet var utløpt eller ugyldig. Last siden på nytt og prøv igjen."),
+        pattern=r"^([A-Za-z0-9_-]{16,64})?$",
+    ) = ""
 
 
-async def log_time(user: User, ticket: Ticket, form: Mapping[str, str]) -> TimeEntry:
+async def log_time(user: User, ticket: Ticket, values: Mapping[str, Any]) -> TimeEntry:
     """A technician logs support time on a ticket from the log-time form; coverage is decided
-    by coverage.log_time (SPEC §2). Every field's message is returned at once. The form's
-    idempotency key (scoped to the ticket) makes a double click or a retried post one entry;
-    a post without one always makes a new entry."""
-    if not is_staff(user):
-        raise NotAllowed("only staff log time")
+    by coverage.log_time (SPEC §2). Every field's message is returned at once, the day's
+    place in the ticket's life (coverage.performed_on_error) with them."""
+    policy.require(user, "log_time", ticket)
     errors: dict[str, str] = {}
     try:
-        cleaned = validation.clean(
-            form,
-            {
-                "minutes": coverage.actual_minutes,
-                "performed_on": performed_on,
-                "channel": _time_channel,
-                "note": lambda v: validation.text(v, max_length=500, required=False),
-            },
-        )
+        day = performed_on(str(values.get("performed_on", "")))
+        if message := coverage.performed_on_error(ticket, day):
+            errors["performed_on"] = message
+    except validation.FieldError:
+        pass  # the form's own message
+    try:
+        form = validation.convert(values, TimeForm, errors=errors)
     except ValidationFailed as failed:
-        errors, cleaned = failed.errors, {}
-    if "performed_on" in cleaned and (
-        message := coverage.performed_on_error(ticket, cleaned["performed_on"])
-    ):
-        errors["performed_on"] = message
-    key = form.get("idempotency_key", "").strip()
-    if key and not IDEMPOTENCY_KEY.match(key):
-        errors["form"] = N_("Skjemaet var utløpt eller ugyldig. Last siden på nytt og prøv igjen.")
-    if errors:
-        raise ValidationFailed(errors)
+        # The key is a hidden field: its message is the whole form's.
+        if message := failed.errors.pop("idempotency_key", None):
+            failed.errors["form"] = message
+        raise
     return await coverage.log_time(
         ticket=ticket,
         technician=user,
-        actual=cleaned["minutes"],
-        performed_on=cleaned["performed_on"],
-        channel=cleaned["channel"],
-        note=cleaned["note"],
-        key=f"t{ticket.id}:{key}" if key else None,
+        actual=form.minutes,
+        performed_on=form.performed_on,
+        channel=form.channel.value,
+        note=form.note,
+        key=f"t{ticket.id}:{form.idempotency_key}" if form.idempotency_key else None,
     )
 
 
 async def get_time_entry(user: User, entry_id: int) -> TimeEntry:
     """A time entry, for staff only."""
-    entry = await TimeEntry.objects().get(TimeEntry.id == entry_id) if is_staff(user) else None
+    policy.require(user, "void_time")
+    entry = await TimeEntry.objects().get(TimeEntry.id == entry_id)
     if entry is None:
-        raise NotAllowed("no such time entry for this user")
+        raise NotFound("no such time entry")
     return entry
 
 

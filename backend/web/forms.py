@@ -1,45 +1,102 @@
-"""Reading posted forms: every field as text, unknown fields refused."""
+"""Reading posted forms and query strings into their typed forms (validation.convert)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from typing import Any, get_origin
 
+import msgspec
 from litestar import Request
+from litestar.openapi.spec import Operation
 
 from backend.i18n import N_
+from backend.services import validation
 from backend.services.errors import ValidationFailed
-from backend.services.validation import CONTROL_CHARACTER, CONTROL_CHARACTER_MESSAGE
+from backend.services.validation import S
 
 UNKNOWN_FIELD = N_("Skjemaet inneholdt ukjente felt. Last siden på nytt og prøv igjen.")
+# Where the posted values wait for backend/web/errors.py, should the form come back (422).
+FORM_VALUES = "form_values"
 
 
-async def read_form(
-    request: Request, fields: Iterable[str], lists: Iterable[str] = ()
-) -> dict[str, Any]:
-    """Text fields as `str`; fields named in `lists` (repeated checkboxes) as `list[str]`.
+def _list_fields(form_type: type[msgspec.Struct]) -> set[str]:
+    return {
+        spec.encode_name
+        for spec in msgspec.structs.fields(form_type)
+        if get_origin(validation.unwrap(spec.type)[0]) is list
+    }
+
+
+def _collect(items: Any, form_type: type[msgspec.Struct]) -> tuple[dict[str, Any], bool]:
+    """Name → text (or list of texts for a list field); whether a field was unknown.
 
     A text field sent twice (a choice of packs plus an "other amount" box) keeps the last
-    non-empty value. Control characters (NUL and the like; PostgreSQL refuses NUL in text)
-    are refused here, for every form, at the field that holds them: the failure carries the
-    input without them, so the form comes back as it was typed."""
-    list_fields = set(lists)
-    allowed = set(fields) | list_fields
-    form = await request.form()
-    values: dict[str, Any] = {name: [] for name in list_fields}
-    errors: dict[str, str] = {}
-    for key, value in form.multi_items():
+    non-empty value."""
+    lists = _list_fields(form_type)
+    known = {spec.encode_name for spec in msgspec.structs.fields(form_type)}
+    values: dict[str, Any] = {name: [] for name in lists}
+    unknown = False
+    for key, value in items:
         if key == "_csrf_token":
             continue
-        if key not in allowed or not isinstance(value, str):
-            raise ValidationFailed({"form": UNKNOWN_FIELD})
-        if CONTROL_CHARACTER.search(value):
-            errors[key] = CONTROL_CHARACTER_MESSAGE
-            value = CONTROL_CHARACTER.sub("", value)
-        if key in list_fields:
+        if key not in known or not isinstance(value, str):
+            unknown = True
+            continue
+        if key in lists:
             values[key].append(value)
         elif value.strip() or key not in values:
             values[key] = value
-    if errors:
-        raise ValidationFailed(errors, values)
+    return values, unknown
+
+
+async def read_values(request: Request, form_type: type[msgspec.Struct]) -> dict[str, Any]:
+    """What was posted for the fields of `form_type`, as text, for a service that converts it
+    itself (validation.convert) because its own checks (the catalog, the database) belong
+    with the fields' messages. A field the form does not have refuses the whole form."""
+    values, unknown = _collect((await request.form()).multi_items(), form_type)
+    request.state[FORM_VALUES] = values
+    if unknown:
+        raise ValidationFailed({"form": UNKNOWN_FIELD}, values)
     return values
+
+
+async def read_form(request: Request, form_type: type[S]) -> S:
+    """The posted form as `form_type`, or ValidationFailed with every field's message (and the
+    input, control characters removed, so the form comes back as it was typed)."""
+    return validation.convert(await read_values(request, form_type), form_type)
+
+
+def read_query(request: Request, query_type: type[S]) -> S:
+    """The query string as `query_type`: unknown parameters are ignored and a value that does
+    not convert takes the field's default, as a shared link with an odd filter still shows."""
+    values, _ = _collect(request.query_params.multi_items(), query_type)
+    return validation.convert(values, query_type, lenient=True)
+
+
+def _inline(schema: Any, defs: dict[str, Any]) -> Any:
+    if isinstance(schema, dict):
+        if ref := schema.get("$ref"):
+            return _inline(defs[ref.rsplit("/", 1)[-1]], defs)
+        return {key: _inline(value, defs) for key, value in schema.items()}
+    if isinstance(schema, list):
+        return [_inline(item, defs) for item in schema]
+    return schema
+
+
+def form_operation(form_type: type[msgspec.Struct]) -> type[Operation]:
+    """The OpenAPI operation of a route that reads `form_type` (url-encoded) by hand: its
+    fields and bounds in the schema, for fuzzers and readers, as a `data: Form` route has."""
+    generated = msgspec.json.schema(form_type)
+    schema = _inline(generated, generated.get("$defs", {}))
+    schema.pop("$defs", None)
+
+    class FormOperation(Operation):
+        def to_schema(self) -> dict[str, Any]:
+            described = super().to_schema()
+            described["requestBody"] = {
+                "required": True,
+                "content": {"application/x-www-form-urlencoded": {"schema": schema}},
+            }
+            return described
+
+    FormOperation.__name__ = f"{form_type.__name__}Operation"
+    return FormOperation

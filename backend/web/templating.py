@@ -8,13 +8,15 @@ from pathlib import Path
 from typing import Any
 
 from babel.dates import format_datetime
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
+from jinja2.runtime import Context
 from litestar import Request
 from litestar.plugins.htmx import ClientRedirect
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Redirect, Response, Template
 
 from backend import i18n
+from backend.services import policy
 from backend.services.availability import OSLO, support_hours
 from backend.services.money import format_nok
 from backend.services.tickets import ticket_number
@@ -42,6 +44,13 @@ def _datetime(value: datetime.datetime | None, pattern: str = NUMERIC_DATETIME) 
     return format_datetime(value, pattern, tzinfo=OSLO, locale=i18n.babel_locale())
 
 
+@pass_context
+def _can(context: Context, action: str, obj: Any = None) -> bool:
+    """Templates ask the policy too: `{% if can("buy") %}`, `can("reply", ticket)`."""
+    request = context.get("request")
+    return policy.can(request.scope.get("user") if request else None, action, obj)
+
+
 def create_template_engine(*, auto_reload: bool = True) -> JinjaTemplateEngine:
     """Templates are compiled once and cached; with `auto_reload` (development) Jinja also
     checks each template's file on every render, so edits show without a restart."""
@@ -67,6 +76,9 @@ def create_template_engine(*, auto_reload: bool = True) -> JinjaTemplateEngine:
         languages=i18n.LANGUAGES,
         current_language=i18n.current_language.get,
         support_hours=support_hours,
+        can=_can,
+        # Whose messages are support's, in a thread.
+        staff_roles=policy.STAFF,
     )
     return JinjaTemplateEngine.from_environment(env)
 

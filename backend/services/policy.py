@@ -1,0 +1,87 @@
+"""Who may do what (SPEC §1): one table of actions × roles, plus the one object rule.
+
+Services ask `can`/`require` before they act, routes carry guards built from it
+(backend/web/guards.py) and templates ask the same `can` (a Jinja global). Nobody else
+compares role strings.
+
+The object rule: a customer (superuser, member) acts only on what belongs to their own
+company (`obj.company == user.company`); staff act on every company's. A customer asking
+about another company's object is told it does not exist (NotFound), not that it is
+forbidden, so ids of other companies' rows reveal nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from backend.services.errors import NotAllowed
+from backend.tables import Role
+
+VISITOR: Final = "visitor"
+SUPERUSER: Final = Role.superuser.value
+MEMBER: Final = Role.member.value
+TECHNICIAN: Final = Role.technician.value
+ADMIN: Final = Role.admin.value
+
+ROLES: Final = (VISITOR, SUPERUSER, MEMBER, TECHNICIAN, ADMIN)
+COMPANY: Final = frozenset({SUPERUSER, MEMBER})
+STAFF: Final = frozenset({TECHNICIAN, ADMIN})
+
+# action: the roles that may do it. Read it as SPEC §1's table turned sideways.
+ACTIONS: Final[dict[str, frozenset[str]]] = {
+    # The company's own pages: agreements, minutes, statement, tickets, orders.
+    "view_company": COMPANY,
+    "view_ticket": COMPANY | STAFF,
+    "view_order": COMPANY,
+    # Only the superuser buys, renews, tops up, pays charges or cancels an order.
+    "buy": frozenset({SUPERUSER}),
+    "edit_company": frozenset({SUPERUSER}),
+    # Support requests are opened by (or on behalf of) the superuser: on the web by the
+    # superuser, by phone or mail through staff (open_ticket_for).
+    "open_ticket": frozenset({SUPERUSER}),
+    "reply": frozenset({SUPERUSER}) | STAFF,
+    "resolve": frozenset({SUPERUSER}),
+    # The reseller's console.
+    "work_queue": STAFF,
+    "open_ticket_for": STAFF,
+    "internal_note": STAFF,
+    "set_status": STAFF,
+    "log_time": STAFF,
+    "void_time": STAFF,
+    "view_companies": STAFF,
+    # The back office.
+    "adjust_minutes": frozenset({ADMIN}),
+    "review_orders": frozenset({ADMIN}),
+}
+
+
+def role_of(user: Any) -> str:
+    """The user's role, `visitor` for nobody signed in."""
+    return VISITOR if user is None else user.role
+
+
+def is_staff(user: Any) -> bool:
+    return role_of(user) in STAFF
+
+
+def can(user: Any, action: str, obj: Any = None) -> bool:
+    """Whether `user` (None: a visitor) may do `action`, on `obj` when given (anything with a
+    `company` attribute or key: a ticket, an order, a company id via `owns`)."""
+    role = role_of(user)
+    if role not in ACTIONS[action]:
+        return False
+    return obj is None or owns(user, obj)
+
+
+def owns(user: Any, obj: Any) -> bool:
+    """The object rule: staff reach every company's objects, a customer only their own."""
+    if is_staff(user):
+        return True
+    company = obj.get("company") if isinstance(obj, dict) else getattr(obj, "company", None)
+    return user is not None and company is not None and company == user.company
+
+
+def require(user: Any, action: str, obj: Any = None) -> None:
+    """`can`, or NotAllowed saying which action was refused."""
+    if not can(user, action, obj):
+        raise NotAllowed(f"{role_of(user)} may not {action}")

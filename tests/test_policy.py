@@ -1,0 +1,256 @@
+"""One permission policy (SPEC §1): every route of the app, walked by every role, answers what
+backend/services/policy.py says — sign in, 403, 404 (another company's object), or through."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from litestar.routes import HTTPRoute
+from litestar.testing import AsyncTestClient
+
+from backend.services import billing, catalog, policy, tickets
+from backend.services.accounts import create_staff, hash_password
+from backend.tables import Role, User
+from tests.support import PASSWORD, login, make_company, new_email
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A route's guards (actions every caller needs), the object it names and the action
+    done on that object."""
+
+    guards: tuple[str, ...] = ()
+    obj: str | None = None
+    action: str | None = None
+
+
+PUBLIC = Rule()
+COMPANY = Rule(("view_company",))
+STAFF = Rule(("work_queue",))
+
+ROUTES: dict[str, Rule] = {
+    "home": PUBLIC,
+    "favicon": PUBLIC,
+    "healthz": PUBLIC,
+    "language": PUBLIC,
+    "register": PUBLIC,
+    "register_submit": PUBLIC,
+    "login": PUBLIC,
+    "login_submit": PUBLIC,
+    "dashboard": COMPANY,
+    "company": COMPANY,
+    "company_update": Rule(("view_company", "edit_company")),
+    "plan": COMPANY,
+    "topup": COMPANY,
+    "charges": COMPANY,
+    "api_account": COMPANY,
+    "order_create": Rule(("view_company", "buy")),
+    "order": Rule(("view_company",), "order"),
+    "order_status": Rule(("view_company",), "order"),
+    "receipt": Rule(("view_company",), "order"),
+    "order_pay": Rule(("view_company",), "order", "buy"),
+    "order_cancel": Rule(("view_company",), "order", "buy"),
+    "tickets": COMPANY,
+    "ticket_new": Rule(("view_company", "open_ticket")),
+    "ticket_create": Rule(("view_company", "open_ticket")),
+    "ticket": Rule(("view_company",), "ticket"),
+    "ticket_reply": Rule(("view_company",), "ticket", "reply"),
+    "ticket_resolve": Rule(("view_company",), "ticket", "resolve"),
+    "staff_queue": STAFF,
+    "staff_ticket": Rule(("work_queue",), "ticket"),
+    "staff_ticket_message": Rule(("work_queue",), "ticket", "reply"),
+    "staff_ticket_status": Rule(("work_queue",), "ticket", "set_status"),
+    "staff_ticket_time": Rule(("work_queue",), "ticket", "log_time"),
+    "staff_time_entry_void": Rule(("work_queue",), "entry", "void_time"),
+    "staff_ticket_new": Rule(("work_queue", "open_ticket_for")),
+    "staff_ticket_create": Rule(("work_queue", "open_ticket_for")),
+    "staff_companies": Rule(("work_queue", "view_companies")),
+    "staff_company": Rule(("work_queue", "view_companies"), "company"),
+    "staff_company_adjust": Rule(("work_queue", "adjust_minutes"), "company"),
+    # Last: it signs the walker out.
+    "logout": PUBLIC,
+}
+# Not the browser's: Stripe's webhook (its signature is its permission), static files, the
+# OpenAPI schema.
+NOT_WALKED = {"stripe_webhook", "static", "static/head"}
+# This one calls the payment provider (tests/test_payment_trust.py pays for real): walked only
+# by those the policy turns away before any call.
+CALLS_PAYMENTS = {"order_pay"}
+
+
+def expected(user: Any, rule: Rule, objects: dict[str, Any]) -> str:
+    for action in rule.guards:
+        if not policy.can(user, action):
+            return "sign in" if user is None else "forbidden"
+    obj = objects.get(rule.obj) if rule.obj else None
+    if obj is not None and not policy.owns(user, obj):
+        return "not found"
+    if rule.action and not policy.can(user, rule.action, obj):
+        return "forbidden"
+    return "through"
+
+
+def observed(name: str, response: Any) -> str:
+    status = response.status_code
+    location = response.headers.get("location", "")
+    if status == 401 or (300 <= status < 400 and location.startswith("/login")):
+        return "sign in"
+    if status == 403:
+        return "forbidden"
+    if status == 404:
+        return "not found"
+    assert status < 500, (name, status)
+    return "through"
+
+
+def walkable(app: Any) -> list[tuple[str, str, str]]:
+    """(route name, method, path) of every route a browser may ask for."""
+    found = []
+    for route in app.routes:
+        if not isinstance(route, HTTPRoute):
+            continue
+        for handler in route.route_handlers:
+            methods = handler.http_methods - {"OPTIONS", "HEAD"}
+            if not methods or handler.name is None or handler.name in NOT_WALKED:
+                continue
+            if route.path.startswith("/schema"):
+                continue
+            found.extend((handler.name, method, route.path) for method in methods)
+    return found
+
+
+async def walkers(settings: Any) -> dict[str, tuple[Any, AsyncTestClient]]:
+    """A signed-in client for every role (and the superuser of another company), each with
+    an app instance of its own (one app's lifespan is for one client)."""
+    from backend.app import create_app
+
+    def new_client() -> AsyncTestClient:
+        return AsyncTestClient(app=create_app(settings, db_pool=False, background_jobs=False))
+
+    company_id, superuser_email = await make_company("Eget firma AS")
+    _, other_email = await make_company("Annet firma AS")
+    member_email = new_email("medlem")
+    await User(
+        email=member_email,
+        name="Mona Medlem",
+        role=Role.member.value,
+        company=company_id,
+        password_hash=hash_password(PASSWORD),
+    ).save()
+    emails = {"superuser": superuser_email, "member": member_email, "other company": other_email}
+    for role in (Role.technician.value, Role.admin.value):
+        emails[role] = new_email(role)
+        await create_staff(email=emails[role], name=role, role=role, password=PASSWORD)
+    clients: dict[str, tuple[Any, AsyncTestClient]] = {}
+    visitor = new_client()
+    await visitor.__aenter__()
+    await visitor.get("/login")  # a CSRF cookie
+    clients["visitor"] = (None, visitor)
+    for who, email in emails.items():
+        client = new_client()
+        await client.__aenter__()
+        assert (await login(client, email)).status_code == 303
+        clients[who] = (await User.objects().get(User.email == email), client)
+    return clients
+
+
+async def own_objects(superuser: Any, technician: Any) -> dict[str, Any]:
+    await catalog.seed_demo_catalog()
+    ticket = await tickets.open_ticket(
+        superuser, {"product": "inventor", "subject": "Låser seg", "description": "Ved lagring."}
+    )
+    entry = await tickets.log_time(
+        technician, ticket, {"minutes": "15", "performed_on": "", "channel": "phone", "note": ""}
+    )
+    order = await billing.place_order(
+        superuser, {"kind": "topup", "hours": "5", "products": ["inventor"]}
+    )
+    return {
+        "ticket": ticket,
+        "order": order,
+        "entry": {"company": entry.company, "id": entry.id},
+        "company": {"company": superuser.company, "id": superuser.company},
+    }
+
+
+def fill(path: str, objects: dict[str, Any]) -> str:
+    ids = {
+        "ticket_id": objects["ticket"].id,
+        "order_id": objects["order"].id,
+        "entry_id": objects["entry"]["id"],
+        "company_id": objects["company"]["id"],
+        "code": "en",
+        "file_path": "app.js",
+    }
+    return re.sub(r"\{(\w+):\w+\}", lambda m: str(ids[m.group(1)]), path)
+
+
+def test_every_route_is_in_the_policy_table(app):
+    names = {name for name, _, _ in walkable(app)}
+    assert names == set(ROUTES), "a new route needs its line in ROUTES (and maybe the policy)"
+
+
+def test_every_action_in_the_table_is_a_policy_action():
+    used = {a for r in ROUTES.values() for a in (*r.guards, r.action) if a}
+    assert used <= set(policy.ACTIONS)
+
+
+@pytest.mark.parametrize(
+    ("role", "action", "allowed"),
+    [
+        (None, "view_company", False),
+        ("superuser", "buy", True),
+        ("member", "buy", False),
+        ("member", "view_company", True),
+        ("member", "reply", False),
+        ("technician", "buy", False),
+        ("technician", "log_time", True),
+        ("technician", "adjust_minutes", False),
+        ("admin", "adjust_minutes", True),
+        ("admin", "view_company", False),
+    ],
+)
+def test_the_policy_table_says_what_spec_section_1_says(role, action, allowed):
+    user = None if role is None else User(role=role, company=1 if role in policy.COMPANY else None)
+    assert policy.can(user, action) is allowed
+
+
+def test_a_customer_acts_only_on_their_own_company_and_staff_on_every_one():
+    superuser = User(role="superuser", company=1)
+    technician = User(role="technician", company=None)
+    assert policy.can(superuser, "reply", {"company": 1})
+    assert not policy.can(superuser, "reply", {"company": 2})
+    assert policy.can(technician, "reply", {"company": 2})
+
+
+async def test_every_route_answers_every_role_as_the_policy_says(app, settings):
+    clients = await walkers(settings)
+    try:
+        objects = await own_objects(clients["superuser"][0], clients["technician"][0])
+        routes = sorted(walkable(app), key=lambda r: list(ROUTES).index(r[0]))
+        mismatches = []
+        for who, (user, client) in clients.items():
+            token = client.cookies.get("csrftoken", "")
+            for name, method, path in routes:
+                url = fill(path, objects)
+                want = expected(user, ROUTES[name], objects)
+                if name in CALLS_PAYMENTS and want == "through":
+                    continue
+                if method == "GET":
+                    response = await client.get(url, follow_redirects=False)
+                else:
+                    response = await client.request(
+                        method, url, headers={"x-csrftoken": token}, follow_redirects=False
+                    )
+                got = observed(name, response)
+                if got != want:
+                    mismatches.append(
+                        f"{who} {method} {url}: {got} ({response.status_code}), policy: {want}"
+                    )
+        assert not mismatches, "\n".join(mismatches)
+    finally:
+        for _, client in clients.values():
+            await client.__aexit__(None, None, None)
