@@ -6,12 +6,10 @@ from typing import Any
 
 from litestar.connection import ASGIConnection
 from litestar.datastructures import MutableScopeHeaders
-from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
-from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 from litestar.types import Message, Scope
 
-from backend.services.accounts import COMPANY_ROLES, STAFF_ROLES, get_active_user
+from backend.services.accounts import get_active_user
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
@@ -28,22 +26,6 @@ class SessionUserMiddleware(AbstractAuthenticationMiddleware):
         user_id = connection.scope.get("session", {}).get("user_id")
         user = await get_active_user(user_id) if isinstance(user_id, int) else None
         return AuthenticationResult(user=user, auth=None)
-
-
-def requires_company_user(connection: ASGIConnection, _: BaseRouteHandler) -> None:
-    user = connection.user
-    if user is None:
-        raise NotAuthorizedException()
-    if user.role not in COMPANY_ROLES:
-        raise PermissionDeniedException()
-
-
-def requires_staff(connection: ASGIConnection, _: BaseRouteHandler) -> None:
-    user = connection.user
-    if user is None:
-        raise NotAuthorizedException()
-    if user.role not in STAFF_ROLES:
-        raise PermissionDeniedException()
 
 
 def security_headers(production: bool) -> Any:
