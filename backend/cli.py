@@ -84,7 +84,7 @@ def expire_lots_command() -> None:
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 def create_staff_command(email: str, name: str, role: str, password_stdin: bool) -> None:
     """Create a technician or admin account."""
-    from backend.services.accounts import create_staff
+    from backend.services.users import create_staff
 
     if password_stdin:
         password = sys.stdin.readline().rstrip("\n")

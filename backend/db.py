@@ -131,7 +131,7 @@ async def write_transaction(engine: Engine) -> AsyncIterator[None]:
 
 
 # --- reading a page in one round trip ----------------------------------------------------
-# A page's regions come back as JSON arrays in one row (see services/account.py): each a
+# A page's regions come back as JSON arrays in one row (see services/overview.py): each a
 # scalar subquery that the two engines spell differently.
 
 

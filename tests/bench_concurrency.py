@@ -71,7 +71,7 @@ def _worker(ticket_id: int, user_id: int, keys: list[str], start_at: float) -> N
         time.sleep(max(0.0, start_at - time.time()))  # all processes start together
         await asyncio.gather(
             *(
-                coverage.log_time(
+                coverage.record_time_entry(
                     ticket=ticket,
                     technician=user,
                     actual=15,

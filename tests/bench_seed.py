@@ -53,7 +53,7 @@ async def history(
     """A company whose superuser (`email`) has `years` of history and `tickets` tickets;
     also used by tests/test_query_counts.py. Returns the company's id."""
     from backend.services import agreements, clock, coverage, ledger
-    from backend.services.accounts import hash_password
+    from backend.services.users import hash_password
     from backend.tables import (
         Company,
         Order,
@@ -151,7 +151,7 @@ async def history(
         )
         for m in range(ENTRIES_PER_TICKET):
             performed_on = min(opened_on + datetime.timedelta(days=m), today)
-            await coverage.log_time(
+            await coverage.record_time_entry(
                 ticket=ticket,
                 technician=technician,
                 actual=rng.choice((10, 15, 20, 25, 30, 45)),

@@ -47,7 +47,7 @@ async def _prepare() -> str:
 
 
 async def _clear_counters(*, block: bool) -> None:
-    from backend.services.accounts import LoginThrottle
+    from backend.services.users import LoginThrottle
     from backend.tables import SignInCounter
 
     await SignInCounter.delete(force=True)

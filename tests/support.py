@@ -80,7 +80,7 @@ async def logout(client: Any) -> Any:
 
 async def make_company(name: str = "Testfirma AS") -> tuple[int, str]:
     """A company and its superuser straight in the database: (company id, superuser e-mail)."""
-    from backend.services.accounts import hash_password
+    from backend.services.users import hash_password
     from backend.tables import Company, Role, User
 
     company = Company(

@@ -16,8 +16,8 @@ from litestar.testing import AsyncTestClient
 
 from backend.app import create_app
 from backend.config import load_settings
-from backend.services import accounts
-from backend.services.accounts import LoginThrottle, TooManyAttempts
+from backend.services import users
+from backend.services.users import LoginThrottle, TooManyAttempts
 from backend.tables import User
 from tests.support import (
     PASSWORD,
@@ -285,8 +285,8 @@ async def asgi_client(app) -> AsyncIterator[httpx.AsyncClient]:
 
 async def test_150_simultaneous_wrong_passwords_check_at_most_five(asgi_client, monkeypatch):
     _, email = await make_company()
-    hasher = CountingHasher(accounts._hasher)
-    monkeypatch.setattr(accounts, "_hasher", hasher)
+    hasher = CountingHasher(users._hasher)
+    monkeypatch.setattr(users, "_hasher", hasher)
     token = await csrf_token(asgi_client)
     data = {"email": email, "password": "feil-passord-99", "_csrf_token": token}
 
@@ -304,7 +304,7 @@ async def test_150_simultaneous_wrong_passwords_check_at_most_five(asgi_client, 
 async def test_a_password_check_leaves_the_event_loop_free(asgi_client, monkeypatch):
     """While argon2 works on a sign-in, the same process still answers /healthz."""
     started, release, finished = threading.Event(), threading.Event(), threading.Event()
-    real = accounts._hasher
+    real = users._hasher
 
     class SlowHasher(CountingHasher):
         def verify(self, password_hash: str, password: str) -> bool:
@@ -315,7 +315,7 @@ async def test_a_password_check_leaves_the_event_loop_free(asgi_client, monkeypa
             finished.set()
             return real.verify(password_hash, password)
 
-    monkeypatch.setattr(accounts, "_hasher", SlowHasher(real))
+    monkeypatch.setattr(users, "_hasher", SlowHasher(real))
     token = await csrf_token(asgi_client)
     sign_in = asyncio.create_task(
         asgi_client.post(
@@ -339,14 +339,14 @@ async def test_registration_hashes_outside_its_transaction(client, monkeypatch):
 
     engine = Company._meta.db
     inside: list[bool] = []
-    real = accounts._hasher
+    real = users._hasher
 
     class WatchingHasher(CountingHasher):
         def hash(self, password: str) -> str:
             inside.append(engine.current_transaction.get() is not None)
             return real.hash(password)
 
-    monkeypatch.setattr(accounts, "_hasher", WatchingHasher(real))
+    monkeypatch.setattr(users, "_hasher", WatchingHasher(real))
     form = await register(client)
     assert inside == [False]
     assert (await login(client, form["email"])).status_code == 303

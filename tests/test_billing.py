@@ -7,7 +7,7 @@ import itertools
 
 import pytest
 
-from backend.services import agreements, billing, catalog, ledger
+from backend.services import agreements, catalog, fulfilment, ledger, orders, pricing
 from backend.services.errors import NotAllowed, ValidationFailed
 from backend.services.money import format_nok, mva_ore
 from backend.tables import Agreement, Lot, Order, Role, User
@@ -50,7 +50,7 @@ def test_plan_period_is_six_calendar_months_minus_a_day(start, end):
 async def test_plan_price_is_per_product_from_the_catalog():
     company_id, _ = await make_company()
     offer = await catalog.current_offer()
-    quote = await billing.quote(company_id, "plan", "", ["inventor", "vault"])
+    quote = await pricing.quote(company_id, "plan", "", ["inventor", "vault"])
     assert quote.amount_ore == 2 * offer.prices.plan_price_per_product_ore
     assert quote.total_ore == quote.amount_ore + mva_ore(quote.amount_ore)
 
@@ -58,7 +58,7 @@ async def test_plan_price_is_per_product_from_the_catalog():
 async def test_topup_price_is_per_whole_hour():
     company_id, _ = await make_company()
     offer = await catalog.current_offer()
-    quote = await billing.quote(company_id, "topup", "7", ["inventor"])
+    quote = await pricing.quote(company_id, "topup", "7", ["inventor"])
     assert quote.hours == 7
     assert quote.amount_ore == 7 * offer.prices.prepaid_hour_price_ore
 
@@ -67,7 +67,7 @@ async def test_topup_price_is_per_whole_hour():
 async def test_topup_hours_outside_1_to_200_are_refused(hours):
     company_id, _ = await make_company()
     with pytest.raises(ValidationFailed) as refused:
-        await billing.quote(company_id, "topup", hours, ["inventor"])
+        await pricing.quote(company_id, "topup", hours, ["inventor"])
     assert "hours" in refused.value.errors
 
 
@@ -75,7 +75,7 @@ async def test_topup_hours_outside_1_to_200_are_refused(hours):
 async def test_unknown_or_missing_products_are_refused(products):
     company_id, _ = await make_company()
     with pytest.raises(ValidationFailed) as refused:
-        await billing.quote(company_id, "plan", "", products)
+        await pricing.quote(company_id, "plan", "", products)
     assert "products" in refused.value.errors
 
 
@@ -90,7 +90,7 @@ async def test_only_the_superuser_places_orders():
     )
     await member.save()
     with pytest.raises(NotAllowed):
-        await billing.place_order(member, {"kind": "plan", "products": ["inventor"]})
+        await orders.place_order(member, {"kind": "plan", "products": ["inventor"]})
     assert not await Order.exists().where(Order.company == company_id)
 
 
@@ -121,8 +121,8 @@ async def paid_event(
 
 async def placed(company_id: int, **form) -> Order:
     """A pending order with a Checkout Session of its own, as start_checkout leaves it."""
-    order = await billing.place_order(await superuser(company_id), form)
-    assert await billing.record_session(order.id, f"cs_{order.id}")
+    order = await orders.place_order(await superuser(company_id), form)
+    assert await orders.record_session(order.id, f"cs_{order.id}")
     return await Order.objects().get(Order.id == order.id)
 
 
@@ -130,8 +130,8 @@ async def test_renewal_starts_the_day_after_the_current_plan_ends():
     company_id, _ = await make_company()
     first = await placed(company_id, kind="plan", products=["inventor"])
     second = await placed(company_id, kind="plan", products=["inventor"])
-    assert await billing.handle_event(await paid_event(first, f"evt_a{first.id}")) == "handled"
-    assert await billing.handle_event(await paid_event(second, f"evt_b{second.id}")) == "handled"
+    assert await fulfilment.handle_event(await paid_event(first, f"evt_a{first.id}")) == "handled"
+    assert await fulfilment.handle_event(await paid_event(second, f"evt_b{second.id}")) == "handled"
     plans = (
         await Agreement.objects()
         .where(Agreement.company == company_id)
@@ -158,7 +158,7 @@ async def test_any_order_of_checkout_events_fulfils_once(kind, order_of_events):
     order = await placed(company_id, kind=kind, hours="5", products=["inventor"])
     for n, (event_type, payment_status) in enumerate(order_of_events):
         event = await paid_event(order, f"evt_{n}_{order.id}", event_type, payment_status)
-        await billing.handle_event(event)
+        await fulfilment.handle_event(event)
     assert (await Order.objects().get(Order.id == order.id)).status == "paid"
     if kind == "topup":
         assert await Lot.count().where(Lot.order == order.id) == 1
@@ -174,17 +174,19 @@ async def test_same_event_twice_is_handled_once():
     company_id, _ = await make_company()
     order = await placed(company_id, kind="topup", hours="2", products=["inventor"])
     event = await paid_event(order, f"evt_dup{order.id}")
-    assert await billing.handle_event(event) == "handled"
-    assert await billing.handle_event(event) == "duplicate"
+    assert await fulfilment.handle_event(event) == "handled"
+    assert await fulfilment.handle_event(event) == "duplicate"
     assert await Lot.count().where(Lot.order == order.id) == 1
 
 
 async def test_pending_delayed_payment_then_failure_credits_nothing():
     company_id, _ = await make_company()
     order = await placed(company_id, kind="topup", hours="2", products=["inventor"])
-    await billing.handle_event(await paid_event(order, f"evt_p{order.id}", payment_status="unpaid"))
+    await fulfilment.handle_event(
+        await paid_event(order, f"evt_p{order.id}", payment_status="unpaid")
+    )
     assert (await Order.objects().get(Order.id == order.id)).status == "processing"
-    await billing.handle_event(
+    await fulfilment.handle_event(
         await paid_event(
             order, f"evt_f{order.id}", "checkout.session.async_payment_failed", "unpaid"
         )
@@ -197,7 +199,7 @@ async def test_pending_delayed_payment_then_failure_credits_nothing():
 async def test_refund_of_a_partly_used_topup_writes_off_only_what_is_left():
     company_id, _ = await make_company()
     order = await placed(company_id, kind="topup", hours="5", products=["inventor"])
-    await billing.handle_event(await paid_event(order, f"evt_r{order.id}"))
+    await fulfilment.handle_event(await paid_event(order, f"evt_r{order.id}"))
     today = datetime.date.today()
     await ledger.debit(
         company_id=company_id,
@@ -218,7 +220,7 @@ async def test_refund_of_a_partly_used_topup_writes_off_only_what_is_left():
             }
         },
     }
-    await billing.handle_event(refund)
+    await fulfilment.handle_event(refund)
     assert await ledger.balance(company_id, today) == 0
     lot = await Lot.objects().get(Lot.order == order.id)
     entries = await ledger.entries_of_lot(lot.id)
@@ -233,7 +235,7 @@ async def test_refund_of_a_partly_used_topup_writes_off_only_what_is_left():
 async def test_half_refund_writes_off_half_the_lot_at_most():
     company_id, _ = await make_company()
     order = await placed(company_id, kind="topup", hours="4", products=["inventor"])
-    await billing.handle_event(await paid_event(order, f"evt_h{order.id}"))
+    await fulfilment.handle_event(await paid_event(order, f"evt_h{order.id}"))
     refund = {
         "id": f"evt_half{order.id}",
         "type": "charge.refunded",
@@ -241,17 +243,17 @@ async def test_half_refund_writes_off_half_the_lot_at_most():
             "object": {"payment_intent": f"pi_{order.id}", "amount_refunded": order.total_ore // 2}
         },
     }
-    await billing.handle_event(refund)
+    await fulfilment.handle_event(refund)
     assert await ledger.balance(company_id, datetime.date.today()) == 120
 
 
 async def test_refund_of_a_plan_ends_it():
     company_id, _ = await make_company()
     order = await placed(company_id, kind="plan", products=["inventor"])
-    await billing.handle_event(await paid_event(order, f"evt_pl{order.id}"))
+    await fulfilment.handle_event(await paid_event(order, f"evt_pl{order.id}"))
     today = datetime.date.today()
     assert await agreements.active_plans(company_id, today)
-    await billing.handle_event(
+    await fulfilment.handle_event(
         {
             "id": f"evt_plr{order.id}",
             "type": "charge.refunded",
@@ -263,7 +265,9 @@ async def test_refund_of_a_plan_ends_it():
 
 async def test_unknown_events_are_ignored():
     assert (
-        await billing.handle_event({"id": "evt_x", "type": "invoice.paid", "data": {"object": {}}})
+        await fulfilment.handle_event(
+            {"id": "evt_x", "type": "invoice.paid", "data": {"object": {}}}
+        )
         == "ignored"
     )
 
@@ -281,4 +285,4 @@ async def test_unknown_events_are_ignored():
     ],
 )
 def test_topup_expires_one_year_after_the_oslo_day_of_payment(paid_at, expires_on):
-    assert billing.topup_expires_on(datetime.datetime.fromisoformat(paid_at)) == expires_on
+    assert pricing.topup_expires_on(datetime.datetime.fromisoformat(paid_at)) == expires_on

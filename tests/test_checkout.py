@@ -360,7 +360,7 @@ async def test_outstanding_hourly_charges_are_paid_once_through_checkout(person,
     )
     await ticket.save()
     for n, minutes in enumerate((20, 50)):
-        await coverage.log_time(
+        await coverage.record_time_entry(
             ticket=ticket,
             technician=superuser,
             actual=minutes,

@@ -73,7 +73,7 @@ class World:
         )
 
     async def log(self, actual, key, performed_on=TODAY) -> TimeEntry:
-        return await coverage.log_time(
+        return await coverage.record_time_entry(
             ticket=self.ticket,
             technician=self.technician,
             actual=actual,

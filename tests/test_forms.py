@@ -4,7 +4,7 @@ the bounds in the OpenAPI schema — on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 from backend.services import catalog, tickets
-from backend.services.accounts import create_staff
+from backend.services.users import create_staff
 from backend.tables import TimeEntry, User
 from tests.support import PASSWORD, login, make_company, new_email, post_form
 
@@ -67,7 +67,7 @@ async def test_a_void_reason_longer_than_its_column_is_refused_not_cut(client):
         superuser, {"product": "inventor", "subject": "Låser seg", "description": "Ved lagring."}
     )
     technician = await sign_in_technician(client)
-    entry = await tickets.log_time(
+    entry = await tickets.log_time_from_form(
         technician, ticket, {"minutes": "15", "performed_on": "", "channel": "phone", "note": ""}
     )
 

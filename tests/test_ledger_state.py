@@ -144,7 +144,7 @@ class LedgerMachine(RuleBasedStateMachine):
         state = random.getstate()
         random.seed()
         try:
-            with mock.patch("backend.services.accounts.hash_password", lambda _: "-"):
+            with mock.patch("backend.services.users.hash_password", lambda _: "-"):
                 self.company_id, _ = self.run(make_company())
         finally:
             random.setstate(state)

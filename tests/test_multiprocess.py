@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from backend.services import catalog, clock, ledger
-from backend.services.accounts import create_staff
+from backend.services.users import create_staff
 from backend.tables import EntryKind, HourlyCharge, LedgerEntry, Lot, Ticket, TimeEntry, User
 from tests.support import PASSWORD, make_company, new_email
 

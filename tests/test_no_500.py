@@ -13,7 +13,7 @@ from litestar.routes import HTTPRoute
 from piccolo.engine.postgres import PostgresEngine
 
 from backend.services import catalog, clock, ledger, tickets, validation
-from backend.services.accounts import create_staff
+from backend.services.users import create_staff
 from backend.tables import (
     Company,
     LedgerEntry,
@@ -284,7 +284,7 @@ async def test_control_characters_in_replies_notes_and_reasons_are_refused(
     _, superuser = await sign_in_superuser(client)
     ticket = await own_ticket(superuser)
     staff = await sign_in_staff(other_client, "technician")
-    entry = await tickets.log_time(
+    entry = await tickets.log_time_from_form(
         staff, ticket, {"minutes": "15", "performed_on": "", "channel": "phone", "note": ""}
     )
     posts = [

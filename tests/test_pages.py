@@ -146,7 +146,7 @@ def test_create_staff_command(tmp_path):
 
 
 async def test_created_staff_signs_in_to_the_staff_console(client):
-    from backend.services.accounts import create_staff
+    from backend.services.users import create_staff
 
     email = new_email("admin")
     await create_staff(email=email, name="Ada Admin", role="admin", password=PASSWORD)

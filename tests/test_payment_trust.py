@@ -20,8 +20,8 @@ import httpx
 import pytest
 import stripe
 
-from backend.services import billing, catalog, clock, coverage
-from backend.services.accounts import create_staff
+from backend.services import catalog, charges, clock, coverage
+from backend.services.users import create_staff
 from backend.tables import (
     CheckoutSession,
     HourlyCharge,
@@ -139,7 +139,7 @@ async def hourly_charge(company_id: int, minutes: int = 20, key: str = "") -> Ho
         opened_by=superuser.id,
     )
     await ticket.save()
-    entry = await coverage.log_time(
+    entry = await coverage.record_time_entry(
         ticket=ticket,
         technician=superuser,
         actual=minutes,
@@ -447,7 +447,7 @@ async def test_a_refund_of_a_charges_order_marks_its_charges_refunded(person, st
     await eventually(lambda: status_is(placed.id, "refunded"))
     assert await charge_statuses(company_id) == ["refunded", "refunded"]
     # Nothing reopened silently: a refunded charge is not owed again.
-    assert await billing.outstanding_ore(company_id) == 0
+    assert await charges.outstanding_ore(company_id) == 0
 
 
 # --- an abandoned checkout can be finished or cancelled -------------------------------------

@@ -11,8 +11,8 @@ import pytest
 from litestar.routes import HTTPRoute
 from litestar.testing import AsyncTestClient
 
-from backend.services import billing, catalog, policy, tickets
-from backend.services.accounts import create_staff, hash_password
+from backend.services import catalog, orders, policy, tickets
+from backend.services.users import create_staff, hash_password
 from backend.tables import Role, User
 from tests.support import PASSWORD, login, make_company, new_email
 
@@ -162,10 +162,10 @@ async def own_objects(superuser: Any, technician: Any) -> dict[str, Any]:
     ticket = await tickets.open_ticket(
         superuser, {"product": "inventor", "subject": "Låser seg", "description": "Ved lagring."}
     )
-    entry = await tickets.log_time(
+    entry = await tickets.log_time_from_form(
         technician, ticket, {"minutes": "15", "performed_on": "", "channel": "phone", "note": ""}
     )
-    order = await billing.place_order(
+    order = await orders.place_order(
         superuser, {"kind": "topup", "hours": "5", "products": ["inventor"]}
     )
     return {

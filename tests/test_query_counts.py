@@ -13,7 +13,7 @@ from contextlib import AsyncExitStack
 from litestar.testing import AsyncTestClient
 
 from backend.services import catalog
-from backend.services.accounts import create_staff
+from backend.services.users import create_staff
 from backend.tables import Company, Ticket
 from tests.bench_seed import BENCH_PASSWORD, history
 from tests.sql_counter import statements_of

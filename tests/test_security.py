@@ -7,7 +7,7 @@ import warnings
 import pytest
 from piccolo.engine.postgres import PostgresEngine
 
-from backend.services.accounts import create_staff, hash_password
+from backend.services.users import create_staff, hash_password
 from backend.tables import Company, Role, User
 from tests.support import PASSWORD, csrf_token, login, new_email, post_form, register
 

@@ -10,9 +10,9 @@ from datetime import timedelta
 import pytest
 
 from backend.services import catalog, clock, coverage, ledger, tickets
-from backend.services.accounts import create_staff
 from backend.services.errors import ValidationFailed
 from backend.services.money import format_nok
+from backend.services.users import create_staff
 from backend.tables import (
     HourlyCharge,
     LedgerEntry,
@@ -466,7 +466,7 @@ async def test_the_date_rule_holds_in_the_service_too(staff_client):
     ticket = await new_ticket(company_id, opened_days_ago=0)
 
     with pytest.raises(ValidationFailed) as refused:
-        await coverage.log_time(
+        await coverage.record_time_entry(
             ticket=ticket,
             technician=staff_client.staff_user,
             actual=15,
@@ -691,7 +691,7 @@ async def test_company_users_get_403_on_the_console(client, other_client):
 
 async def test_admin_adjusts_the_time_account_with_a_reason(client, other_client):
     from backend.services import clock, ledger
-    from backend.services.accounts import create_staff
+    from backend.services.users import create_staff
     from backend.tables import LedgerEntry
     from tests.support import PASSWORD, login, make_company, new_email, post_form
 
@@ -732,7 +732,7 @@ async def test_admin_minutes_pay_for_support_on_the_products_they_cover(client):
     """Admin +60 minutes, then 15 minutes of support on a covered product: 45 left, nothing
     billed hourly. The form offers what the company's agreements cover, else every product."""
     from backend.services import agreements, catalog, clock, ledger
-    from backend.services.accounts import create_staff
+    from backend.services.users import create_staff
     from backend.tables import Coverage
     from tests.support import PASSWORD, login, make_company, new_email, post_form
 

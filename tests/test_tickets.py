@@ -9,9 +9,9 @@ import pytest
 from babel.dates import format_datetime
 
 from backend.services import agreements, catalog, clock, coverage, ledger, tickets
-from backend.services.accounts import create_staff, hash_password
 from backend.services.availability import OSLO, availability_at
 from backend.services.money import format_nok
+from backend.services.users import create_staff, hash_password
 from backend.tables import PriceList, Role, Ticket, TicketStatus, User
 from tests.support import PASSWORD, login, make_company, new_email, post_form
 
@@ -289,7 +289,7 @@ async def test_the_void_reason_is_for_staff_only(client, other_client):
     _, superuser = await signed_in_superuser(client)
     ticket = await open_ticket(superuser)
     technician = await staff_user()
-    entry = await coverage.log_time(
+    entry = await coverage.record_time_entry(
         ticket=ticket,
         technician=technician,
         actual=20,
@@ -464,7 +464,7 @@ async def test_time_entries_say_what_each_cost_the_company(client):
     hourly = await open_ticket(superuser, product="fusion")
 
     async def log(ticket, minutes, key):
-        return await coverage.log_time(
+        return await coverage.record_time_entry(
             ticket=ticket,
             technician=technician,
             actual=minutes,
@@ -631,7 +631,7 @@ def test_pending_first_look_is_none_once_support_has_answered_or_the_time_has_pa
 async def test_dashboard_lists_open_tickets_but_not_resolved_ones(client):
     from backend.services import catalog
     from backend.services import tickets as ticket_service
-    from backend.services.accounts import create_staff
+    from backend.services.users import create_staff
     from backend.tables import User
     from tests.support import PASSWORD, new_email, register
 

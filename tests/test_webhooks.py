@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from backend.services import billing, catalog
+from backend.services import catalog, orders
 from backend.tables import Lot, Order, Role, StripeEvent, User
 from tests.support import make_company
 
@@ -25,11 +25,11 @@ async def pending_topup(hours: str = "5") -> Order:
     await catalog.seed_demo_catalog()
     company_id, _ = await make_company()
     user = await User.objects().get((User.company == company_id) & (User.role == Role.superuser))
-    order = await billing.place_order(
+    order = await orders.place_order(
         user, {"kind": "topup", "hours": hours, "products": ["inventor"]}
     )
     # The session the portal created for it (start_checkout records it).
-    assert await billing.record_session(order.id, f"cs_test_{order.id}")
+    assert await orders.record_session(order.id, f"cs_test_{order.id}")
     return await Order.objects().get(Order.id == order.id)
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from litestar import Controller, Request, get
 
-from backend.services import account
+from backend.services import overview
 from backend.web.guards import allowed
 
 
@@ -16,4 +16,4 @@ class ApiController(Controller):
 
     @get("/account", name="api_account")
     async def account(self, request: Request) -> dict[str, Any]:
-        return account.as_json(await account.account_summary(request.user.company))
+        return overview.as_json(await overview.account_summary(request.user.company))

@@ -10,7 +10,7 @@ from litestar.response import Response, Template
 
 from backend.controllers.public import safe_next
 from backend.i18n import N_
-from backend.services import accounts, policy, validation
+from backend.services import policy, users, validation
 from backend.services.errors import ValidationFailed
 from backend.web.errors import FormView
 from backend.web.forms import form_operation, read_form
@@ -61,7 +61,7 @@ class AuthController(Controller):
     )
     async def login(self, request: Request) -> Response:
         form = await read_form(request, LoginForm)
-        user = await accounts.sign_in(form.email, form.password, ip=_client_ip(request))
+        user = await users.sign_in(form.email, form.password, ip=_client_ip(request))
         if user is None:
             raise ValidationFailed({"form": WRONG_CREDENTIALS})
         sign_in(request, user)

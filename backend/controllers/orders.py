@@ -9,7 +9,7 @@ from litestar import Controller, Request, get, post
 from litestar.params import FromPath
 from litestar.response import Response, Template
 
-from backend.services import agreements, billing, catalog, clock, ledger
+from backend.services import agreements, catalog, charges, clock, ledger, orders, pricing
 from backend.services.money import mva_ore
 from backend.services.payments import Payments, PaymentsError
 from backend.tables import Order, OrderKind
@@ -44,7 +44,7 @@ async def _topup_context(request: Request, values: dict, errors: dict) -> dict[s
     return {
         "offer": await catalog.current_offer(),
         "lots": lots,
-        "expires_on": billing.topup_expires_on(clock.now()),
+        "expires_on": pricing.topup_expires_on(clock.now()),
         "form": values or {"products": current, "hours": "5"},
         "errors": errors,
     }
@@ -52,9 +52,9 @@ async def _topup_context(request: Request, values: dict, errors: dict) -> dict[s
 
 async def _charges_context(request: Request, values: dict, errors: dict) -> dict[str, Any]:
     company_id = request.user.company
-    amount = await billing.outstanding_ore(company_id)
+    amount = await charges.outstanding_ore(company_id)
     return {
-        "charges": await billing.charges_of(company_id),
+        "charges": await charges.charges_of(company_id),
         "outstanding_ore": amount,
         "outstanding_mva_ore": mva_ore(amount),
         "errors": errors,
@@ -67,18 +67,18 @@ async def _order_context(request: Request, order: Order, error: str = "") -> dic
         check_url += f"?session_id={order.stripe_session_id}"
     return {
         "order": order,
-        "description": await billing.describe(order),
-        "agreement": await billing.agreement_for(order),
-        "lot": await billing.lot_for(order),
-        "final": order.status in billing.FINAL_STATUSES,
-        "form_path": billing.form_path(order.kind),
+        "description": await orders.describe(order),
+        "agreement": await orders.agreement_for(order),
+        "lot": await orders.lot_for(order),
+        "final": order.status in orders.FINAL_STATUSES,
+        "form_path": orders.form_path(order.kind),
         "check_url": check_url,
         "error": error,
     }
 
 
 async def _order_problem_context(request: Request, values: dict, errors: dict) -> dict[str, Any]:
-    order = await billing.get_order(request.user, request.path_params["order_id"])
+    order = await orders.get_order(request.user, request.path_params["order_id"])
     return await _order_context(request, order, error=next(iter(errors.values()), ""))
 
 
@@ -111,40 +111,40 @@ class OrdersController(Controller):
     @post(
         "/orders",
         name="order_create",
-        operation_class=form_operation(billing.OrderForm),
+        operation_class=form_operation(orders.OrderForm),
         guards=[allowed("buy")],
         opt={"form": _order_form},
     )
     async def create_order(self, request: Request) -> Response:
-        values = await read_values(request, billing.OrderForm)
-        order = await billing.place_order(request.user, values, _payments(request))
-        url = await billing.start_checkout(
+        values = await read_values(request, orders.OrderForm)
+        order = await orders.place_order(request.user, values, _payments(request))
+        url = await orders.start_checkout(
             order, _payments(request), request.app.state.settings.base_url
         )
         return redirect(request, url)
 
     @get("/orders/{order_id:int}", name="order")
     async def show_order(self, request: Request, order_id: FromPath[int]) -> Template:
-        order = await billing.get_order(request.user, order_id)
+        order = await orders.get_order(request.user, order_id)
         session_id = request.query_params.get("session_id")
         # Back from Checkout, or "Sjekk status": ask the provider now rather than wait for the
         # webhook. If it cannot be reached, the webhook will do it.
-        if session_id and order.status in billing.OPEN_STATUSES:
+        if session_id and order.status in orders.OPEN_STATUSES:
             with suppress(PaymentsError):
-                order = await billing.refresh_order(order, session_id, _payments(request))
+                order = await orders.refresh_order(order, session_id, _payments(request))
         return page(request, "portal/order.html", **await _order_context(request, order))
 
     @get("/orders/{order_id:int}/status", name="order_status")
     async def show_order_status(self, request: Request, order_id: FromPath[int]) -> Template:
         """The order page's status region, which polls itself until the order is final."""
-        order = await billing.get_order(request.user, order_id)
+        order = await orders.get_order(request.user, order_id)
         return Template("portal/_order_status.html", context=await _order_context(request, order))
 
     @post("/orders/{order_id:int}/pay", name="order_pay", opt={"form": ORDER_STATUS})
     async def pay_order(self, request: Request, order_id: FromPath[int]) -> Response:
         """ "Betal": a new Checkout Session for a pending order."""
-        order = await billing.get_order(request.user, order_id)
-        url = await billing.pay_order(
+        order = await orders.get_order(request.user, order_id)
+        url = await orders.pay_order(
             request.user, order, _payments(request), request.app.state.settings.base_url
         )
         return redirect(request, url)
@@ -152,13 +152,13 @@ class OrdersController(Controller):
     @post("/orders/{order_id:int}/cancel", name="order_cancel", opt={"form": ORDER_STATUS})
     async def cancel_order(self, request: Request, order_id: FromPath[int]) -> Response:
         """ "Avbryt bestillingen": a pending order can no longer be paid."""
-        order = await billing.get_order(request.user, order_id)
-        await billing.cancel_order(request.user, order, _payments(request))
+        order = await orders.get_order(request.user, order_id)
+        await orders.cancel_order(request.user, order, _payments(request))
         return redirect(request, f"/portal/orders/{order.id}")
 
     @get("/orders/{order_id:int}/receipt", name="receipt")
     async def show_receipt(self, request: Request, order_id: FromPath[int]) -> Template:
-        order = await billing.get_order(request.user, order_id)
+        order = await orders.get_order(request.user, order_id)
         return page(request, "portal/receipt.html", **await _order_context(request, order))
 
 

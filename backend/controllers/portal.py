@@ -7,7 +7,7 @@ from typing import Any
 from litestar import Controller, Request, get, post
 from litestar.response import Template
 
-from backend.services import account, companies, tickets
+from backend.services import companies, overview, tickets
 from backend.services.availability import availability_now
 from backend.tables import Company, User
 from backend.web.errors import FormView
@@ -38,7 +38,7 @@ class PortalController(Controller):
     @get(name="dashboard")
     async def dashboard(self, request: Request) -> Template:
         user = request.user
-        summary = await account.account_summary(user.company)
+        summary = await overview.account_summary(user.company)
         return page(
             request,
             "portal/dashboard.html",

@@ -10,13 +10,13 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Response, Template
 
 from backend.services import (
-    account,
-    billing,
     catalog,
     clock,
     companies,
     coverage,
     ledger,
+    orders,
+    overview,
     tickets,
 )
 from backend.tables import Channel, Company, Ticket
@@ -103,12 +103,12 @@ async def _new_ticket_context(request: Request, values: dict, errors: dict) -> d
 async def _company_context(company: Company) -> dict[str, Any]:
     return {
         "company": company,
-        "account": await account.account_summary(company.id),
+        "account": await overview.account_summary(company.id),
         "superuser": await companies.get_superuser(company.id),
         "entries": await tickets.time_log(company_id=company.id, limit=RECENT),
         "ledger_entries": await ledger.recent_entries(company.id, limit=RECENT),
         "offer": await catalog.current_offer(),
-        "review_orders": await billing.orders_needing_review(company.id),
+        "review_orders": await orders.orders_needing_review(company.id),
         "adjust_form": {
             "idempotency_key": tickets.new_idempotency_key(),
             "products": await coverage.adjustment_products(company.id, clock.today()),
@@ -210,7 +210,9 @@ class StaffController(Controller):
     )
     async def log_time(self, request: Request, ticket_id: FromPath[int]) -> Response:
         ticket = await tickets.get_ticket(request.user, ticket_id)
-        await tickets.log_time(request.user, ticket, await read_values(request, tickets.TimeForm))
+        await tickets.log_time_from_form(
+            request.user, ticket, await read_values(request, tickets.TimeForm)
+        )
         return redirect(request, _ticket_url(ticket.id))
 
     @post(

@@ -1,4 +1,4 @@
-"""Stripe's webhook: verify the signature on the raw body, then hand the event to billing."""
+"""Stripe's webhook: verify the signature on the raw body, then hand the event to fulfilment."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import logging
 from litestar import Controller, Request, post
 from litestar.response import Response
 
-from backend.services import billing
+from backend.services import fulfilment
 from backend.services.errors import MalformedEvent
 from backend.services.payments import InvalidSignature
 
@@ -27,7 +27,7 @@ class WebhooksController(Controller):
         payments = request.app.state.payments
         try:
             event = payments.verify_event(payload, request.headers.get("stripe-signature", ""))
-            result = await billing.handle_event(event, payments)
+            result = await fulfilment.handle_event(event, payments)
         except InvalidSignature as error:
             logger.warning("webhook refused: %s", error)
             return Response({"error": "invalid signature"}, status_code=400)

@@ -105,7 +105,7 @@ async def current_and_future_plans(company_id: int, today: datetime.date) -> lis
 
 
 def current_and_future_plans_json(engine, company: str, today: str) -> str:
-    """`current_and_future_plans` as one column of a page's single query (services/account.py):
+    """`current_and_future_plans` as one column of a page's single query (services/overview.py):
     a JSON array; `company` and `today` are SQL expressions. Read back with `plans_from_json`."""
     codes = json_values(
         engine,

@@ -10,8 +10,8 @@ import msgspec
 from backend.db import is_unique_violation
 from backend.i18n import N_
 from backend.services import policy, validation
-from backend.services.accounts import hash_password_async
 from backend.services.errors import NotFound, ValidationFailed
+from backend.services.users import hash_password_async
 from backend.tables import Company, Role, User
 
 

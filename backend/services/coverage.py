@@ -19,9 +19,9 @@ import msgspec
 
 from backend.db import is_unique_violation, write_transaction
 from backend.i18n import N_
-from backend.services import agreements, billing, catalog, clock, ledger, policy
+from backend.services import agreements, catalog, charges, clock, ledger, policy
 from backend.services.errors import NotFound, ValidationFailed
-from backend.services.payments import Payments
+from backend.services.payments import Payments, run_after
 from backend.services.validation import convert, convert_field, field, line
 from backend.tables import (
     Agreement,
@@ -142,7 +142,7 @@ async def decide_and_debit(
     )
 
 
-async def log_time(
+async def record_time_entry(
     *,
     ticket: Ticket,
     technician: User,
@@ -214,7 +214,7 @@ async def void_time_entry(
 ) -> TimeEntry:
     """Void a wrong time entry (with a reason): minutes go back to the lots they came from
     (written off again if a lot has expired since); an unpaid hourly charge is cancelled and
-    leaves the order that would have paid it, a paid one is refunded (billing.release_charge).
+    leaves the order that would have paid it, a paid one is refunded (charges.release_charge).
     The entry itself stays, marked void; the ledger only grows. The calls to the payment
     provider (`payments`) run after the transaction."""
     policy.require(staff, "void_time")
@@ -245,6 +245,6 @@ async def void_time_entry(
                 ),
                 today=clock.today(),
             )
-        after = await billing.release_charge(entry.id)
-    await billing.run_after(after, payments)
+        after = await charges.release_charge(entry.id)
+    await run_after(after, payments)
     return entry

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from backend.services import clock, coverage, ledger, tickets
-from backend.services.accounts import create_staff, hash_password
 from backend.services.catalog import seed_demo_catalog
+from backend.services.users import create_staff, hash_password
 from backend.tables import Company, Role, Ticket, User
 
 DEMO_PASSWORD = "demo-passord-1"
@@ -91,7 +91,7 @@ async def _seed_support_history(company_id: int) -> None:
             await tickets.add_message(technician, ticket, answer)
             await tickets.add_message(technician, ticket, "Kunden har vært på kurs.", internal=True)
         if minutes:
-            await coverage.log_time(
+            await coverage.record_time_entry(
                 ticket=ticket,
                 technician=technician,
                 actual=minutes,

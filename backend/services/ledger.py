@@ -404,7 +404,7 @@ async def open_lots(company_id: int, today: datetime.date) -> list[OpenLot]:
 
 
 def open_lots_json(engine, company: str, today: str) -> str:
-    """`open_lots` as one column of a page's single query (services/account.py): a JSON array
+    """`open_lots` as one column of a page's single query (services/overview.py): a JSON array
     of the lots usable on `today` (see `usable_on`), each with its `product_codes`. `company`
     and `today` are SQL expressions of the enclosing query. Read back with `lots_from_json`."""
     codes = json_values(

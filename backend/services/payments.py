@@ -9,12 +9,16 @@ plain dicts, so the rest of the portal does not depend on the SDK's types.
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import stripe
 
 from backend.services.errors import MalformedEvent
+
+logger = logging.getLogger("portal.payments")
 
 
 class PaymentsError(Exception):
@@ -139,3 +143,20 @@ class Payments:
         except stripe.StripeError as error:
             raise PaymentsError(error.user_message or str(error), error.code) from error
         return result.to_dict()
+
+
+# A call to the payment provider, made once the database change that led to it is committed.
+After = Callable[[Payments], Awaitable[None]]
+
+
+async def run_after(after: Sequence[After], payments: Payments | None) -> None:
+    """Calls to the provider that a change in the database led to, run once it is committed;
+    each is best effort (what failed is logged, and flagged on its order where it matters)."""
+    for step in after:
+        if payments is None:
+            logger.warning("no payment gateway here: skipped %r", step)
+            continue
+        try:
+            await step(payments)
+        except PaymentsError as error:
+            logger.error("payment provider call failed (%r): %s", step, error)

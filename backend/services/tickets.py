@@ -344,9 +344,9 @@ class TimeForm(msgspec.Struct):
     ) = ""
 
 
-async def log_time(user: User, ticket: Ticket, values: Mapping[str, Any]) -> TimeEntry:
+async def log_time_from_form(user: User, ticket: Ticket, values: Mapping[str, Any]) -> TimeEntry:
     """A technician logs support time on a ticket from the log-time form; coverage is decided
-    by coverage.log_time (SPEC §2). Every field's message is returned at once, the day's
+    by coverage.record_time_entry (SPEC §2). Every field's message is returned at once, the day's
     place in the ticket's life (coverage.performed_on_error) with them."""
     policy.require(user, "log_time", ticket)
     errors: dict[str, str] = {}
@@ -363,7 +363,7 @@ async def log_time(user: User, ticket: Ticket, values: Mapping[str, Any]) -> Tim
         if message := failed.errors.pop("idempotency_key", None):
             failed.errors["form"] = message
         raise
-    return await coverage.log_time(
+    return await coverage.record_time_entry(
         ticket=ticket,
         technician=user,
         actual=form.minutes,
@@ -429,7 +429,7 @@ async def _written_off_on_void(entry_ids: list[int]) -> dict[int, int]:
 
 
 def open_tickets_json(engine, company: str, limit: int = 5) -> str:
-    """`open_tickets` as one column of a page's single query (services/account.py): a JSON
+    """`open_tickets` as one column of a page's single query (services/overview.py): a JSON
     array of `id`, `subject`, `status`; `company` is an SQL expression."""
     done = ", ".join(f"'{status}'" for status in DONE_STATUSES)
     select = (

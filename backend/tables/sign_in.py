@@ -5,7 +5,7 @@ from piccolo.table import Table
 class SignInCounter(Table, tablename="sign_in_counter"):
     """Sign-in attempts per e-mail and per client address in the current window.
 
-    Counted with one atomic upsert each (see accounts.LoginThrottle): the database is the one
+    Counted with one atomic upsert each (see users.LoginThrottle): the database is the one
     store every process of the portal shares in every configuration."""
 
     # "email:<sha256>" or "ip:<address or IPv6 /64>". The primary key, so an upsert that

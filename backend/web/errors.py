@@ -22,9 +22,9 @@ from litestar.response import Response, Template
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from backend.i18n import N_
-from backend.services.accounts import TooManyAttempts
 from backend.services.errors import NotAllowed, NotFound, ValidationFailed
 from backend.services.payments import PaymentsError
+from backend.services.users import TooManyAttempts
 from backend.web.forms import FORM_VALUES
 from backend.web.templating import form_response, redirect, wants_fragment
 

@@ -9,7 +9,7 @@ from litestar.datastructures import MutableScopeHeaders
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 from litestar.types import Message, Scope
 
-from backend.services.accounts import get_active_user
+from backend.services.users import get_active_user
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "

@@ -29,8 +29,8 @@ async def seed_company_and_technician() -> tuple[str, str]:
     """The catalog, a fresh company with 300 prepaid minutes for Inventor, and a technician:
     (superuser e-mail, technician e-mail)."""
     from backend.services import agreements, clock, ledger
-    from backend.services.accounts import create_staff
     from backend.services.catalog import seed_demo_catalog
+    from backend.services.users import create_staff
     from backend.tables import Role
 
     await seed_demo_catalog()

@@ -9,7 +9,7 @@ from typing import Any
 from piccolo.engine.base import Engine
 
 from backend.db import date_parameter, from_json, json_rows
-from backend.services import agreements, billing, catalog, clock, ledger, tickets
+from backend.services import agreements, catalog, charges, clock, ledger, orders, tickets
 from backend.services.errors import NotAllowed
 from backend.tables import Company, Role
 
@@ -23,7 +23,7 @@ class AccountSummary:
     plans: list[agreements.PlanPeriod]  # current first, then renewals already bought
     remaining_minutes: int
     lots: list[ledger.OpenLot]
-    orders: list[billing.OrderLine]  # the latest RECENT_ORDERS, newest first
+    orders: list[orders.OrderLine]  # the latest RECENT_ORDERS, newest first
     product_names: dict[str, str]  # catalog code → name
     outstanding_ore: int  # hourly charges not paid yet, ex. MVA
     superuser: dict[str, str] | None = None  # name, email, phone
@@ -63,7 +63,7 @@ async def account_summary(company_id: int) -> AccountSummary:
         plans=agreements.plans_from_json(from_json(row.pop("plans"))),
         remaining_minutes=sum(lot.remaining_minutes for lot in lots),
         lots=lots,
-        orders=billing.orders_from_json(from_json(row.pop("orders"))),
+        orders=orders.orders_from_json(from_json(row.pop("orders"))),
         product_names={p["code"]: p["name"] for p in from_json(row.pop("products"))},
         outstanding_ore=int(row.pop("outstanding_ore")),
         superuser=superusers[0] if superusers else None,
@@ -88,8 +88,8 @@ def _summary_sql(engine: Engine) -> str:
         f"SELECT {company_columns},"
         f" {ledger.open_lots_json(engine, 'c.id', 'p.today')} AS lots,"
         f" {agreements.current_and_future_plans_json(engine, 'c.id', 'p.today')} AS plans,"
-        f" {billing.recent_orders_json(engine, 'c.id', RECENT_ORDERS)} AS orders,"
-        f" {billing.outstanding_ore_sql('c.id')} AS outstanding_ore,"
+        f" {orders.recent_orders_json(engine, 'c.id', RECENT_ORDERS)} AS orders,"
+        f" {charges.outstanding_ore_sql('c.id')} AS outstanding_ore,"
         f" {catalog.products_json(engine)} AS products,"
         f" {superuser} AS superuser,"
         f" {tickets.open_tickets_json(engine, 'c.id', OPEN_TICKETS)} AS open_tickets"

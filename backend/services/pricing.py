@@ -1,0 +1,107 @@
+"""What a purchase costs (SPEC §2, §4): the server prices every plan and top-up from the
+catalog; the browser only says what to buy. Amounts in øre ex. MVA, with MVA and the total."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from backend.i18n import N_
+from backend.services import agreements, catalog, clock, ledger
+from backend.services.errors import ValidationFailed
+from backend.services.money import mva_ore
+from backend.services.validation import FieldError, convert_field, field
+from backend.tables import (
+    OrderKind,
+)
+
+MIN_TOPUP_HOURS = 1
+
+
+MAX_TOPUP_HOURS = 200
+
+
+@dataclass(frozen=True)
+class Quote:
+    kind: str
+    product_codes: tuple[str, ...]
+    hours: int
+    amount_ore: int  # ex. MVA
+    unit_label: str
+    starts_on: datetime.date | None = None  # plan
+    ends_on: datetime.date | None = None  # plan
+    expires_on: datetime.date | None = None  # top-up, if paid today
+
+    @property
+    def mva_ore(self) -> int:
+        return mva_ore(self.amount_ore)
+
+    @property
+    def total_ore(self) -> int:
+        return self.amount_ore + self.mva_ore
+
+
+async def quote(
+    company_id: int, kind: str, hours: str | int, product_codes: Sequence[str]
+) -> Quote:
+    """The price of a plan or a top-up, from the catalog, or every reason it cannot be bought.
+    (A charges order is priced from the charges it takes: see `charges.charges_order`.)"""
+    offer = await catalog.current_offer()
+    if offer.prices is None:
+        raise ValidationFailed({"form": N_("Prisene er ikke lagt inn ennå.")})
+    errors: dict[str, str] = {}
+    known = {p.code for p in offer.products}
+    codes = tuple(dict.fromkeys(product_codes))  # unique, in the order given
+    if not codes:
+        errors["products"] = N_("Velg minst ett produkt.")
+    elif not set(codes) <= known:
+        errors["products"] = N_("Ukjent produkt.")
+    today = clock.today()
+    if kind == OrderKind.plan.value:
+        if errors:
+            raise ValidationFailed(errors)
+        starts_on, ends_on = await agreements.next_plan_period(company_id, today)
+        return Quote(
+            kind=kind,
+            product_codes=codes,
+            hours=0,
+            amount_ore=offer.prices.plan_price_per_product_ore * len(codes),
+            unit_label=N_("Fri support, 6 måneder"),
+            starts_on=starts_on,
+            ends_on=ends_on,
+        )
+    if kind == OrderKind.topup.value:
+        whole_hours = _whole_hours(str(hours))
+        if whole_hours is None:
+            errors["hours"] = HOURS_MESSAGE
+        if errors:
+            raise ValidationFailed(errors)
+        assert whole_hours is not None
+        return Quote(
+            kind=kind,
+            product_codes=codes,
+            hours=whole_hours,
+            amount_ore=offer.prices.prepaid_hour_price_ore * whole_hours,
+            unit_label=N_("Tidskonto"),
+            expires_on=topup_expires_on(clock.now()),
+        )
+    raise ValidationFailed({"kind": N_("Ukjent bestilling.")})
+
+
+def topup_expires_on(paid_at: datetime.datetime) -> datetime.date:
+    """A top-up's lot: valid one year from the day of payment, that day taken in Europe/Oslo."""
+    return ledger.lot_expires_on(clock.oslo_date(paid_at))
+
+
+HOURS_MESSAGE = N_("Velg et helt antall timer fra 1 til 200.")
+
+
+TopupHours = field(int, ge=MIN_TOPUP_HOURS, le=MAX_TOPUP_HOURS, message=HOURS_MESSAGE)
+
+
+def _whole_hours(value: str | int) -> int | None:
+    try:
+        return convert_field(value if isinstance(value, int) else str(value), TopupHours)
+    except FieldError:
+        return None
