@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+import httpx
 import pytest
 
 RUN_DIR = Path(tempfile.mkdtemp(prefix="portal-test-"))
@@ -243,3 +244,20 @@ def silent_sandbox() -> Iterator[str]:
             "SANDBOX_ALLOWED_ORIGINS": HELD_PORTAL_URL,
         },
     )
+
+
+@pytest.fixture
+async def person(live_server: str) -> AsyncIterator[httpx.AsyncClient]:
+    """A signed-in superuser of a fresh company, as a browser without JavaScript."""
+    from backend.services import catalog
+    from tests.support import PASSWORD, csrf_token, make_company
+
+    await catalog.seed_demo_catalog()
+    _, email = await make_company()
+    async with httpx.AsyncClient(base_url=live_server, timeout=20) as client:
+        token = await csrf_token(client, "/login")
+        response = await client.post(
+            "/login", data={"email": email, "password": PASSWORD, "_csrf_token": token}
+        )
+        assert response.status_code == 303
+        yield client

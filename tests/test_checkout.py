@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import httpx
 import pytest
@@ -15,20 +15,6 @@ import stripe
 from backend.services import catalog, clock, ledger
 from backend.tables import Agreement, Lot, Order, Role, StripeEvent, User
 from tests.support import PASSWORD, make_company
-
-
-@pytest.fixture
-async def person(live_server: str) -> AsyncIterator[httpx.AsyncClient]:
-    """A signed-in superuser of a fresh company, as a browser without JavaScript."""
-    await catalog.seed_demo_catalog()
-    _, email = await make_company()
-    async with httpx.AsyncClient(base_url=live_server, timeout=20) as client:
-        token = await csrf(client, "/login")
-        response = await client.post(
-            "/login", data={"email": email, "password": PASSWORD, "_csrf_token": token}
-        )
-        assert response.status_code == 303
-        yield client
 
 
 @pytest.fixture

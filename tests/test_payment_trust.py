@@ -32,8 +32,7 @@ from backend.tables import (
     Ticket,
     User,
 )
-from tests import conftest
-from tests.conftest import HELD_WEBHOOK_SECRET
+from tests.conftest import HELD_PORTAL_URL, HELD_SECRET_KEY, HELD_WEBHOOK_SECRET
 from tests.support import PASSWORD, login, make_company, new_email, post_form
 from tests.test_checkout import (
     checkout,
@@ -43,25 +42,6 @@ from tests.test_checkout import (
     status_is,
 )
 from tests.test_webhooks import sign
-
-# The key the silent sandbox accepts, and the portal address its sessions may return to, once
-# the sandbox checks them (conftest names both then); before that, any test key and anywhere.
-HELD_KEY = getattr(conftest, "HELD_SECRET_KEY", "sk_test_held")
-HELD_PORTAL_URL = getattr(conftest, "HELD_PORTAL_URL", None)
-
-
-@pytest.fixture
-async def person(live_server: str) -> AsyncIterator[httpx.AsyncClient]:
-    """A signed-in superuser of a fresh company, as a browser without JavaScript."""
-    await catalog.seed_demo_catalog()
-    _, email = await make_company()
-    async with httpx.AsyncClient(base_url=live_server, timeout=20) as client:
-        token = await csrf(client, "/login")
-        response = await client.post(
-            "/login", data={"email": email, "password": PASSWORD, "_csrf_token": token}
-        )
-        assert response.status_code == 303
-        yield client
 
 
 @pytest.fixture
@@ -570,14 +550,14 @@ async def held(silent_sandbox: str, tmp_path) -> AsyncIterator[tuple[Any, stripe
         {
             **os.environ,
             "PORTAL_VAR_DIR": str(tmp_path),
-            "STRIPE_SECRET_KEY": HELD_KEY,
+            "STRIPE_SECRET_KEY": HELD_SECRET_KEY,
             "STRIPE_WEBHOOK_SECRET": HELD_WEBHOOK_SECRET,
             "STRIPE_API_BASE": silent_sandbox,
-            **({"PORTAL_BASE_URL": HELD_PORTAL_URL} if HELD_PORTAL_URL else {}),
+            "PORTAL_BASE_URL": HELD_PORTAL_URL,
         }
     )
     sandbox = stripe.StripeClient(
-        HELD_KEY, base_addresses={"api": silent_sandbox}, http_client=stripe.HTTPXClient()
+        HELD_SECRET_KEY, base_addresses={"api": silent_sandbox}, http_client=stripe.HTTPXClient()
     )
     async with AsyncTestClient(
         app=create_app(settings, db_pool=False, background_jobs=False)
