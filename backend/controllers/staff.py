@@ -23,16 +23,9 @@ from backend.tables import Channel, Company, Ticket
 from backend.web.errors import FormView
 from backend.web.forms import form_operation, read_form, read_query, read_values
 from backend.web.guards import allowed
-from backend.web.templating import page, redirect, wants_fragment
+from backend.web.templating import asks_for_region, page, redirect
 
 RECENT = 20
-
-
-def _targets(request: Request, element_id: str) -> bool:
-    """Whether htmx asks for one region: HX-Target is "queue-rows" in htmx 2, "div#queue-rows"
-    in htmx 4."""
-    target = request.headers.get("hx-target") or ""
-    return wants_fragment(request) and target.rsplit("#", 1)[-1] == element_id
 
 
 async def _ticket_context(ticket: Ticket, **forms: Any) -> dict[str, Any]:
@@ -162,7 +155,7 @@ class StaffController(Controller):
             "product_names": {p.code: p.name for p in offer.products},
             "status_labels": tickets.STATUS_LABELS,
         }
-        if _targets(request, "queue-rows"):
+        if asks_for_region(request, "queue-rows"):
             return Template("staff/_queue_rows.html", context=context)
         return page(
             request,

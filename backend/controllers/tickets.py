@@ -13,18 +13,10 @@ from backend.tables import Ticket
 from backend.web.errors import FormView
 from backend.web.forms import form_operation, read_query, read_values
 from backend.web.guards import allowed
+from backend.web.templating import asks_for_region, redirect
 from backend.web.templating import page as render_page
-from backend.web.templating import redirect, wants_fragment
 
 ROWS_REGION = "ticket-rows"
-
-
-def _asks_for_region(request: Request, region: str) -> bool:
-    """An htmx request that targets one region of the page (not boosted navigation)."""
-    if not wants_fragment(request):
-        return False
-    target = request.htmx.target or ""
-    return target.rsplit("#", 1)[-1] == region
 
 
 async def _form_context(
@@ -92,7 +84,7 @@ class TicketsController(Controller):
             "status_labels": tickets.STATUS_LABELS,
             "ticket_number": tickets.ticket_number,
         }
-        if _asks_for_region(request, ROWS_REGION):
+        if asks_for_region(request, ROWS_REGION):
             return Template("portal/_ticket_rows.html", context=context)
         return render_page(request, "portal/tickets.html", **context)
 

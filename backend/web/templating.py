@@ -88,6 +88,15 @@ def wants_fragment(request: Request) -> bool:
     return bool(htmx) and not htmx.history_restore_request
 
 
+def asks_for_region(request: Request, region: str) -> bool:
+    """An htmx request for one region of the page (not boosted navigation): HX-Target is
+    "queue-rows" in htmx 2, "div#queue-rows" in htmx 4."""
+    if not wants_fragment(request):
+        return False
+    target = request.headers.get("hx-target") or ""
+    return target.rsplit("#", 1)[-1] == region
+
+
 def page(request: Request, template_name: str, status_code: int = 200, **context: Any) -> Template:
     """A whole page, or only its main region when htmx asks (boosted navigation)."""
     return Template(
