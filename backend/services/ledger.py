@@ -452,21 +452,6 @@ def lots_from_json(rows: list[dict]) -> list[OpenLot]:
     ]
 
 
-async def products_of_lots(lot_ids: list[int]) -> dict[int, list[str]]:
-    """The products each lot pays for."""
-    if not lot_ids:
-        return {}
-    rows = (
-        await LotProduct.select(LotProduct.lot, LotProduct.product_code)
-        .where(LotProduct.lot.is_in(lot_ids))
-        .order_by(LotProduct.id)
-    )
-    codes: dict[int, list[str]] = {}
-    for row in rows:
-        codes.setdefault(row["lot"], []).append(row["product_code"])
-    return codes
-
-
 async def entries_sum_by_lot(company_id: int | None = None) -> dict[int, int]:
     """Sum of the ledger per lot: must equal each lot's remaining minutes (for checks)."""
     query = LedgerEntry.select(LedgerEntry.lot, Sum(LedgerEntry.minutes).as_alias("total"))

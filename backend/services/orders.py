@@ -278,15 +278,6 @@ async def orders_needing_review(company_id: int) -> list[Order]:
     )
 
 
-async def orders_of(company_id: int, limit: int = 20) -> list[Order]:
-    return (
-        await Order.objects()
-        .where(Order.company == company_id)
-        .order_by(Order.id, ascending=False)
-        .limit(limit)
-    )
-
-
 def recent_orders_json(engine, company: str, limit: int) -> str:
     """The company's latest `limit` orders, newest first, as one column of a page's single
     query (services/overview.py); `company` is an SQL expression. Read back with

@@ -112,12 +112,6 @@ def password(value: str) -> str:
     return value
 
 
-def password_confirmation(value: str, password: str) -> str:
-    if value != password:
-        raise FieldError(N_("Passordene er ikke like."))
-    return value
-
-
 # --- typed forms ---------------------------------------------------------------------------
 # Every form and query string is a msgspec.Struct whose fields carry their bounds in
 # `msgspec.Meta` (so the OpenAPI schema shows them) and, in `Meta.extra`, what msgspec cannot
