@@ -97,3 +97,32 @@ async def make_company(name: str = "Testfirma AS") -> tuple[int, str]:
         password_hash=hash_password(PASSWORD),
     ).save()
     return company.id, email
+
+
+async def make_ticket(
+    company_id: int,
+    subject: str = "Tegning",
+    *,
+    product: str = "inventor",
+    opened_days_ago: int = 0,
+) -> Any:
+    """A phone ticket the company's superuser opened `opened_days_ago` days ago."""
+    import datetime
+
+    from backend.services import clock
+    from backend.tables import Role, Ticket, User
+
+    superuser = await User.objects().get(
+        (User.company == company_id) & (User.role == Role.superuser.value)
+    )
+    ticket = Ticket(
+        company=company_id,
+        product_code=product,
+        subject=subject,
+        description="…",
+        channel="phone",
+        opened_by=superuser.id,
+        created_at=clock.now() - datetime.timedelta(days=opened_days_ago),
+    )
+    await ticket.save()
+    return ticket

@@ -14,7 +14,7 @@ import stripe
 
 from backend.services import catalog, clock, ledger
 from backend.tables import Agreement, Lot, Order, Role, StripeEvent, User
-from tests.support import PASSWORD, make_company
+from tests.support import PASSWORD, make_company, make_ticket
 
 
 @pytest.fixture
@@ -330,21 +330,13 @@ async def test_another_companys_order_is_not_found(person, live_server):
 
 async def test_outstanding_hourly_charges_are_paid_once_through_checkout(person, sandbox):
     from backend.services import coverage
-    from backend.tables import HourlyCharge, Ticket
+    from backend.tables import HourlyCharge
 
     company_id = (await person.get("/api/v1/account")).json()["company"]["id"]
     superuser = await User.objects().get(
         (User.company == company_id) & (User.role == Role.superuser.value)
     )
-    ticket = Ticket(
-        company=company_id,
-        product_code="inventor",
-        subject="Tegning",
-        description="…",
-        channel="phone",
-        opened_by=superuser.id,
-    )
-    await ticket.save()
+    ticket = await make_ticket(company_id)
     for n, minutes in enumerate((20, 50)):
         await coverage.record_time_entry(
             ticket=ticket,

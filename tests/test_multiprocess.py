@@ -19,8 +19,8 @@ import pytest
 
 from backend.services import catalog, clock, ledger
 from backend.services.users import create_staff
-from backend.tables import EntryKind, HourlyCharge, LedgerEntry, Lot, Ticket, TimeEntry, User
-from tests.support import PASSWORD, make_company, new_email
+from backend.tables import EntryKind, HourlyCharge, LedgerEntry, Lot, TimeEntry
+from tests.support import PASSWORD, make_company, make_ticket, new_email
 
 ENTRIES = 50
 TODAY = clock.today()
@@ -87,18 +87,8 @@ async def _ledger_state(company_id: int) -> dict:
 
 async def test_fifty_time_entries_at_once_on_two_portals_keep_the_ledger_exact(technicians):
     await catalog.seed_demo_catalog()
-    company_id, email = await make_company("Tospann AS")
-    superuser = await User.objects().get(User.email == email)
-    ticket = Ticket(
-        company=company_id,
-        product_code="inventor",
-        subject="Samtidig støtte",
-        description="To teknikere på hver sin server.",
-        channel="phone",
-        opened_by=superuser.id,
-        created_at=clock.now() - datetime.timedelta(days=30),
-    )
-    await ticket.save()
+    company_id, _ = await make_company("Tospann AS")
+    ticket = await make_ticket(company_id, "Samtidig støtte", opened_days_ago=30)
 
     async def credit(minutes: int, days: int, products: list[str]) -> Lot:
         return await ledger.credit_lot(

@@ -29,11 +29,10 @@ from backend.tables import (
     Order,
     Role,
     StripeEvent,
-    Ticket,
     User,
 )
 from tests.conftest import HELD_PORTAL_URL, HELD_SECRET_KEY, HELD_WEBHOOK_SECRET
-from tests.support import PASSWORD, login, make_company, new_email, post_form
+from tests.support import PASSWORD, login, make_company, make_ticket, new_email, post_form
 from tests.test_checkout import (
     checkout,
     complete,
@@ -110,15 +109,7 @@ async def hourly_charge(company_id: int, minutes: int = 20, key: str = "") -> Ho
     superuser = await User.objects().get(
         (User.company == company_id) & (User.role == Role.superuser.value)
     )
-    ticket = Ticket(
-        company=company_id,
-        product_code="inventor",
-        subject="Tegning",
-        description="…",
-        channel="phone",
-        opened_by=superuser.id,
-    )
-    await ticket.save()
+    ticket = await make_ticket(company_id)
     entry = await coverage.record_time_entry(
         ticket=ticket,
         technician=superuser,

@@ -49,8 +49,8 @@ class AccountSummary:
 
 async def account_summary(company_id: int) -> AccountSummary:
     """Everything the dashboard shows, read in one statement: each region is a subquery that
-    the service owning its rule writes (usable lots: ledger; plans: agreements; orders and
-    what is owed: billing; open tickets: tickets; product names: catalog). Only reads: lots
+    the service owning its rule writes (usable lots: ledger; plans: agreements; orders: orders;
+    what is owed: charges; open tickets: tickets; product names: catalog). Only reads: lots
     that have expired count for nothing here, whether or not the sweep has written them off."""
     engine = Company._meta.db
     rows = await Company.raw(_summary_sql(engine), clock.today(), company_id)
