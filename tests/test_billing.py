@@ -232,6 +232,47 @@ async def test_refund_of_a_partly_used_topup_writes_off_only_what_is_left():
     assert (await Order.objects().get(Order.id == order.id)).status == "refunded"
 
 
+@pytest.mark.parametrize("share, left", [(1, 0), (2, 120)])
+async def test_a_void_after_a_refund_gives_back_only_what_was_not_paid_back(share, left):
+    """4 h bought, 90 min used, then 1/share of the payment refunded, then the 90 minutes'
+    entry voided: a full refund leaves nothing to use; half a refund leaves the half still paid."""
+    company_id, _ = await make_company()
+    order = await placed(company_id, kind="topup", hours="4", products=["inventor"])
+    await fulfilment.handle_event(await paid_event(order, f"evt_v{order.id}"))
+    today = datetime.date.today()
+    await ledger.debit(
+        company_id=company_id,
+        minutes=90,
+        on_date=today,
+        key=f"time:void{order.id}",
+        cause=ledger.Cause(type="time_entry"),
+    )
+    refund = {
+        "id": f"evt_vr{order.id}",
+        "type": "charge.refunded",
+        "data": {
+            "object": {
+                "payment_intent": f"pi_{order.id}",
+                "amount_refunded": order.total_ore // share,
+            }
+        },
+    }
+    await fulfilment.handle_event(refund)
+    await ledger.reverse(
+        original_key=f"time:void{order.id}",
+        key=f"void:{order.id}",
+        cause=ledger.Cause(type="time_entry"),
+        today=today,
+    )
+    assert await ledger.balance(company_id, today) == left
+    lot = await Lot.objects().get(Lot.order == order.id)
+    written_off = sum(
+        -e.minutes for e in await ledger.entries_of_lot(lot.id) if e.kind == "refund_write_off"
+    )
+    assert written_off == 240 // share
+    assert sum(e.minutes for e in await ledger.entries_of_lot(lot.id)) == lot.remaining_minutes
+
+
 async def test_half_refund_writes_off_half_the_lot_at_most():
     company_id, _ = await make_company()
     order = await placed(company_id, kind="topup", hours="4", products=["inventor"])

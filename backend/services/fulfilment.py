@@ -368,17 +368,12 @@ async def apply_refunded_total(order: Order, amount_refunded: int) -> None:
         lot = await Lot.objects().get(Lot.order == order.id)
         if lot is None:
             return
-        # Minutes matching the refunded share, rounded up; cumulative over partial refunds.
-        share = -(-lot.minutes * refunded // order.total_ore)
-        already = -sum(
-            e.minutes
-            for e in await ledger.entries_of_lot(lot.id)
-            if e.kind == EntryKind.refund_write_off.value
-        )
-        if share > already:
+        # The refunded share of the lot, cumulative over partial refunds.
+        due = await ledger.refund_write_off_due(lot)
+        if due:
             await ledger.write_off(
                 lot_id=lot.id,
-                max_minutes=share - already,
+                max_minutes=due,
                 kind=EntryKind.refund_write_off,
                 key=f"refund:{order.id}:{refunded}",
                 cause=cause,

@@ -33,7 +33,7 @@ from backend.i18n import N_
 from backend.services import agreements, catalog
 from backend.services.errors import ValidationFailed
 from backend.services.validation import FieldError, convert, field, line
-from backend.tables import EntryKind, LedgerEntry, LedgerOperation, Lot, LotProduct
+from backend.tables import EntryKind, LedgerEntry, LedgerOperation, Lot, LotProduct, Order
 
 
 @dataclass(frozen=True)
@@ -267,7 +267,8 @@ async def expire_lots(today: datetime.date, company_id: int | None = None) -> in
 
 async def reverse(*, original_key: str, key: str, cause: Cause, today: datetime.date) -> int:
     """Give back, to the lots they came from, the minutes a debit took (a voided time entry).
-    Minutes given back to a lot that has expired since are written off again at once.
+    Minutes given back to a lot that has expired since are written off again at once, and so
+    are those a refund of the lot's order has paid back since (up to the refunded share).
     Returns the minutes given back; a replay returns the same and moves nothing."""
     original = await LedgerOperation.objects().get(LedgerOperation.idempotency_key == original_key)
     if original is None:
@@ -296,10 +297,41 @@ async def reverse(*, original_key: str, key: str, cause: Cause, today: datetime.
                 n += 1
                 expired = Cause(type="system", note="Utløpt før tilbakeføringen")
                 await _entry(operation, lot, EntryKind.expiry, -minutes, expired, n)
+                continue
+            due = min(minutes, await refund_write_off_due(lot))
+            if due:
+                await _take(lot.id, due)
+                n += 1
+                refunded = Cause(
+                    type="order", id=str(lot.order), note="Refundert før tilbakeføringen"
+                )
+                await _entry(operation, lot, EntryKind.refund_write_off, -due, refunded, n)
         return given
 
     operation, _ = await _once(key, original.company, EntryKind.reversal, 0, act)
     return operation.moved_minutes
+
+
+def refund_share(lot_minutes: int, refunded_ore: int, total_ore: int) -> int:
+    """The minutes of a lot that a refund of its order pays back: the refunded share of the
+    lot, rounded up (SPEC §4: a refund of a top-up writes off the lot's unused minutes)."""
+    return -(-lot_minutes * refunded_ore // total_ore) if total_ore else 0
+
+
+async def refund_write_off_due(lot: Lot) -> int:
+    """What the refunds of the lot's order still owe in written-off minutes."""
+    if lot.order is None:
+        return 0
+    order = (
+        await Order.select(Order.refunded_ore, Order.total_ore).where(Order.id == lot.order).first()
+    )
+    if not order or not order["refunded_ore"]:
+        return 0
+    written = await LedgerEntry.select(Sum(LedgerEntry.minutes).as_alias("total")).where(
+        (LedgerEntry.lot == lot.id) & (LedgerEntry.kind == EntryKind.refund_write_off.value)
+    )
+    already = -int(written[0]["total"] or 0)
+    return max(0, refund_share(lot.minutes, order["refunded_ore"], order["total_ore"]) - already)
 
 
 MAX_ADJUSTMENT_MINUTES = 200 * 60
