@@ -18,6 +18,7 @@ from piccolo.columns.combination import WhereRaw
 from piccolo.engine.base import Engine
 from piccolo.engine.postgres import PostgresEngine
 from piccolo.engine.sqlite import SQLiteEngine, SQLiteTransaction, TransactionType
+from piccolo.table import Table
 
 
 def sqlite_path(url: str) -> Path:
@@ -79,6 +80,17 @@ async def open_pool(engine: Engine, size: int) -> None:
 async def close_pool(engine: Engine) -> None:
     if isinstance(engine, PostgresEngine):
         await engine.close_connection_pool()
+
+
+async def lock_row(table: type[Table], row_id: int) -> None:
+    """Inside a write transaction: hold this row until the transaction ends, so writers that
+    lock it queue (PostgreSQL). SQLite's write transactions are one at a time already."""
+    if isinstance(table._meta.db, PostgresEngine):
+        await (
+            table.select(table._meta.primary_key)
+            .where(table._meta.primary_key == row_id)
+            .lock_rows()
+        )
 
 
 def is_unique_violation(error: BaseException) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import itertools
 
@@ -140,6 +141,23 @@ async def test_renewal_starts_the_day_after_the_current_plan_ends():
     assert len(plans) == 2
     assert plans[1].starts_on == plans[0].ends_on + datetime.timedelta(days=1)
     assert plans[1].ends_on == agreements.plan_period(plans[1].starts_on)[1]
+
+
+async def test_plans_paid_at_the_same_moment_follow_each_other():
+    """Two plan orders of one company paid at once (two tabs): the periods never overlap."""
+    company_id, _ = await make_company()
+    plan_orders = [await placed(company_id, kind="plan", products=["inventor"]) for _ in range(3)]
+    events = [await paid_event(o, f"evt_same{o.id}") for o in plan_orders]
+    results = await asyncio.gather(*(fulfilment.handle_event(event) for event in events))
+    assert results == ["handled"] * 3
+    plans = (
+        await Agreement.objects()
+        .where(Agreement.company == company_id)
+        .order_by(Agreement.starts_on)
+    )
+    assert len(plans) == 3
+    for before, after in itertools.pairwise(plans):
+        assert after.starts_on == before.ends_on + datetime.timedelta(days=1)
 
 
 PAID_EVENTS = [

@@ -8,9 +8,7 @@ import logging
 from functools import partial
 from typing import Any
 
-from piccolo.engine.postgres import PostgresEngine
-
-from backend.db import write_transaction
+from backend.db import lock_row, write_transaction
 from backend.i18n import N_
 from backend.services import fulfilment, orders
 from backend.services.errors import ValidationFailed
@@ -58,8 +56,7 @@ async def charges_order(user: User) -> tuple[Order, list[str]]:
     company_id = user.company
     db = Order._meta.db
     async with write_transaction(db):
-        if isinstance(db, PostgresEngine):
-            await Company.select(Company.id).where(Company.id == company_id).lock_rows()
+        await lock_row(Company, company_id)
         pending = await (
             Order.objects()
             .where(

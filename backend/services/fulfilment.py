@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
-from backend.db import is_unique_violation, write_transaction
+from backend.db import is_unique_violation, lock_row, write_transaction
 from backend.i18n import N_
 from backend.services import agreements, charges, clock, ledger, orders, pricing
 from backend.services.errors import MalformedEvent
@@ -31,6 +31,7 @@ from backend.tables import (
     Agreement,
     ChargeStatus,
     CheckoutSession,
+    Company,
     EntryKind,
     HourlyCharge,
     Lot,
@@ -237,6 +238,8 @@ async def _fulfil(order: Order, session: Mapping[str, Any], event_id: str | None
         paid_on = clock.oslo_date(paid_at)
         codes = order.product_codes.split(",")
         if order.kind == OrderKind.plan.value:
+            # Two plan orders paid at once must not both start after the same last period.
+            await lock_row(Company, order.company)
             starts_on, ends_on = await agreements.next_plan_period(order.company, paid_on)
             await agreements.create_plan(
                 company_id=order.company,
