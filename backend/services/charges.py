@@ -8,6 +8,8 @@ import logging
 from functools import partial
 from typing import Any
 
+from piccolo.query.functions.aggregate import Sum
+
 from backend.db import lock_row, write_transaction
 from backend.i18n import N_
 from backend.services import fulfilment, orders
@@ -28,20 +30,13 @@ logger = logging.getLogger("portal.charges")
 
 
 async def outstanding_ore(company_id: int) -> int:
-    """What the company owes for hourly support, ex. MVA."""
-    return sum(charge.amount_ore for charge in await outstanding_charges(company_id))
-
-
-async def outstanding_charges(company_id: int) -> list[HourlyCharge]:
-    """Support time billed at the hourly rate and not paid yet (SPEC §2, alternative 3)."""
-    return (
-        await HourlyCharge.objects()
-        .where(
-            (HourlyCharge.company == company_id)
-            & (HourlyCharge.status == ChargeStatus.outstanding.value)
-        )
-        .order_by(HourlyCharge.id)
+    """What the company owes for support billed at the hourly rate and not paid yet, ex. MVA
+    (SPEC §2, alternative 3)."""
+    rows = await HourlyCharge.select(Sum(HourlyCharge.amount_ore).as_alias("total")).where(
+        (HourlyCharge.company == company_id)
+        & (HourlyCharge.status == ChargeStatus.outstanding.value)
     )
+    return int(rows[0]["total"] or 0) if rows else 0
 
 
 async def charges_order(user: User) -> tuple[Order, list[str]]:

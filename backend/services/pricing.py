@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from backend.i18n import N_
-from backend.services import agreements, catalog, clock, ledger
+from backend.services import catalog, clock, ledger
 from backend.services.errors import ValidationFailed
 from backend.services.money import mva_ore
 from backend.services.validation import FieldError, convert_field, field
@@ -28,10 +28,6 @@ class Quote:
     product_codes: tuple[str, ...]
     hours: int
     amount_ore: int  # ex. MVA
-    unit_label: str
-    starts_on: datetime.date | None = None  # plan
-    ends_on: datetime.date | None = None  # plan
-    expires_on: datetime.date | None = None  # top-up, if paid today
 
     @property
     def mva_ore(self) -> int:
@@ -57,19 +53,14 @@ async def quote(
         errors["products"] = N_("Velg minst ett produkt.")
     elif not set(codes) <= known:
         errors["products"] = N_("Ukjent produkt.")
-    today = clock.today()
     if kind == OrderKind.plan.value:
         if errors:
             raise ValidationFailed(errors)
-        starts_on, ends_on = await agreements.next_plan_period(company_id, today)
         return Quote(
             kind=kind,
             product_codes=codes,
             hours=0,
             amount_ore=offer.prices.plan_price_per_product_ore * len(codes),
-            unit_label=N_("Fri support, 6 måneder"),
-            starts_on=starts_on,
-            ends_on=ends_on,
         )
     if kind == OrderKind.topup.value:
         whole_hours = _whole_hours(str(hours))
@@ -83,8 +74,6 @@ async def quote(
             product_codes=codes,
             hours=whole_hours,
             amount_ore=offer.prices.prepaid_hour_price_ore * whole_hours,
-            unit_label=N_("Tidskonto"),
-            expires_on=topup_expires_on(clock.now()),
         )
     raise ValidationFailed({"kind": N_("Ukjent bestilling.")})
 
