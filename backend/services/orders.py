@@ -241,12 +241,12 @@ def form_path(kind: str) -> str:
 
 
 async def describe(order: Order) -> str:
-    names = await catalog.product_names(order.product_codes.split(","))
+    if order.kind == OrderKind.charges.value:
+        return "Timebasert support"
+    names = ", ".join(await catalog.product_names(order.product_codes.split(",")))
     if order.kind == OrderKind.plan.value:
-        return f"Fri support 6 mnd: {', '.join(names)}"
-    if order.kind == OrderKind.topup.value:
-        return f"Tidskonto {order.hours} t: {', '.join(names)}"
-    return "Timebasert support"
+        return f"Fri support 6 mnd: {names}"
+    return f"Tidskonto {order.hours} t: {names}"
 
 
 async def get_order(user: User, order_id: int) -> Order:
@@ -307,8 +307,14 @@ def orders_from_json(rows: list[dict]) -> list[OrderLine]:
 
 
 async def agreement_for(order: Order) -> Agreement | None:
+    """The plan period a paid plan order made."""
+    if order.kind != OrderKind.plan.value:
+        return None
     return await Agreement.objects().get(Agreement.order == order.id)
 
 
 async def lot_for(order: Order) -> Lot | None:
+    """The lot a paid top-up order made."""
+    if order.kind != OrderKind.topup.value:
+        return None
     return await Lot.objects().get(Lot.order == order.id)
