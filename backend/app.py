@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import sys
 from pathlib import Path
@@ -134,6 +135,10 @@ def create_app(
                 print(f"  {email:24} {role}", flush=True)
         if background_jobs:
             jobs.append(asyncio.create_task(_expiry_sweep()))
+        # What start-up loaded lives as long as the process: kept out of the collector's full
+        # passes, which would otherwise walk all of it and stall the requests in flight.
+        gc.collect()
+        gc.freeze()
 
     async def on_shutdown() -> None:
         for job in jobs:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import sqlite3
 import weakref
 from collections.abc import AsyncIterator, Sequence
@@ -13,8 +12,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
-from piccolo.columns import Column
-from piccolo.columns.combination import WhereRaw
+import msgspec
 from piccolo.engine.base import Engine
 from piccolo.engine.postgres import PostgresEngine
 from piccolo.engine.sqlite import SQLiteEngine, SQLiteTransaction, TransactionType
@@ -41,12 +39,12 @@ def _lower(value: Any) -> Any:
     return value.lower() if isinstance(value, str) else value
 
 
-def contains_text(column: Column, text: str) -> WhereRaw:
-    """`column` contains `text`, ignoring case, the same on SQLite and PostgreSQL. A typed
-    "%" or "_" is text, not a pattern."""
+def contains_text(column: str, text: str) -> tuple[str, str]:
+    """SQL (with one `{}` placeholder) for: `column` contains `text`, ignoring case, the same
+    on SQLite and PostgreSQL; and the placeholder's value. A typed "%" or "_" is text, not a
+    pattern."""
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    name = f'"{column._meta.table._meta.tablename}"."{column._meta.db_column_name}"'
-    return WhereRaw(f"lower({name}) LIKE lower({{}}) ESCAPE '\\'", f"%{escaped}%")
+    return f"lower({column}) LIKE lower({{}}) ESCAPE '\\'", f"%{escaped}%"
 
 
 def create_engine(url: str) -> Engine:
@@ -197,4 +195,4 @@ def _prefixed(order_by: str) -> str:
 
 def from_json(value: Any) -> Any:
     """A `json_rows`/`json_values` column as Python lists and dicts (both drivers give text)."""
-    return json.loads(value) if isinstance(value, str | bytes) else value
+    return msgspec.json.decode(value) if isinstance(value, str | bytes) else value

@@ -33,8 +33,9 @@ def is_support_day(
 
 
 @cache
-def _public_holidays(year: int) -> holidays.HolidayBase:
-    return holidays.country_holidays("NO", years=year)
+def _public_holidays(year: int) -> frozenset[datetime.date]:
+    # A set of dates: asking a HolidayBase itself converts the key on every lookup.
+    return frozenset(holidays.country_holidays("NO", years=year))
 
 
 def availability_at(

@@ -35,6 +35,15 @@ from backend.tables import (
     User,
 )
 
+STATUS_LABELS = {
+    OrderStatus.pending.value: N_("Venter på betaling"),
+    OrderStatus.processing.value: N_("Betalingen behandles"),
+    OrderStatus.paid.value: N_("Betalt"),
+    OrderStatus.failed.value: N_("Betalingen feilet"),
+    OrderStatus.expired.value: N_("Utløpt"),
+    OrderStatus.refunded.value: N_("Refundert"),
+    OrderStatus.cancelled.value: N_("Avbrutt"),
+}
 OPEN_STATUSES = (OrderStatus.pending.value, OrderStatus.processing.value)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import functools
 import re
 import secrets
 from collections.abc import Mapping
@@ -10,8 +11,6 @@ from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 import msgspec
-from piccolo.query import OrderByRaw
-from piccolo.querystring import QueryString
 
 from backend.db import contains_text, json_rows
 from backend.i18n import N_
@@ -48,6 +47,11 @@ WAITING_ON_SUPPORT = (TicketStatus.open.value, TicketStatus.in_progress.value)
 # The staff queue's status filter for every ticket, whatever its status.
 ANY_STATUS = "all"
 SEARCH_MAX = 200
+
+
+@functools.cache
+def _ticket_columns() -> str:
+    return ", ".join(f"ticket.{column._meta.db_column_name}" for column in Ticket._meta.columns)
 
 
 def ticket_number(ticket_id: int) -> str:
@@ -246,40 +250,50 @@ async def search(
     wait on support, the longest waiting first (those whose clock is stopped after them);
     `ANY_STATUS` shows all. Filters come from query strings: control characters (which
     PostgreSQL refuses in text) are dropped, an unknown status or product matches nothing."""
-    condition = Ticket.id > 0
+    # Raw SQL: Piccolo's builder cost more than the database on the busiest list pages.
+    conditions: list[str] = []
+    args: list[Any] = []
     if company_id is not None:
-        condition &= Ticket.company == company_id
+        conditions.append("ticket.company = {}")
+        args.append(company_id)
     if status in STATUS_LABELS:
-        condition &= Ticket.status == status
+        conditions.append("ticket.status = {}")
+        args.append(status)
     elif oldest_waiting_first and status != ANY_STATUS:
-        condition &= Ticket.status.is_in(list(WAITING_ON_SUPPORT))
+        conditions.append(f"ticket.status IN ({', '.join('{}' for _ in WAITING_ON_SUPPORT)})")
+        args.extend(WAITING_ON_SUPPORT)
     product = validation.CONTROL_CHARACTER.sub("", product)
     if product:
-        condition &= Ticket.product_code == product
+        conditions.append("ticket.product_code = {}")
+        args.append(product)
     q = validation.CONTROL_CHARACTER.sub("", q).strip()[:SEARCH_MAX]
     if q:
-        number = NUMBER.match(q)
-        by_subject = contains_text(Ticket.subject, q)
-        condition &= (Ticket.id == int(number.group(1))) | by_subject if number else by_subject
-
-    # The page and the number of matches in one statement: the count is an uncorrelated
-    # subquery, computed once (a window count would make the database read every match).
-    matches = QueryString("({})", Ticket.count().where(condition).querystrings[0])
-
-    def page_of(number: int):
-        query = Ticket.select(
-            *Ticket.all_columns(),
-            Ticket.company.name.as_alias("company_name"),
-            matches.as_alias("matches"),
-        ).where(condition)
-        if oldest_waiting_first:
-            # Stopped clocks (NULL) last on both engines: SQLite sorts NULL first, PostgreSQL last.
-            query = query.order_by(OrderByRaw("ticket.waiting_since IS NULL")).order_by(
-                Ticket.waiting_since, Ticket.id
-            )
+        by_subject, pattern = contains_text("ticket.subject", q)
+        if number := NUMBER.match(q):
+            conditions.append(f"(ticket.id = {{}} OR {by_subject})")
+            args.extend([int(number.group(1)), pattern])
         else:
-            query = query.order_by(Ticket.id, ascending=False)
-        return query.limit(PAGE_SIZE).offset((number - 1) * PAGE_SIZE)
+            conditions.append(by_subject)
+            args.append(pattern)
+    where = " AND ".join(conditions) or "1 = 1"
+    # Stopped clocks (NULL) last on both engines: SQLite sorts NULL first, PostgreSQL last.
+    order = (
+        "ticket.waiting_since IS NULL, ticket.waiting_since, ticket.id"
+        if oldest_waiting_first
+        else "ticket.id DESC"
+    )
+
+    async def page_of(number: int) -> list[dict[str, Any]]:
+        # The page and the number of matches in one statement: the count is an uncorrelated
+        # subquery, computed once (a window count would make the database read every match).
+        return await Ticket.raw(
+            f"SELECT {_ticket_columns()}, company.name AS company_name,"
+            f" (SELECT count(*) FROM ticket WHERE {where}) AS matches"
+            f" FROM ticket JOIN company ON company.id = ticket.company WHERE {where}"
+            f" ORDER BY {order} LIMIT {PAGE_SIZE} OFFSET {(number - 1) * PAGE_SIZE}",
+            *args,
+            *args,
+        )
 
     page = max(1, page)
     rows = await page_of(page)
@@ -289,7 +303,8 @@ async def search(
         total = 0
     else:
         # Past the last page (an old link, a typed number): show the last one.
-        total = await Ticket.count().where(condition)
+        counted = await Ticket.raw(f"SELECT count(*) AS matches FROM ticket WHERE {where}", *args)
+        total = counted[0]["matches"]
         page = max(1, -(-total // PAGE_SIZE))
         rows = await page_of(page) if total else []
     for row in rows:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar, get_args, get_origin, get_type_hints
 
 import msgspec
@@ -185,6 +187,33 @@ def unwrap(annotation: Any) -> tuple[Any, dict[str, Any], dict[str, Any]]:
     return base, extra, bounds
 
 
+@dataclass(frozen=True)
+class FormField:
+    name: str
+    encode_name: str
+    annotation: Any
+    has_default: bool
+    is_list: bool
+
+
+@functools.cache
+def form_fields(form_type: type[msgspec.Struct]) -> tuple[FormField, ...]:
+    """The fields of a form, read once per form type: resolving the annotations (postponed,
+    as text) costs more than the rest of a page's form handling."""
+    hints = get_type_hints(form_type, include_extras=True)
+    return tuple(
+        FormField(
+            name=spec.name,
+            encode_name=spec.encode_name,
+            annotation=hints[spec.name],
+            has_default=spec.default is not msgspec.NODEFAULT
+            or spec.default_factory is not msgspec.NODEFAULT,
+            is_list=get_origin(unwrap(hints[spec.name])[0]) is list,
+        )
+        for spec in msgspec.structs.fields(form_type)
+    )
+
+
 def convert_field(raw: Any, annotation: Any) -> Any:
     """One field's value from what was posted (text, or a list of texts), or FieldError with
     the field's message."""
@@ -230,23 +259,19 @@ def convert(
     strings): a field that does not convert takes its default instead, as a link with an odd
     filter still shows the page. `errors`: what the caller found already (a product not in the
     catalog), shown with the rest; a field's own message comes first."""
-    hints = get_type_hints(form_type, include_extras=True)
     cleaned: dict[str, Any] = {}
     found = dict(errors or {})
     messages: dict[str, str] = {}
-    for spec in msgspec.structs.fields(form_type):
-        has_default = (
-            spec.default is not msgspec.NODEFAULT or spec.default_factory is not msgspec.NODEFAULT
-        )
+    for spec in form_fields(form_type):
         raw = values.get(spec.encode_name)
         if raw is None:
-            if has_default:
+            if spec.has_default:
                 continue
-            raw = [] if get_origin(unwrap(hints[spec.name])[0]) is list else ""
+            raw = [] if spec.is_list else ""
         try:
-            cleaned[spec.name] = convert_field(raw, hints[spec.name])
+            cleaned[spec.name] = convert_field(raw, spec.annotation)
         except FieldError as error:
-            if lenient and has_default:
+            if lenient and spec.has_default:
                 continue
             messages[spec.name] = error.message
     # Rules between fields (a form's classmethod `check_together(values)`), with the others.

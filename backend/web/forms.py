@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, get_origin
+from typing import Any
 
 import msgspec
 from litestar import Request
@@ -18,21 +18,14 @@ UNKNOWN_FIELD = N_("Skjemaet inneholdt ukjente felt. Last siden på nytt og prø
 FORM_VALUES = "form_values"
 
 
-def _list_fields(form_type: type[msgspec.Struct]) -> set[str]:
-    return {
-        spec.encode_name
-        for spec in msgspec.structs.fields(form_type)
-        if get_origin(validation.unwrap(spec.type)[0]) is list
-    }
-
-
 def _collect(items: Any, form_type: type[msgspec.Struct]) -> tuple[dict[str, Any], bool]:
     """Name → text (or list of texts for a list field); whether a field was unknown.
 
     A text field sent twice (a choice of packs plus an "other amount" box) keeps the last
     non-empty value."""
-    lists = _list_fields(form_type)
-    known = {spec.encode_name for spec in msgspec.structs.fields(form_type)}
+    fields = validation.form_fields(form_type)
+    lists = {spec.encode_name for spec in fields if spec.is_list}
+    known = {spec.encode_name for spec in fields}
     values: dict[str, Any] = {name: [] for name in lists}
     unknown = False
     for key, value in items:

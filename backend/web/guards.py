@@ -15,7 +15,9 @@ def allowed(action: str) -> Guard:
     in (401, a redirect for pages), a signed-in user without the right is refused (403)."""
     policy.ACTIONS[action]  # a typo fails at start-up, not at the first request
 
-    def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+    # Async although it awaits nothing: Litestar runs a sync guard in a worker thread, a thread
+    # hop (and a wait for the GIL) on every guarded request.
+    async def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
         user = connection.scope.get("user")
         if policy.can(user, action):
             return

@@ -14,9 +14,10 @@ from litestar import Request
 from litestar.plugins.htmx import ClientRedirect
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Redirect, Response, Template
+from markupsafe import Markup
 
 from backend import i18n
-from backend.services import policy
+from backend.services import orders, policy
 from backend.services.availability import OSLO, support_hours
 from backend.services.money import format_nok
 from backend.services.tickets import ticket_number
@@ -44,6 +45,19 @@ def _datetime(value: datetime.datetime | None, pattern: str = NUMERIC_DATETIME) 
     return format_datetime(value, pattern, tzinfo=OSLO, locale=i18n.babel_locale())
 
 
+def hours_minutes(total: int) -> str:
+    """Minutes as hours and minutes: "5 t 0 min"."""
+    return f"{total // 60} {i18n.gettext('t')} {total % 60} {i18n.gettext('min')}"
+
+
+def _translate(message: str, **variables: Any) -> Markup:
+    """`_("…")` in templates: the message in the request's language, its variables escaped
+    (what Jinja's i18n extension does in its "newstyle", at a third of its cost: a page shows
+    dozens of texts)."""
+    translated = Markup(i18n.gettext(message))
+    return translated % variables if variables else translated
+
+
 @pass_context
 def _can(context: Context, action: str, obj: Any = None) -> bool:
     """Templates ask the policy too: `{% if can("buy") %}`, `can("reply", ticket)`."""
@@ -58,24 +72,25 @@ def create_template_engine(*, auto_reload: bool = True) -> JinjaTemplateEngine:
         loader=FileSystemLoader(TEMPLATES_DIR),
         auto_reload=auto_reload,
         autoescape=select_autoescape(default=True, default_for_string=True),
-        extensions=["jinja2.ext.i18n"],
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)  # type: ignore[attr-defined]
+    env.globals["_"] = _translate
     env.filters.update(
         # Babel's currency formatting is slow next to the rest of a page; amounts repeat.
         nok=functools.lru_cache(maxsize=4096)(format_nok),
         date=_date,
         datetime=_datetime,
         org_number=format_org_number,
-        phone=format_phone,
+        phone=functools.lru_cache(maxsize=4096)(format_phone),
         ticket_number=ticket_number,
     )
     env.globals.update(
         languages=i18n.LANGUAGES,
         current_language=i18n.current_language.get,
         support_hours=support_hours,
+        hours_minutes=hours_minutes,
+        order_status_labels=orders.STATUS_LABELS,
         can=_can,
         # Whose messages are support's, in a thread.
         staff_roles=policy.STAFF,
