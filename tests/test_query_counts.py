@@ -25,7 +25,7 @@ PINNED = {
     "dashboard": 2,  # the user; the company with all its regions
     "ticket list": 3,  # the user; the page with its count; the catalog
     "ticket page": 5,  # the user; the ticket; its thread; its product's name; its time
-    "top-up": 3,  # the user; the open lots; the catalog
+    "top-up": 2,  # the user; the open lots and the catalog
 }
 STAFF_QUEUE = 4  # the user; the page with its count; the catalog; the companies
 

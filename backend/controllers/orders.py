@@ -39,10 +39,10 @@ async def _plan_context(request: Request, values: dict, errors: dict) -> dict[st
 
 async def _topup_context(request: Request, values: dict, errors: dict) -> dict[str, Any]:
     company_id = request.user.company
-    lots = await ledger.open_lots(company_id, clock.today())
+    lots, offer = await ledger.open_lots_and_offer(company_id, clock.today())
     current = sorted({code for lot in lots for code in lot.product_codes})
     return {
-        "offer": await catalog.current_offer(),
+        "offer": offer,
         "lots": lots,
         "expires_on": pricing.topup_expires_on(clock.now()),
         "form": values or {"products": current, "hours": "5"},

@@ -82,7 +82,6 @@ class TicketsController(Controller):
             "products": offer.products,
             "product_names": {p.code: p.name for p in offer.products},
             "status_labels": tickets.STATUS_LABELS,
-            "ticket_number": tickets.ticket_number,
         }
         if asks_for_region(request, ROWS_REGION):
             return Template("portal/_ticket_rows.html", context=context)

@@ -37,21 +37,14 @@ class Offer:
 
 async def current_offer() -> Offer:
     """The active products in the catalog's order and the price list, in one statement."""
-    engine = Product._meta.db
-    rows = await Product.raw(_offer_sql(engine))
-    prices = from_json(rows[0]["prices"])
-    products = [
-        Product(**{**row, "active": True}, _exists_in_db=True)
-        for row in from_json(rows[0]["products"])
-    ]
-    return Offer(
-        products=products,
-        prices=PriceList(**prices[0], _exists_in_db=True) if prices else None,
-    )
+    rows = await Product.raw(f"SELECT {offer_columns(Product._meta.db)}")
+    return offer_from_row(rows[0])
 
 
 @functools.cache
-def _offer_sql(engine) -> str:
+def offer_columns(engine) -> str:
+    """The offer as two columns (`products`, `prices`) of a page's single query; read back
+    with `offer_from_row`."""
     product_columns = [c._meta.db_column_name for c in Product._meta.columns]
     price_columns = [c._meta.db_column_name for c in PriceList._meta.columns]
     products = json_rows(
@@ -67,7 +60,18 @@ def _offer_sql(engine) -> str:
         price_columns,
         order_by="id",
     )
-    return f"SELECT {products} AS products, {prices} AS prices"
+    return f"{products} AS products, {prices} AS prices"
+
+
+def offer_from_row(row: dict) -> Offer:
+    prices = from_json(row["prices"])
+    return Offer(
+        products=[
+            Product(**{**product, "active": True}, _exists_in_db=True)
+            for product in from_json(row["products"])
+        ],
+        prices=PriceList(**prices[0], _exists_in_db=True) if prices else None,
+    )
 
 
 async def seed_demo_catalog() -> None:

@@ -429,10 +429,22 @@ async def open_lots(company_id: int, today: datetime.date) -> list[OpenLot]:
     """Lots with minutes left, the one that expires first first, each with the products it
     pays for in `lot.product_codes` (catalog codes). Only unexpired lots; writes nothing.
     One statement."""
+    lots, _ = await open_lots_and_offer(company_id, today)
+    return lots
+
+
+async def open_lots_and_offer(
+    company_id: int, today: datetime.date
+) -> tuple[list[OpenLot], catalog.Offer]:
+    """`open_lots` and the catalog's current offer, in the same one statement (the top-up
+    page shows both)."""
     engine = _engine()
-    sql = f"SELECT {open_lots_json(engine, '{}', date_parameter(engine))} AS lots"
+    sql = (
+        f"SELECT {open_lots_json(engine, '{}', date_parameter(engine))} AS lots,"
+        f" {catalog.offer_columns(engine)}"
+    )
     rows = await Lot.raw(sql, company_id, today)
-    return lots_from_json(from_json(rows[0]["lots"]))
+    return lots_from_json(from_json(rows[0]["lots"])), catalog.offer_from_row(rows[0])
 
 
 def open_lots_json(engine, company: str, today: str) -> str:

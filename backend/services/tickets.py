@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-import functools
 import re
 import secrets
 from collections.abc import Mapping
@@ -49,18 +48,33 @@ ANY_STATUS = "all"
 SEARCH_MAX = 200
 
 
-@functools.cache
-def _ticket_columns() -> str:
-    return ", ".join(f"ticket.{column._meta.db_column_name}" for column in Ticket._meta.columns)
-
-
 def ticket_number(ticket_id: int) -> str:
     return f"SUP-{ticket_id:06d}"
 
 
+class TicketRow(msgspec.Struct, frozen=True):
+    """One line of a ticket list (the customer's or the staff queue). A struct, not a dict:
+    templates read its fields as attributes, which on a dict cost Jinja a failed lookup each."""
+
+    id: int
+    company: int
+    company_name: str
+    product_code: str
+    subject: str
+    channel: str
+    status: str
+    created_at: datetime.datetime
+    waiting_since: datetime.datetime | None
+
+
+_TICKET_ROW_COLUMNS = ", ".join(
+    f"ticket.{name}" for name in TicketRow.__struct_fields__ if name != "company_name"
+)
+
+
 @dataclass(frozen=True)
 class TicketPage:
-    tickets: list[dict[str, Any]]
+    tickets: list[TicketRow]
     page: int
     pages: int
     total: int
@@ -283,32 +297,31 @@ async def search(
         else "ticket.id DESC"
     )
 
-    async def page_of(number: int) -> list[dict[str, Any]]:
-        # The page and the number of matches in one statement: the count is an uncorrelated
-        # subquery, computed once (a window count would make the database read every match).
-        return await Ticket.raw(
-            f"SELECT {_ticket_columns()}, company.name AS company_name,"
+    async def page_of(number: int) -> tuple[list[TicketRow], int]:
+        """The rows of page `number` and the number of matches (0 when the page is empty)."""
+        # The count is an uncorrelated subquery, computed once (a window count would make the
+        # database read every match).
+        rows = await Ticket.raw(
+            f"SELECT {_TICKET_ROW_COLUMNS}, company.name AS company_name,"
             f" (SELECT count(*) FROM ticket WHERE {where}) AS matches"
             f" FROM ticket JOIN company ON company.id = ticket.company WHERE {where}"
             f" ORDER BY {order} LIMIT {PAGE_SIZE} OFFSET {(number - 1) * PAGE_SIZE}",
             *args,
             *args,
         )
+        total = rows[0]["matches"] if rows else 0
+        for row in rows:
+            del row["matches"]
+        return [TicketRow(**row) for row in rows], total
 
     page = max(1, page)
-    rows = await page_of(page)
-    if rows:
-        total = rows[0]["matches"]
-    elif page == 1:
-        total = 0
-    else:
+    rows, total = await page_of(page)
+    if not rows and page > 1:
         # Past the last page (an old link, a typed number): show the last one.
         counted = await Ticket.raw(f"SELECT count(*) AS matches FROM ticket WHERE {where}", *args)
         total = counted[0]["matches"]
         page = max(1, -(-total // PAGE_SIZE))
-        rows = await page_of(page) if total else []
-    for row in rows:
-        del row["matches"]
+        rows, total = await page_of(page) if total else ([], 0)
     return TicketPage(tickets=rows, page=page, pages=max(1, -(-total // PAGE_SIZE)), total=total)
 
 

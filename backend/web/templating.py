@@ -10,7 +10,7 @@ from typing import Any
 from babel.dates import format_datetime
 from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
 from jinja2.runtime import Context
-from litestar import Request
+from litestar import MediaType, Request
 from litestar.plugins.htmx import ClientRedirect
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Redirect, Response, Template
@@ -118,6 +118,7 @@ def page(request: Request, template_name: str, status_code: int = 200, **context
         template_name,
         context={**context, "partial": wants_fragment(request)},
         status_code=status_code,
+        media_type=MediaType.HTML,  # else Litestar guesses it from the name on every response
     )
 
 
@@ -126,7 +127,9 @@ def form_response(
 ) -> Template:
     """A form's own region for htmx, the whole page for a plain post (JavaScript off)."""
     if wants_fragment(request):
-        return Template(fragment_name, context=context, status_code=status_code)
+        return Template(
+            fragment_name, context=context, status_code=status_code, media_type=MediaType.HTML
+        )
     return page(request, page_name, status_code=status_code, **context)
 
 
