@@ -193,6 +193,9 @@ def _prefixed(order_by: str) -> str:
     return ", ".join(f"t.{term.strip()}" for term in order_by.split(","))
 
 
-def from_json(value: Any) -> Any:
-    """A `json_rows`/`json_values` column as Python lists and dicts (both drivers give text)."""
-    return msgspec.json.decode(value) if isinstance(value, str | bytes) else value
+def from_json(value: Any, into: Any = Any) -> Any:
+    """A `json_rows`/`json_values` column as Python lists and dicts (both drivers give text),
+    or as `into` (say `list[SomeStruct]`, its dates and times parsed)."""
+    if isinstance(value, str | bytes):
+        return msgspec.json.decode(value, type=into)
+    return value if into is Any else msgspec.convert(value, into)

@@ -148,7 +148,7 @@ class StaffController(Controller):
             page=found_by.page,
             oldest_waiting_first=True,
         )
-        offer = await catalog.current_offer()
+        offer = result.offer
         context = {
             "filters": filters,
             "result": result,

@@ -71,7 +71,6 @@ class TicketsController(Controller):
             product=found_by.product,
             page=found_by.page,
         )
-        offer = await catalog.current_offer()
         context = {
             "found": found,
             "filters": {
@@ -79,8 +78,8 @@ class TicketsController(Controller):
                 "status": found_by.status,
                 "product": found_by.product,
             },
-            "products": offer.products,
-            "product_names": {p.code: p.name for p in offer.products},
+            "products": found.offer.products,
+            "product_names": {p.code: p.name for p in found.offer.products},
             "status_labels": tickets.STATUS_LABELS,
         }
         if asks_for_region(request, ROWS_REGION):

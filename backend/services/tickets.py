@@ -11,7 +11,7 @@ from typing import Any, Literal, get_args
 
 import msgspec
 
-from backend.db import contains_text, json_rows
+from backend.db import contains_text, from_json, json_rows
 from backend.i18n import N_
 from backend.services import catalog, clock, coverage, policy, validation
 from backend.services.availability import availability_at
@@ -68,7 +68,8 @@ class TicketRow(msgspec.Struct, frozen=True):
 
 
 _TICKET_ROW_COLUMNS = ", ".join(
-    f"ticket.{name}" for name in TicketRow.__struct_fields__ if name != "company_name"
+    "company.name AS company_name" if name == "company_name" else f"ticket.{name}"
+    for name in TicketRow.__struct_fields__
 )
 
 
@@ -78,6 +79,7 @@ class TicketPage:
     page: int
     pages: int
     total: int
+    offer: catalog.Offer  # read with the page: the filter's products, the rows' names
 
 
 PRODUCT_UNKNOWN = N_("Velg et produkt fra listen.")
@@ -291,38 +293,45 @@ async def search(
             args.append(pattern)
     where = " AND ".join(conditions) or "1 = 1"
     # Stopped clocks (NULL) last on both engines: SQLite sorts NULL first, PostgreSQL last.
-    order = (
-        "ticket.waiting_since IS NULL, ticket.waiting_since, ticket.id"
+    # Spelled for the page's query, then for its rows in the JSON array.
+    order, order_rows = (
+        (
+            "ticket.waiting_since IS NULL, ticket.waiting_since, ticket.id",
+            "waiting_since IS NULL, waiting_since, id",
+        )
         if oldest_waiting_first
-        else "ticket.id DESC"
+        else ("ticket.id DESC", "id DESC")
     )
+    engine = Ticket._meta.db
 
-    async def page_of(number: int) -> tuple[list[TicketRow], int]:
-        """The rows of page `number` and the number of matches (0 when the page is empty)."""
-        # The count is an uncorrelated subquery, computed once (a window count would make the
-        # database read every match).
-        rows = await Ticket.raw(
-            f"SELECT {_TICKET_ROW_COLUMNS}, company.name AS company_name,"
-            f" (SELECT count(*) FROM ticket WHERE {where}) AS matches"
-            f" FROM ticket JOIN company ON company.id = ticket.company WHERE {where}"
-            f" ORDER BY {order} LIMIT {PAGE_SIZE} OFFSET {(number - 1) * PAGE_SIZE}",
+    async def page_of(number: int) -> tuple[list[TicketRow], int, catalog.Offer]:
+        """The rows of page `number`, the number of matches and the offer: one statement, one
+        row. The count is an uncorrelated subquery, computed once (a window count would make
+        the database read every match)."""
+        rows = json_rows(
+            engine,
+            f"SELECT {_TICKET_ROW_COLUMNS} FROM ticket JOIN company ON company.id = ticket.company"
+            f" WHERE {where} ORDER BY {order} LIMIT {PAGE_SIZE} OFFSET {(number - 1) * PAGE_SIZE}",
+            TicketRow.__struct_fields__,
+            order_by=order_rows,
+        )
+        [row] = await Ticket.raw(
+            f"SELECT {rows} AS tickets, (SELECT count(*) FROM ticket WHERE {where}) AS matches,"
+            f" {catalog.offer_columns(engine)}",
             *args,
             *args,
         )
-        total = rows[0]["matches"] if rows else 0
-        for row in rows:
-            del row["matches"]
-        return [TicketRow(**row) for row in rows], total
+        found = from_json(row["tickets"], list[TicketRow])
+        return found, row["matches"], catalog.offer_from_row(row)
 
     page = max(1, page)
-    rows, total = await page_of(page)
-    if not rows and page > 1:
+    rows, total, offer = await page_of(page)
+    last_page = max(1, -(-total // PAGE_SIZE))
+    if page > last_page:
         # Past the last page (an old link, a typed number): show the last one.
-        counted = await Ticket.raw(f"SELECT count(*) AS matches FROM ticket WHERE {where}", *args)
-        total = counted[0]["matches"]
-        page = max(1, -(-total // PAGE_SIZE))
-        rows, total = await page_of(page) if total else ([], 0)
-    return TicketPage(tickets=rows, page=page, pages=max(1, -(-total // PAGE_SIZE)), total=total)
+        page = last_page
+        rows, total, offer = await page_of(page)
+    return TicketPage(tickets=rows, page=page, pages=last_page, total=total, offer=offer)
 
 
 def pending_first_look(

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime
 import functools
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from babel.dates import format_datetime
 from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
@@ -32,7 +34,7 @@ NUMERIC_DATETIME = "dd.MM.yyyy HH:mm"
 def _date(value: datetime.date | None) -> str:
     # Digits only, the same in every language: strftime gives what Babel's "dd.MM.yyyy" does,
     # at a fraction of its cost (lists show dozens).
-    return value.strftime("%d.%m.%Y") if value else ""
+    return f"{value.day:02}.{value.month:02}.{value.year}" if value else ""
 
 
 def _datetime(value: datetime.datetime | None, pattern: str = NUMERIC_DATETIME) -> str:
@@ -41,8 +43,15 @@ def _datetime(value: datetime.datetime | None, pattern: str = NUMERIC_DATETIME) 
     if pattern == NUMERIC_DATETIME:
         # Babel reads a naive datetime as UTC; so does this.
         aware = value if value.tzinfo else value.replace(tzinfo=datetime.UTC)
-        return aware.astimezone(OSLO).strftime("%d.%m.%Y %H:%M")
+        local = aware.astimezone(OSLO)
+        return f"{_date(local)} {local.hour:02}:{local.minute:02}"
     return format_datetime(value, pattern, tzinfo=OSLO, locale=i18n.babel_locale())
+
+
+def page_url(path: str, filters: Mapping[str, str], number: int) -> str:
+    """A list's address for page `number`, keeping the filters that are set."""
+    chosen = {name: value for name, value in sorted(filters.items()) if value}
+    return f"{path}?{urlencode({**chosen, 'page': number})}"
 
 
 def hours_minutes(total: int) -> str:
@@ -90,6 +99,7 @@ def create_template_engine(*, auto_reload: bool = True) -> JinjaTemplateEngine:
         current_language=i18n.current_language.get,
         support_hours=support_hours,
         hours_minutes=hours_minutes,
+        page_url=page_url,
         order_status_labels=orders.STATUS_LABELS,
         can=_can,
         # Whose messages are support's, in a thread.
