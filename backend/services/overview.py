@@ -27,7 +27,7 @@ class AccountSummary:
     product_names: dict[str, str]  # catalog code → name
     outstanding_ore: int  # hourly charges not paid yet, ex. MVA
     superuser: dict[str, str] | None = None  # name, email, phone
-    open_tickets: list[dict[str, Any]] = field(default_factory=list)  # id, subject, status
+    open_tickets: list[tickets.OpenTicket] = field(default_factory=list)
 
     @property
     def active_plan(self) -> agreements.PlanPeriod | None:
@@ -67,7 +67,7 @@ async def account_summary(company_id: int) -> AccountSummary:
         product_names={p["code"]: p["name"] for p in from_json(row.pop("products"))},
         outstanding_ore=int(row.pop("outstanding_ore")),
         superuser=superusers[0] if superusers else None,
-        open_tickets=from_json(row.pop("open_tickets")),
+        open_tickets=from_json(row.pop("open_tickets"), list[tickets.OpenTicket]),
         company=Company(**row, _exists_in_db=True),
     )
 

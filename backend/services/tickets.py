@@ -465,9 +465,16 @@ async def _written_off_on_void(entry_ids: list[int]) -> dict[int, int]:
     return minutes
 
 
+class OpenTicket(msgspec.Struct, frozen=True):
+    id: int
+    subject: str
+    status: str
+
+
 def open_tickets_json(engine, company: str, limit: int = 5) -> str:
-    """`open_tickets` as one column of a page's single query (services/overview.py): a JSON
-    array of `id`, `subject`, `status`; `company` is an SQL expression."""
+    """The company's tickets still being worked on, newest first, as one column of a page's
+    single query (services/overview.py): a JSON array of `OpenTicket`s; `company` is an SQL
+    expression."""
     done = ", ".join(f"'{status}'" for status in DONE_STATUSES)
     select = (
         "SELECT tk.id, tk.subject, tk.status FROM ticket AS tk"
@@ -475,13 +482,3 @@ def open_tickets_json(engine, company: str, limit: int = 5) -> str:
         f" ORDER BY tk.id DESC LIMIT {int(limit)}"
     )
     return json_rows(engine, select, ("id", "subject", "status"), order_by="id DESC")
-
-
-async def open_tickets(company_id: int, limit: int = 5) -> list[Ticket]:
-    """The company's tickets still being worked on, newest first (for the dashboard)."""
-    return (
-        await Ticket.objects()
-        .where((Ticket.company == company_id) & Ticket.status.not_in(DONE_STATUSES))
-        .order_by(Ticket.id, ascending=False)
-        .limit(limit)
-    )
