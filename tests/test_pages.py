@@ -63,6 +63,13 @@ async def test_english_switch_translates_pages_and_messages(client):
     assert '<html lang="nb">' in (await client.get("/")).text
 
 
+async def test_the_language_link_returns_to_the_page_it_is_on(client):
+    page = (await client.get("/register")).text
+    assert 'href="/language/en?next=/register"' in page
+    await client.get("/language/en")
+    assert 'href="/language/nb?next=/login"' in (await client.get("/login")).text
+
+
 async def test_english_error_messages(client):
     await client.get("/language/en")
     from tests.support import post_form, registration_form
