@@ -7,7 +7,7 @@ import datetime
 
 import pytest
 
-from backend.services import ledger
+from backend.services import catalog, ledger
 from backend.services.errors import ValidationFailed
 from backend.services.ledger import Cause
 from backend.tables import EntryKind, LedgerEntry, Lot
@@ -147,6 +147,26 @@ async def test_reversal_gives_minutes_back_and_rewrites_off_expired_lots():
     await assert_invariants(company_id)
 
 
+async def test_a_reversal_under_another_companys_key_is_refused_not_replayed():
+    """Keys are unique across companies: a void whose key another company's operation already
+    holds must fail loudly, not answer with that operation and give nothing back."""
+    first_id, _ = await make_company()
+    second_id, _ = await make_company()
+    for company_id in (first_id, second_id):
+        await lot(company_id, 60, datetime.date(2027, 11, 26), f"k{company_id}")
+        await ledger.debit(
+            company_id=company_id, minutes=15, on_date=TODAY, key=f"kw{company_id}", cause=WORK
+        )
+    shared = f"kv{first_id}-{second_id}"
+    await ledger.reverse(original_key=f"kw{first_id}", key=shared, cause=WORK, today=TODAY)
+
+    with pytest.raises(ledger.IdempotencyKeyConflict):
+        await ledger.reverse(original_key=f"kw{second_id}", key=shared, cause=WORK, today=TODAY)
+    assert await ledger.balance(first_id, TODAY) == 60
+    assert await ledger.balance(second_id, TODAY) == 45
+    await assert_invariants(second_id)
+
+
 async def test_write_off_takes_at_most_what_is_left():
     company_id, _ = await make_company()
     bought = await lot(company_id, 300, datetime.date(2027, 11, 26), f"b{company_id}")
@@ -190,6 +210,8 @@ async def test_fifty_concurrent_debits_never_overdraw():
 
 
 async def test_admin_adjustments_credit_a_lot_or_take_minutes_with_a_reason():
+    # Added minutes must name catalog products: seeded here, not left to an earlier test.
+    await catalog.seed_demo_catalog()
     company_id, _ = await make_company()
     await lot(company_id, 60, datetime.date(2027, 1, 1), f"base{company_id}")
     given = await ledger.adjust(

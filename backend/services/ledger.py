@@ -56,6 +56,21 @@ def _engine():
     return Lot._meta.db
 
 
+class IdempotencyKeyConflict(RuntimeError):
+    """Two callers minted the same idempotency key for different companies: a bug in how the
+    key is made, never a replay."""
+
+
+def _replay(earlier: LedgerOperation, key: str, company_id: int) -> LedgerOperation:
+    # Keys are unique across all companies. Answering one company's call with another's
+    # operation would move nothing and say it had (a void that gives no minutes back).
+    if earlier.company != company_id:
+        raise IdempotencyKeyConflict(
+            f"idempotency key {key!r} belongs to company {earlier.company}, not {company_id}"
+        )
+    return earlier
+
+
 async def _once(
     key: str,
     company_id: int,
@@ -72,7 +87,7 @@ async def _once(
         async with write_transaction(_engine()):
             earlier = await LedgerOperation.objects().get(LedgerOperation.idempotency_key == key)
             if earlier is not None:
-                return earlier, False
+                return _replay(earlier, key, company_id), False
             operation = LedgerOperation(
                 idempotency_key=key,
                 company=company_id,
@@ -89,7 +104,8 @@ async def _once(
         if nested or not is_unique_violation(error):
             raise
     # A concurrent call with the same key committed first.
-    return await LedgerOperation.objects().get(LedgerOperation.idempotency_key == key), False
+    earlier = await LedgerOperation.objects().get(LedgerOperation.idempotency_key == key)
+    return _replay(earlier, key, company_id), False
 
 
 async def _entry(
