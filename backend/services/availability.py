@@ -54,12 +54,12 @@ def availability_at(
     )
 
 
+_HOURS = {"opens": OPENS.strftime("%H:%M"), "closes": CLOSES.strftime("%H:%M")}
+
+
 def support_hours() -> str:
     """The support hours in words, as every page states them ("hverdager 08:00–16:00")."""
-    return gettext("hverdager %(opens)s–%(closes)s") % {
-        "opens": OPENS.strftime("%H:%M"),
-        "closes": CLOSES.strftime("%H:%M"),
-    }
+    return gettext("hverdager %(opens)s–%(closes)s") % _HOURS
 
 
 def availability_now() -> Availability:
