@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import datetime
 import functools
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 from babel.dates import format_datetime
-from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
+from jinja2 import Environment, FileSystemLoader, TemplateNotFound, pass_context, select_autoescape
+from jinja2 import Template as JinjaTemplate
+from jinja2.ext import Extension
+from jinja2.lexer import Token, TokenStream
 from jinja2.runtime import Context
 from litestar import MediaType, Request
+from litestar.exceptions import TemplateNotFoundException
 from litestar.plugins.htmx import ClientRedirect
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Redirect, Response, Template
@@ -75,6 +79,10 @@ def _can(context: Context, action: str, obj: Any = None) -> bool:
 
 
 class _Environment(Environment):
+    """One per language: its templates have their literal texts translated already."""
+
+    language: str = i18n.DEFAULT_LANGUAGE
+
     def make_globals(self, d: Any) -> Any:
         # A dict, not Jinja's ChainMap: every render copies the globals into a new context,
         # and copying a ChainMap costs a sixth of a small page. Jinja asks that globals not
@@ -82,27 +90,68 @@ class _Environment(Environment):
         return {**self.globals, **(d or {})}
 
 
-def create_template_engine(*, auto_reload: bool = True) -> JinjaTemplateEngine:
-    """Templates are compiled once and cached; with `auto_reload` (development) Jinja also
-    checks each template's file on every render, so edits show without a restart."""
+class _TranslatedLiterals(Extension):
+    """`_("text")` with a literal and no variables becomes the translated text when a template
+    is compiled for its environment's language, instead of a call on every render (a page
+    has dozens). Texts with variables, and `_(variable)`, stay calls of `_translate`."""
+
+    def filter_stream(self, stream: TokenStream) -> Iterator[Token]:
+        tokens = list(stream)
+        translations = i18n.translations_for(self.environment.language)  # type: ignore[attr-defined]
+        index = 0
+        while index < len(tokens):
+            window = tokens[index : index + 4]
+            if [token.type for token in window] == ["name", "lparen", "string", "rparen"] and (
+                window[0].value == "_" and (index == 0 or tokens[index - 1].type != "dot")
+            ):
+                text = translations.gettext(window[2].value)
+                yield Token(window[0].lineno, "string", text)
+                index += 4
+            else:
+                yield tokens[index]
+                index += 1
+
+
+class _LanguageEngine(JinjaTemplateEngine):
+    """Litestar's Jinja engine over one environment per language, picked by the request's."""
+
+    def __init__(self, environments: dict[str, Environment]) -> None:
+        self.environments = environments
+        super().__init__(engine_instance=environments[i18n.DEFAULT_LANGUAGE])
+
+    def get_template(self, template_name: str) -> JinjaTemplate:
+        environment = self.environments[i18n.current_language.get()]
+        try:
+            return environment.get_template(template_name)
+        except TemplateNotFound as error:
+            raise TemplateNotFoundException(template_name=template_name) from error
+
+    def register_template_callable(self, key: str, template_callable: Any) -> None:
+        for environment in self.environments.values():
+            environment.globals[key] = pass_context(template_callable)
+
+
+def _environment(language: str, auto_reload: bool) -> Environment:
     env = _Environment(
         loader=FileSystemLoader(TEMPLATES_DIR),
         auto_reload=auto_reload,
         autoescape=select_autoescape(default=True, default_for_string=True),
         trim_blocks=True,
         lstrip_blocks=True,
+        extensions=[_TranslatedLiterals],
     )
-    env.globals["_"] = _translate
+    env.language = language
     env.filters.update(
         # Babel's currency formatting is slow next to the rest of a page; amounts repeat.
-        nok=functools.lru_cache(maxsize=4096)(format_nok),
+        nok=_format_nok,
         date=_date,
         datetime=_datetime,
         org_number=format_org_number,
-        phone=functools.lru_cache(maxsize=4096)(format_phone),
+        phone=_format_phone,
         ticket_number=ticket_number,
     )
     env.globals.update(
+        _=_translate,
         languages=i18n.LANGUAGES,
         current_language=i18n.current_language.get,
         support_hours=support_hours,
@@ -113,7 +162,19 @@ def create_template_engine(*, auto_reload: bool = True) -> JinjaTemplateEngine:
         # Whose messages are support's, in a thread.
         staff_roles=policy.STAFF,
     )
-    return JinjaTemplateEngine.from_environment(env)
+    return env
+
+
+_format_nok = functools.lru_cache(maxsize=4096)(format_nok)
+_format_phone = functools.lru_cache(maxsize=4096)(format_phone)
+
+
+def create_template_engine(*, auto_reload: bool = True) -> JinjaTemplateEngine:
+    """Templates are compiled once per language and cached; with `auto_reload` (development)
+    Jinja also checks each template's file on every render, so edits show without a restart."""
+    return _LanguageEngine(
+        {language: _environment(language, auto_reload) for language in i18n.LANGUAGES}
+    )
 
 
 def wants_fragment(request: Request) -> bool:
