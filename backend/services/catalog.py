@@ -5,6 +5,8 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
+import msgspec
+
 from backend.db import from_json, json_rows
 from backend.tables import PriceList, Product
 
@@ -23,10 +25,29 @@ DEMO_PRICES = {
 }
 
 
+class OfferedProduct(msgspec.Struct, frozen=True):
+    """A product on sale, as pages and prices read it (a struct: a Piccolo row object costs
+    more to make than the query that reads it)."""
+
+    id: int
+    code: str
+    name: str
+    position: int
+    active: bool = True
+
+
+class Prices(msgspec.Struct, frozen=True):
+    id: int
+    plan_price_per_product_ore: int
+    prepaid_hour_price_ore: int
+    hourly_rate_ore: int
+    topup_packs: str
+
+
 @dataclass(frozen=True)
 class Offer:
-    products: list[Product]
-    prices: PriceList | None
+    products: list[OfferedProduct]
+    prices: Prices | None
 
     @property
     def topup_packs(self) -> list[int]:
@@ -45,8 +66,9 @@ async def current_offer() -> Offer:
 def offer_columns(engine) -> str:
     """The offer as two columns (`products`, `prices`) of a page's single query; read back
     with `offer_from_row`."""
-    product_columns = [c._meta.db_column_name for c in Product._meta.columns]
-    price_columns = [c._meta.db_column_name for c in PriceList._meta.columns]
+    # `active` is not read: only active products are on sale (and SQLite's JSON says 1).
+    product_columns = [name for name in OfferedProduct.__struct_fields__ if name != "active"]
+    price_columns = list(Prices.__struct_fields__)
     products = json_rows(
         engine,
         f"SELECT {', '.join(product_columns)} FROM catalog_product WHERE active"
@@ -64,13 +86,10 @@ def offer_columns(engine) -> str:
 
 
 def offer_from_row(row: dict) -> Offer:
-    prices = from_json(row["prices"])
+    prices = from_json(row["prices"], list[Prices])
     return Offer(
-        products=[
-            Product(**{**product, "active": True}, _exists_in_db=True)
-            for product in from_json(row["products"])
-        ],
-        prices=PriceList(**prices[0], _exists_in_db=True) if prices else None,
+        products=from_json(row["products"], list[OfferedProduct]),
+        prices=prices[0] if prices else None,
     )
 
 
