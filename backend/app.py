@@ -12,7 +12,6 @@ from litestar import Litestar
 from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import State
 from litestar.middleware import DefineMiddleware
-from litestar.plugins.htmx import HTMXPlugin
 from litestar.static_files import create_static_files_router
 from litestar.stores.file import FileStore
 from litestar.stores.redis import RedisStore
@@ -199,7 +198,6 @@ def create_app(
         csrf_config=csrf_config,
         stores=create_stores(settings),
         template_config=TemplateConfig(instance=create_template_engine(auto_reload=not production)),
-        plugins=[HTMXPlugin()],
         before_request=reject_impossible_ids,
         before_send=[security_headers(production)],
         exception_handlers=EXCEPTION_HANDLERS,

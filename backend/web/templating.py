@@ -178,8 +178,12 @@ def create_template_engine(*, auto_reload: bool = True) -> JinjaTemplateEngine:
 
 
 def wants_fragment(request: Request) -> bool:
-    htmx = getattr(request, "htmx", None)
-    return bool(htmx) and not htmx.history_restore_request
+    """An htmx request, other than restoring history (which needs the whole page). The headers
+    are read as they are: Litestar's HTMXDetails parses them anew at every look."""
+    headers = request.headers
+    return (
+        headers.get("hx-request") == "true" and headers.get("hx-history-restore-request") != "true"
+    )
 
 
 def asks_for_region(request: Request, region: str) -> bool:
