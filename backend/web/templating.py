@@ -36,8 +36,8 @@ NUMERIC_DATETIME = "dd.MM.yyyy HH:mm"
 
 
 def _date(value: datetime.date | None) -> str:
-    # Digits only, the same in every language: strftime gives what Babel's "dd.MM.yyyy" does,
-    # at a fraction of its cost (lists show dozens).
+    # Digits only, the same in every language: what Babel's "dd.MM.yyyy" gives, at a fraction
+    # of its cost (lists show dozens).
     return f"{value.day:02}.{value.month:02}.{value.year}" if value else ""
 
 
@@ -64,9 +64,9 @@ def hours_minutes(total: int) -> str:
 
 
 def _translate(message: str, **variables: Any) -> Markup:
-    """`_("…")` in templates: the message in the request's language, its variables escaped
-    (what Jinja's i18n extension does in its "newstyle", at a third of its cost: a page shows
-    dozens of texts)."""
+    """`_(…)` in templates for a text with variables, or one not written in the template: the
+    message in the request's language, its variables escaped (as Jinja's i18n extension does
+    in its "newstyle"). Literal texts are translated when the template is compiled."""
     translated = Markup(i18n.gettext(message))
     return translated % variables if variables else translated
 
