@@ -650,3 +650,10 @@ async def test_dashboard_lists_open_tickets_but_not_resolved_ones(client):
     html = (await client.get("/portal")).text
     assert ticket_service.ticket_number(first.id) in html and "Åpen sak her" in html
     assert "Løst sak her" not in html
+    assert "Åpen sak her · Åpen" in html
+
+    # The status in the reader's language, on the dashboard and in the list.
+    await client.get("/language/en")
+    assert "Åpen sak her · Open" in (await client.get("/portal")).text
+    listed = (await client.get("/portal/tickets?status=resolved")).text
+    assert "Løst sak her" in listed and "<td>Resolved</td>" in listed

@@ -7,7 +7,7 @@ from typing import Any
 from litestar import Controller, Request, get, post
 from litestar.response import Template
 
-from backend.services import companies, overview, tickets
+from backend.services import companies, overview
 from backend.services.availability import availability_now
 from backend.tables import Company, User
 from backend.web.errors import FormView
@@ -47,7 +47,6 @@ class PortalController(Controller):
             superuser=summary.superuser,
             availability=availability_now(),
             open_tickets=summary.open_tickets,
-            status_labels=tickets.STATUS_LABELS,
         )
 
     @get("/company", name="company")

@@ -36,7 +36,6 @@ async def _ticket_context(ticket: Ticket, **forms: Any) -> dict[str, Any]:
         "number": tickets.ticket_number(ticket.id),
         "company": await companies.get_company(ticket.company),
         "product_names": {p.code: p.name for p in offer.products},
-        "status_labels": tickets.STATUS_LABELS,
         "messages": await tickets.thread(ticket, include_internal=True),
         "entries": await tickets.time_log(ticket_id=ticket.id),
         "message_form": {},
@@ -153,8 +152,7 @@ class StaffController(Controller):
             "filters": filters,
             "result": result,
             "product_names": {p.code: p.name for p in offer.products},
-            "status_labels": tickets.STATUS_LABELS,
-        }
+            }
         if asks_for_region(request, "queue-rows"):
             return Template("staff/_queue_rows.html", context=context)
         return page(

@@ -42,7 +42,6 @@ async def _ticket_context(
     return {
         "ticket": ticket,
         "number": tickets.ticket_number(ticket.id),
-        "status_label": tickets.STATUS_LABELS.get(ticket.status, ticket.status),
         "product_name": names[0] if names else ticket.product_code,
         "messages": messages,
         "first_look": tickets.pending_first_look(ticket, messages, clock.now()),
@@ -80,7 +79,6 @@ class TicketsController(Controller):
             },
             "products": found.offer.products,
             "product_names": {p.code: p.name for p in found.offer.products},
-            "status_labels": tickets.STATUS_LABELS,
         }
         if asks_for_region(request, ROWS_REGION):
             return Template("portal/_ticket_rows.html", context=context)

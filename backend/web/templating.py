@@ -23,10 +23,9 @@ from litestar.response import Redirect, Response, Template
 from markupsafe import Markup
 
 from backend import i18n
-from backend.services import orders, policy
+from backend.services import orders, policy, tickets
 from backend.services.availability import OSLO, support_hours
 from backend.services.money import format_nok
-from backend.services.tickets import ticket_number
 from backend.services.validation import format_org_number, format_phone
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent.parent / "frontend" / "templates"
@@ -131,6 +130,11 @@ class _LanguageEngine(JinjaTemplateEngine):
             environment.globals[key] = pass_context(template_callable)
 
 
+def _translated(labels: Mapping[str, str], language: str) -> dict[str, str]:
+    translations = i18n.translations_for(language)
+    return {key: translations.gettext(label) for key, label in labels.items()}
+
+
 def _environment(language: str, auto_reload: bool) -> Environment:
     env = _Environment(
         loader=FileSystemLoader(TEMPLATES_DIR),
@@ -148,7 +152,7 @@ def _environment(language: str, auto_reload: bool) -> Environment:
         datetime=_datetime,
         org_number=format_org_number,
         phone=_format_phone,
-        ticket_number=ticket_number,
+        ticket_number=tickets.ticket_number,
     )
     env.globals.update(
         _=_translate,
@@ -157,7 +161,9 @@ def _environment(language: str, auto_reload: bool) -> Environment:
         support_hours=support_hours,
         hours_minutes=hours_minutes,
         page_url=page_url,
-        order_status_labels=orders.STATUS_LABELS,
+        # Labels a page shows many of, translated once for the environment's language.
+        order_status_labels=_translated(orders.STATUS_LABELS, language),
+        ticket_status_labels=_translated(tickets.STATUS_LABELS, language),
         can=_can,
         # Whose messages are support's, in a thread.
         staff_roles=policy.STAFF,
