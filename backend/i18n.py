@@ -6,6 +6,8 @@ Messages are written in Norwegian and looked up in `frontend/translations/<lang>
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from functools import cache
 from pathlib import Path
@@ -38,6 +40,16 @@ def gettext(message: str) -> str:
 
 def ngettext(singular: str, plural: str, n: int) -> str:
     return translations_for(current_language.get()).ngettext(singular, plural, n)
+
+
+@contextmanager
+def speaking(language: str) -> Iterator[None]:
+    """Texts in `language` inside the block, whatever the request's language."""
+    token = current_language.set(language)
+    try:
+        yield
+    finally:
+        current_language.reset(token)
 
 
 def babel_locale() -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from litestar.connection import ASGIConnection
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from backend.i18n import DEFAULT_LANGUAGE, LANGUAGES, current_language
+from backend.i18n import DEFAULT_LANGUAGE, LANGUAGES, speaking
 
 
 def language_middleware(app: ASGIApp) -> ASGIApp:
@@ -17,10 +17,7 @@ def language_middleware(app: ASGIApp) -> ASGIApp:
             chosen = ASGIConnection(scope).cookies.get("lang")
             if chosen in LANGUAGES:
                 language = chosen
-        token = current_language.set(language)
-        try:
+        with speaking(language):
             await app(scope, receive, send)
-        finally:
-            current_language.reset(token)
 
     return middleware

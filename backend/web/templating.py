@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 import functools
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -130,6 +130,11 @@ class _LanguageEngine(JinjaTemplateEngine):
             environment.globals[key] = pass_context(template_callable)
 
 
+def _in_language(language: str, text: Callable[[], str]) -> str:
+    with i18n.speaking(language):
+        return text()
+
+
 def _translated(labels: Mapping[str, str], language: str) -> dict[str, str]:
     translations = i18n.translations_for(language)
     return {key: translations.gettext(label) for key, label in labels.items()}
@@ -153,13 +158,14 @@ def _environment(language: str, auto_reload: bool) -> Environment:
         org_number=format_org_number,
         phone=_format_phone,
         ticket_number=tickets.ticket_number,
+        hours_minutes=hours_minutes,
     )
     env.globals.update(
         _=_translate,
         languages=i18n.LANGUAGES,
-        current_language=i18n.current_language.get,
-        support_hours=support_hours,
-        hours_minutes=hours_minutes,
+        # The same on every page of the environment's language: worked out once.
+        language=language,
+        support_hours=_in_language(language, support_hours),
         page_url=page_url,
         # Labels a page shows many of, translated once for the environment's language.
         order_status_labels=_translated(orders.STATUS_LABELS, language),
