@@ -44,11 +44,17 @@ def _datetime(value: datetime.datetime | None, pattern: str = NUMERIC_DATETIME) 
     if value is None:
         return ""
     if pattern == NUMERIC_DATETIME:
-        # Babel reads a naive datetime as UTC; so does this.
-        aware = value if value.tzinfo else value.replace(tzinfo=datetime.UTC)
-        local = aware.astimezone(OSLO)
-        return f"{_date(local)} {local.hour:02}:{local.minute:02}"
+        return _numeric_datetime(value)
     return format_datetime(value, pattern, tzinfo=OSLO, locale=i18n.babel_locale())
+
+
+# Digits only, the same in every language; the times of a list repeat each time it is shown.
+@functools.lru_cache(maxsize=4096)
+def _numeric_datetime(value: datetime.datetime) -> str:
+    # Babel reads a naive datetime as UTC; so does this.
+    aware = value if value.tzinfo else value.replace(tzinfo=datetime.UTC)
+    local = aware.astimezone(OSLO)
+    return f"{_date(local)} {local.hour:02}:{local.minute:02}"
 
 
 def page_url(path: str, filters: Mapping[str, str], number: int) -> str:
