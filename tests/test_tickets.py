@@ -417,6 +417,20 @@ async def test_history_filters_by_status_and_product_and_keeps_them_across_pages
     assert 'href="/portal/tickets?status=open&amp;page=2"' in still_open
 
 
+async def test_the_list_names_each_tickets_product_even_once_it_is_retired(client, history):
+    from backend.tables import Product
+
+    vault_row = "<td>Autodesk Vault</td>"
+    assert vault_row in (await client.get("/portal/tickets?product=vault")).text
+    await Product.update({Product.active: False}).where(Product.code == "vault")
+    try:
+        html = (await client.get("/portal/tickets")).text
+        assert vault_row in html  # the rows still name it,
+        assert '<option value="vault"' not in html  # though it is no longer on sale
+    finally:
+        await Product.update({Product.active: True}).where(Product.code == "vault")
+
+
 async def test_filtering_with_htmx_swaps_only_the_list(client, history):
     rows = await client.get(
         "/portal/tickets?status=resolved",

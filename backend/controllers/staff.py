@@ -147,19 +147,14 @@ class StaffController(Controller):
             page=found_by.page,
             oldest_waiting_first=True,
         )
-        offer = result.offer
-        context = {
-            "filters": filters,
-            "result": result,
-            "product_names": {p.code: p.name for p in offer.products},
-            }
+        context = {"filters": filters, "result": result}
         if asks_for_region(request, "queue-rows"):
             return Template("staff/_queue_rows.html", context=context)
         return page(
             request,
             "staff/queue.html",
             companies=await companies.list_companies(),
-            products=offer.products,
+            products=result.offer.products,
             **context,
         )
 

@@ -78,7 +78,6 @@ class TicketsController(Controller):
                 "product": found_by.product,
             },
             "products": found.offer.products,
-            "product_names": {p.code: p.name for p in found.offer.products},
         }
         if asks_for_region(request, ROWS_REGION):
             return Template("portal/_ticket_rows.html", context=context)

@@ -60,6 +60,7 @@ class TicketRow(msgspec.Struct, frozen=True):
     company: int
     company_name: str
     product_code: str
+    product_name: str  # the catalog's name (of a retired product too), else the code
     subject: str
     channel: str
     status: str
@@ -67,9 +68,16 @@ class TicketRow(msgspec.Struct, frozen=True):
     waiting_since: datetime.datetime | None
 
 
+_COMPUTED_COLUMNS = {
+    "company_name": "company.name AS company_name",
+    "product_name": "coalesce(catalog_product.name, ticket.product_code) AS product_name",
+}
 _TICKET_ROW_COLUMNS = ", ".join(
-    "company.name AS company_name" if name == "company_name" else f"ticket.{name}"
-    for name in TicketRow.__struct_fields__
+    _COMPUTED_COLUMNS.get(name, f"ticket.{name}") for name in TicketRow.__struct_fields__
+)
+_TICKET_ROW_TABLES = (
+    "ticket JOIN company ON company.id = ticket.company"
+    " LEFT JOIN catalog_product ON catalog_product.code = ticket.product_code"
 )
 
 
@@ -310,8 +318,8 @@ async def search(
         the database read every match)."""
         rows = json_rows(
             engine,
-            f"SELECT {_TICKET_ROW_COLUMNS} FROM ticket JOIN company ON company.id = ticket.company"
-            f" WHERE {where} ORDER BY {order} LIMIT {PAGE_SIZE} OFFSET {(number - 1) * PAGE_SIZE}",
+            f"SELECT {_TICKET_ROW_COLUMNS} FROM {_TICKET_ROW_TABLES} WHERE {where}"
+            f" ORDER BY {order} LIMIT {PAGE_SIZE} OFFSET {(number - 1) * PAGE_SIZE}",
             TicketRow.__struct_fields__,
             order_by=order_rows,
         )
