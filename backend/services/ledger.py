@@ -441,19 +441,12 @@ async def _usable_lots(company_id: int, on_date: datetime.date) -> list[Lot]:
     )
 
 
-async def open_lots(company_id: int, today: datetime.date) -> list[OpenLot]:
-    """Lots with minutes left, the one that expires first first, each with the products it
-    pays for in `lot.product_codes` (catalog codes). Only unexpired lots; writes nothing.
-    One statement."""
-    lots, _ = await open_lots_and_offer(company_id, today)
-    return lots
-
-
 async def open_lots_and_offer(
     company_id: int, today: datetime.date
 ) -> tuple[list[OpenLot], catalog.Offer]:
-    """`open_lots` and the catalog's current offer, in the same one statement (the top-up
-    page shows both)."""
+    """The company's lots with minutes left, the one that expires first first, each with the
+    products it pays for in `lot.product_codes` (catalog codes), and the catalog's current
+    offer: one statement (the top-up page shows both). Only unexpired lots; writes nothing."""
     engine = _engine()
     sql = (
         f"SELECT {open_lots_json(engine, '{}', date_parameter(engine))} AS lots,"
@@ -464,7 +457,7 @@ async def open_lots_and_offer(
 
 
 def open_lots_json(engine, company: str, today: str) -> str:
-    """`open_lots` as one column of a page's single query (services/overview.py): a JSON array
+    """The open lots as one column of a page's single query (services/overview.py): a JSON array
     of the lots usable on `today` (see `usable_on`), each with its `product_codes`. `company`
     and `today` are SQL expressions of the enclosing query. Read back with `lots_from_json`."""
     codes = json_values(
