@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import msgspec
 
-from backend.db import from_json, json_rows
+from backend.db import fetch, from_json, json_rows
 from backend.tables import PriceList, Product
 
 DEMO_PRODUCTS = (
@@ -58,7 +58,7 @@ class Offer:
 
 async def current_offer() -> Offer:
     """The active products in the catalog's order and the price list, in one statement."""
-    rows = await Product.raw(f"SELECT {offer_columns(Product._meta.db)}")
+    rows = await fetch(Product, f"SELECT {offer_columns(Product._meta.db)}")
     return offer_from_row(rows[0])
 
 

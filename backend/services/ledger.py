@@ -23,6 +23,7 @@ from piccolo.query.functions.aggregate import Sum
 
 from backend.db import (
     date_parameter,
+    fetch,
     from_json,
     is_unique_violation,
     json_rows,
@@ -452,7 +453,7 @@ async def open_lots_and_offer(
         f"SELECT {open_lots_json(engine, '{}', date_parameter(engine))} AS lots,"
         f" {catalog.offer_columns(engine)}"
     )
-    rows = await Lot.raw(sql, company_id, today)
+    rows = await fetch(Lot, sql, company_id, today)
     return lots_from_json(from_json(rows[0]["lots"])), catalog.offer_from_row(rows[0])
 
 

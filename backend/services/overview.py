@@ -8,7 +8,7 @@ from typing import Any
 
 from piccolo.engine.base import Engine
 
-from backend.db import date_parameter, from_json, json_rows
+from backend.db import date_parameter, fetch, from_json, json_rows
 from backend.services import agreements, catalog, charges, clock, ledger, orders, tickets
 from backend.services.errors import NotAllowed
 from backend.tables import Company, Role
@@ -53,10 +53,10 @@ async def account_summary(company_id: int) -> AccountSummary:
     what is owed: charges; open tickets: tickets; product names: catalog). Only reads: lots
     that have expired count for nothing here, whether or not the sweep has written them off."""
     engine = Company._meta.db
-    rows = await Company.raw(_summary_sql(engine), clock.today(), company_id)
+    rows = await fetch(Company, _summary_sql(engine), clock.today(), company_id)
     if not rows:
         raise NotAllowed("no such company")
-    row = rows[0]
+    row = dict(rows[0])
     lots = ledger.lots_from_json(from_json(row.pop("lots")))
     superusers = from_json(row.pop("superuser"))
     return AccountSummary(

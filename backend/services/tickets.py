@@ -11,7 +11,7 @@ from typing import Any, Literal, get_args
 
 import msgspec
 
-from backend.db import contains_text, from_json, json_rows
+from backend.db import contains_text, fetch, from_json, json_rows
 from backend.i18n import N_
 from backend.services import catalog, clock, coverage, policy, validation
 from backend.services.availability import availability_at
@@ -323,7 +323,8 @@ async def search(
             TicketRow.__struct_fields__,
             order_by=order_rows,
         )
-        [row] = await Ticket.raw(
+        [row] = await fetch(
+            Ticket,
             f"SELECT {rows} AS tickets, (SELECT count(*) FROM ticket WHERE {where}) AS matches,"
             f" {catalog.offer_columns(engine)}",
             *args,

@@ -25,7 +25,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from piccolo.engine.sqlite import SQLiteEngine
 
 from backend.config import cheap_password_hashing
-from backend.db import write_transaction
+from backend.db import fetch, write_transaction
 from backend.i18n import N_
 from backend.services import validation
 from backend.services.errors import DomainError, ValidationFailed
@@ -117,7 +117,7 @@ async def _verify(password_hash: str, password: str) -> bool:
 
 async def get_active_user(user_id: int) -> User | None:
     # Every signed-in request asks: raw SQL, as Piccolo's builder costs more than the query.
-    rows = await User.raw("SELECT * FROM portal_user WHERE id = {} AND active", user_id)
+    rows = await fetch(User, "SELECT * FROM portal_user WHERE id = {} AND active", user_id)
     return User(**rows[0], _exists_in_db=True) if rows else None
 
 
