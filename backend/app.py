@@ -111,7 +111,6 @@ def create_app(
         samesite="lax",
         max_age=SESSION_MAX_AGE,
         exclude=NO_SESSION_PATHS,
-        store="sessions",
     )
     csrf_config = CSRFConfig(
         secret=settings.secret_key,

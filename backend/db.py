@@ -7,7 +7,7 @@ import functools
 import sqlite3
 import weakref
 from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from pathlib import Path
 from string import Formatter
 from typing import Any
@@ -164,6 +164,14 @@ async def write_transaction(engine: Engine) -> AsyncIterator[None]:
     else:
         async with engine.transaction():
             yield
+
+
+def writing(engine: Engine) -> AbstractAsyncContextManager[None]:
+    """Around a write that is atomic on its own: on SQLite it queues behind this process's
+    other writers instead of spinning in SQLite's busy wait; PostgreSQL needs nothing."""
+    if isinstance(engine, SQLiteEngine):
+        return write_transaction(engine)
+    return nullcontext()
 
 
 # --- reading a page in one round trip ----------------------------------------------------

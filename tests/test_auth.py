@@ -18,7 +18,7 @@ from backend.app import create_app
 from backend.config import load_settings
 from backend.services import users
 from backend.services.users import LoginThrottle, TooManyAttempts
-from backend.tables import User
+from backend.tables import BrowserSession, User
 from tests.support import (
     PASSWORD,
     PRODUCTION_ENV,
@@ -31,7 +31,6 @@ from tests.support import (
 )
 
 TOO_MANY = "For mange mislykkede innlogginger"
-REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 def session_cookie(response) -> str | None:
@@ -266,7 +265,7 @@ async def asgi_client(app) -> AsyncIterator[httpx.AsyncClient]:
     (the AsyncTestClient hands each request to another thread, one after the other)."""
     from piccolo.engine.postgres import PostgresEngine
 
-    from backend.tables import User
+    from backend.tables import BrowserSession, User
 
     engine = User._meta.db
     # As in production, a pool (opened on this loop): a connection per query would run the
@@ -369,33 +368,56 @@ async def test_production_cookies_are_host_prefixed_and_secure(tmp_path):
         assert page.headers["strict-transport-security"].startswith("max-age=")
 
 
-async def test_with_redis_two_instances_share_sessions_and_sign_out(tmp_path):
-    """REDIS_URL: a session made on one instance works on another, and dies on both."""
-    import redis.asyncio as redis
-
-    environ = {**os.environ, "PORTAL_VAR_DIR": str(tmp_path), "REDIS_URL": REDIS_URL}
-    first_app = create_app(load_settings(environ), db_pool=False)
-    second_app = create_app(load_settings(environ), db_pool=False)
+async def test_two_instances_share_sessions_through_the_database_and_sign_out(tmp_path):
+    """Sessions are in the database: one made on an instance works on another (each with its
+    own var/ and no Redis), and signing out on either ends it on both."""
+    first_app = create_app(
+        load_settings({**os.environ, "PORTAL_VAR_DIR": str(tmp_path / "first")}), db_pool=False
+    )
+    second_app = create_app(
+        load_settings({**os.environ, "PORTAL_VAR_DIR": str(tmp_path / "second")}), db_pool=False
+    )
     async with (
         AsyncTestClient(app=first_app) as first,
         AsyncTestClient(app=second_app) as second,
     ):
-        # Signed in, not registered: the registration limit counts in Redis across test runs.
         _, email = await make_company("Delt Økt AS")
         assert (await login(first, email)).status_code == 303
         sid = first.cookies.get("session")
         assert sid
-        store = redis.Redis.from_url(REDIS_URL)
-        try:
-            assert await store.exists(f"portal_sessions:{sid}")
-            second.cookies.set("session", sid)
-            assert "Delt Økt AS" in (await second.get("/portal")).text
-            await logout(second)
-            assert not await store.exists(f"portal_sessions:{sid}")
-        finally:
-            await store.aclose()
+        assert await BrowserSession.exists().where(BrowserSession.id == sid)
+        second.cookies.set("session", sid)
+        assert "Delt Økt AS" in (await second.get("/portal")).text
+        await logout(second)
+        assert not await BrowserSession.exists().where(BrowserSession.id == sid)
         first.cookies.set("session", sid)
         assert (await first.get("/portal", follow_redirects=False)).status_code == 303
+
+
+async def test_a_deactivated_user_is_signed_out_at_the_next_request(client):
+    form = await register(client)
+    assert (await client.get("/portal")).status_code == 200
+    await User.update({User.active: False}).where(User.email == form["email"])
+    response = await client.get("/portal", follow_redirects=False)
+    assert response.status_code == 303
+    assert response.headers["location"].startswith("/login")
+    # Active again, the same session works again: nothing else was changed.
+    await User.update({User.active: True}).where(User.email == form["email"])
+    assert (await client.get("/portal")).status_code == 200
+
+
+async def test_an_expired_session_is_not_accepted(client):
+    form = await register(client)
+    sid = client.cookies.get("session")
+    await BrowserSession.update({BrowserSession.expires_at: int(time.time()) - 1}).where(
+        BrowserSession.id == sid
+    )
+    response = await client.get("/portal", follow_redirects=False)
+    assert response.status_code == 303
+    assert form["company_name"] not in response.text
+    # And the next sign-in forgets it.
+    assert (await login(client, form["email"])).status_code == 303
+    assert not await BrowserSession.exists().where(BrowserSession.id == sid)
 
 
 async def test_a_served_portal_checks_five_of_150_wrong_passwords_and_stays_responsive(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import datetime
 import functools
@@ -15,17 +14,15 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import msgspec
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from piccolo.engine.sqlite import SQLiteEngine
 
 from backend.config import cheap_password_hashing
-from backend.db import fetch, write_transaction
+from backend.db import writing
 from backend.i18n import N_
 from backend.services import validation
 from backend.services.errors import DomainError, ValidationFailed
@@ -113,12 +110,6 @@ def _check(password_hash: str, password: str) -> bool:
 
 async def _verify(password_hash: str, password: str) -> bool:
     return await _off_loop(_check, password_hash, password)
-
-
-async def get_active_user(user_id: int) -> User | None:
-    # Every signed-in request asks: raw SQL, as Piccolo's builder costs more than the query.
-    rows = await fetch(User, "SELECT * FROM portal_user WHERE id = {} AND active", user_id)
-    return User(**rows[0], _exists_in_db=True) if rows else None
 
 
 class StaffAccount(msgspec.Struct):
@@ -209,18 +200,9 @@ class LoginThrottle:
             return f"ip:{ipaddress.ip_network(f'{address}/64', strict=False)}"
         return f"ip:{address}"
 
-    @staticmethod
-    def _writing() -> AbstractAsyncContextManager[Any]:
-        engine = SignInCounter._meta.db
-        if isinstance(engine, SQLiteEngine):
-            # Queued behind this process's other writers instead of spinning in SQLite's busy
-            # wait. Each statement is atomic on its own: PostgreSQL needs nothing around it.
-            return write_transaction(engine)
-        return contextlib.nullcontext()
-
     async def _count(self, subject: str) -> tuple[int, int]:
         now = self._now_ms()
-        async with self._writing():
+        async with writing(SignInCounter._meta.db):
             rows = await SignInCounter.raw(_COUNT_ATTEMPT, subject, now + self.window_ms, now, now)
         return int(rows[0]["attempts"]), int(rows[0]["window_ends_ms"])
 
@@ -245,7 +227,7 @@ class LoginThrottle:
         """The password was right: forget the e-mail's failures (and any counters whose
         window has ended), and give the address its place back."""
         await self._release(reservation.ip_subject, reservation.ip_window_ends_ms)
-        async with self._writing():
+        async with writing(SignInCounter._meta.db):
             await SignInCounter.delete().where(
                 (SignInCounter.subject == reservation.email_subject)
                 | (SignInCounter.window_ends_ms <= self._now_ms())
@@ -253,7 +235,7 @@ class LoginThrottle:
 
     async def _release(self, subject: str, window_ends_ms: int) -> None:
         # Only in the window the attempt was counted in: a new window owes it nothing.
-        async with self._writing():
+        async with writing(SignInCounter._meta.db):
             await SignInCounter.update({SignInCounter.attempts: SignInCounter.attempts - 1}).where(
                 (SignInCounter.subject == subject)
                 & (SignInCounter.window_ends_ms == window_ends_ms)

@@ -3,6 +3,7 @@ from backend.tables.catalog import PriceList, Product
 from backend.tables.companies import Company
 from backend.tables.ledger import EntryKind, LedgerEntry, LedgerOperation, Lot, LotProduct
 from backend.tables.orders import CheckoutSession, Order, OrderKind, OrderStatus, StripeEvent
+from backend.tables.sessions import BrowserSession
 from backend.tables.sign_in import SignInCounter
 from backend.tables.tickets import (
     Channel,
@@ -19,6 +20,7 @@ from backend.tables.users import Role, User
 __all__ = [
     "Agreement",
     "AgreementProduct",
+    "BrowserSession",
     "Channel",
     "ChargeStatus",
     "CheckoutSession",

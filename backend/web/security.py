@@ -8,7 +8,7 @@ from litestar.connection import ASGIConnection
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 from litestar.types import Message, Scope
 
-from backend.services.users import get_active_user
+from backend.web.sessions import signed_in_user
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
@@ -22,9 +22,7 @@ class SessionUserMiddleware(AbstractAuthenticationMiddleware):
     """Puts the signed-in user (or None) on every request; guards decide who may pass."""
 
     async def authenticate_request(self, connection: ASGIConnection) -> AuthenticationResult:
-        user_id = connection.scope.get("session", {}).get("user_id")
-        user = await get_active_user(user_id) if isinstance(user_id, int) else None
-        return AuthenticationResult(user=user, auth=None)
+        return AuthenticationResult(user=signed_in_user(connection.scope), auth=None)
 
 
 def security_headers(production: bool) -> Any:

@@ -1,15 +1,16 @@
-"""Server-side sessions that cannot be fixed by an attacker.
+"""Server-side sessions in the database, that cannot be fixed by an attacker.
 
 Litestar's stock backend keeps whatever session id the incoming cookie carries, so an id
-planted before sign-in would survive it. This backend only accepts ids its store knows,
+planted before sign-in would survive it. This backend only accepts ids the database knows,
 issues a fresh id when the handler cleared the session (sign-in, sign-out), deletes the old
 one, and stores nothing (and sets no cookie) for an empty session.
 
-It also writes only when there is something to write: a request that leaves the session as it
-found it stores nothing and sends no cookie, unless the session's expiry is due for renewal
-(an eighth of its lifetime after it was last stored). So a signed-in page costs one store read,
-not a read and a write; an idle session ends between 7/8 and all of `max_age` after its last
-request.
+A session is read together with its user, in one statement (tables/sessions.py): the user
+only while active, so deactivating an account ends its sessions at once. It is written only
+when there is something to write: a request that leaves the session as it found it stores
+nothing and sends no cookie, unless the session's expiry is due for renewal (an eighth of its
+lifetime after it was last stored). So a signed-in page costs one statement for session and
+user together; an idle session ends between 7/8 and all of `max_age` after its last request.
 """
 
 from __future__ import annotations
@@ -25,34 +26,76 @@ from litestar.middleware.session.server_side import (
     ServerSideSessionBackend,
     ServerSideSessionConfig,
 )
-from litestar.types import Empty, Message, ScopeSession
+from litestar.types import Empty, Message, Scope, ScopeSession
 from litestar.utils.dataclass import extract_dataclass_items
 
-from backend.tables import User
+from backend.db import fetch, writing
+from backend.tables import BrowserSession, User
 
 _KNOWN_ID = "_portal_known_session_id"
 _LOADED = "_portal_loaded_session"
+_USER = "_portal_session_user"
 # When the session was last stored (seconds since the epoch), kept in the stored data only.
 _STORED_AT = "_stored_at"
 RENEW_FRACTION = 8
+
+# The user's columns (`u.*`) come as they are, so the session's own are renamed.
+_SESSION_WITH_USER = (
+    "SELECT s.data AS session_data, u.*"
+    " FROM browser_session AS s LEFT JOIN portal_user AS u ON u.id = s.user_id AND u.active"
+    " WHERE s.id = {} AND s.expires_at > {}"
+)
+
+
+def signed_in_user(scope: Scope) -> User | None:
+    """The active user whose session this request carries, read with the session."""
+    return scope.get(_USER)  # type: ignore[return-value]
 
 
 class RotatingSessionBackend(ServerSideSessionBackend):
     async def load_from_connection(self, connection: ASGIConnection) -> dict[str, Any]:
         session_id = connection.cookies.get(self.config.key)
-        if session_id:
-            store = self.config.get_store_from_app(connection.scope["app"])
-            data = await self.get(session_id, store=store)
-            if data is not None:
-                connection.scope[_KNOWN_ID] = session_id  # type: ignore[literal-required]
-                session = self.deserialize_data(data)
-                stored_at = session.pop(_STORED_AT, None)
-                connection.scope[_LOADED] = (data, stored_at)  # type: ignore[literal-required]
-                return session
-        return {}
+        if not session_id:
+            return {}
+        rows = await fetch(User, _SESSION_WITH_USER, session_id, int(time.time()))
+        if not rows:
+            return {}
+        row = dict(rows[0])
+        data = row.pop("session_data").encode()
+        scope = connection.scope
+        scope[_KNOWN_ID] = session_id  # type: ignore[literal-required]
+        if row["id"] is not None:
+            scope[_USER] = User(**row, _exists_in_db=True)  # type: ignore[literal-required]
+        session = self.deserialize_data(data)
+        stored_at = session.pop(_STORED_AT, None)
+        scope[_LOADED] = (data, stored_at)  # type: ignore[literal-required]
+        return session
+
+    async def _save(self, session_id: str, data: bytes) -> None:
+        user_id = self.deserialize_data(data).get("user_id")
+        now = int(time.time())
+        async with writing(BrowserSession._meta.db):
+            # Sessions nobody came back to are forgotten when someone signs in.
+            await BrowserSession.delete().where(BrowserSession.expires_at <= now)
+            await BrowserSession.insert(
+                BrowserSession(
+                    id=session_id,
+                    user_id=user_id if isinstance(user_id, int) else None,
+                    data=data.decode(),
+                    expires_at=now + int(self.config.max_age or 0),
+                )
+            ).on_conflict(
+                target=BrowserSession.id,
+                action="DO UPDATE",
+                values=[BrowserSession.user_id, BrowserSession.data, BrowserSession.expires_at],
+            )
+
+    async def _end(self, session_id: str) -> None:
+        async with writing(BrowserSession._meta.db):
+            await BrowserSession.delete().where(BrowserSession.id == session_id)
 
     def _unchanged_and_fresh(self, session: dict[str, Any], scope: Any) -> bool:
-        """The session is what the store holds, and its expiry is not due for renewal yet."""
+        """The session is what the database holds, and its expiry is not due for renewal yet."""
         loaded, stored_at = scope.get(_LOADED, (None, None))
         if loaded is None or not isinstance(stored_at, int | float):
             return False
@@ -61,8 +104,8 @@ class RotatingSessionBackend(ServerSideSessionBackend):
         return self.serialize_data({**session, _STORED_AT: stored_at}, scope) == loaded
 
     def get_session_id(self, connection: ASGIConnection) -> str:
-        # Never the cookie's value as such: only an id the store knew when the request came in
-        # (kept in the connection state), unless the handler cleared it.
+        # Never the cookie's value as such: only an id the database knew when the request came
+        # in (kept in the connection state), unless the handler cleared it.
         known = connection.get_session_id() or connection.scope.get(_KNOWN_ID)
         return known or self.generate_session_id()
 
@@ -79,7 +122,6 @@ class RotatingSessionBackend(ServerSideSessionBackend):
             and self._unchanged_and_fresh(scope_session, scope)  # type: ignore[arg-type]
         ):
             return
-        store = self.config.get_store_from_app(scope["app"])
         headers = MutableScopeHeaders.from_message(message)
         cookie_params = dict(
             extract_dataclass_items(self.config, exclude_none=True, include=Cookie.__dict__.keys())
@@ -87,7 +129,7 @@ class RotatingSessionBackend(ServerSideSessionBackend):
 
         if known_id and known_id != session_id:
             # Rotated or cleared: the old id must stop working at once.
-            await self.delete(known_id, store=store)
+            await self._end(known_id)
 
         if scope_session is Empty or not scope_session:
             if connection.cookies.get(self.config.key):
@@ -102,7 +144,7 @@ class RotatingSessionBackend(ServerSideSessionBackend):
         if not session_id:
             session_id = self.generate_session_id()
         data = {**scope_session, _STORED_AT: int(time.time())}
-        await self.set(session_id, self.serialize_data(data, scope), store=store)
+        await self._save(session_id, self.serialize_data(data, scope))
         headers.add(
             "Set-Cookie",
             Cookie(value=session_id, key=self.config.key, **cookie_params).to_header(header=""),
