@@ -265,7 +265,7 @@ async def asgi_client(app) -> AsyncIterator[httpx.AsyncClient]:
     (the AsyncTestClient hands each request to another thread, one after the other)."""
     from piccolo.engine.postgres import PostgresEngine
 
-    from backend.tables import BrowserSession, User
+    from backend.tables import User
 
     engine = User._meta.db
     # As in production, a pool (opened on this loop): a connection per query would run the

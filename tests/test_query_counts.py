@@ -94,9 +94,7 @@ async def test_a_page_view_writes_no_session_until_its_expiry_is_due(client, mon
     sid = client.cookies.get("session")
 
     async def expires_at() -> int:
-        row = await BrowserSession.select(BrowserSession.expires_at).where(
-            BrowserSession.id == sid
-        )
+        row = await BrowserSession.select(BrowserSession.expires_at).where(BrowserSession.id == sid)
         return row[0]["expires_at"]
 
     stored = await expires_at()

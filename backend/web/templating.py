@@ -45,7 +45,14 @@ def _datetime(value: datetime.datetime | None, pattern: str = NUMERIC_DATETIME) 
         return ""
     if pattern == NUMERIC_DATETIME:
         return _numeric_datetime(value)
-    return format_datetime(value, pattern, tzinfo=OSLO, locale=i18n.babel_locale())
+    return _worded_datetime(value, pattern, i18n.babel_locale())
+
+
+# Babel's patterns cost a tenth of a small page; the times shown in words (when support opens
+# again) are few and repeat.
+@functools.lru_cache(maxsize=1024)
+def _worded_datetime(value: datetime.datetime, pattern: str, locale: str) -> str:
+    return format_datetime(value, pattern, tzinfo=OSLO, locale=locale)
 
 
 # Digits only, the same in every language; the times of a list repeat each time it is shown.
