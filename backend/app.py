@@ -50,9 +50,9 @@ logger = logging.getLogger("portal")
 
 
 def create_stores(settings: Settings) -> StoreRegistry:
-    """Sessions and request-rate limits: Redis when configured (shared by every instance),
-    else files under var/ (one machine). Sign-in counters are in the database
-    (users.LoginThrottle), which every process shares in every configuration."""
+    """Request-rate limits: Redis when configured (shared by every instance), else files under
+    var/ (one machine). Sessions (web/sessions.py) and sign-in counters (users.LoginThrottle)
+    are in the database, which every process shares in every configuration."""
     if settings.redis_url:
         root = RedisStore.with_client(url=settings.redis_url, namespace="portal")
         return StoreRegistry(default_factory=root.with_namespace)
