@@ -40,6 +40,8 @@ ENDPOINTS = (
     ("dashboard", "/portal"),
     ("ticket list", "/portal/tickets"),
     ("top-up", "/portal/topup"),
+    ("time account", "/portal/account"),
+    ("statement", "/portal/usage"),
 )
 
 

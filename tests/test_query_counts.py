@@ -26,6 +26,8 @@ PINNED = {
     "ticket list": 2,  # the session with its user; the page with its count and the catalog
     "ticket page": 5,  # the session with its user; the ticket; its thread; its product; its time
     "top-up": 2,  # the session with its user; the open lots and the catalog
+    "time account": 2,  # the session with its user; the lots, latest entries and products
+    "statement": 3,  # the session with its user; a page of rows with balances; the catalog
 }
 STAFF_QUEUE = 3  # the session with its user; the page with its count and the catalog; companies
 
@@ -42,6 +44,8 @@ async def _company_pages(client: AsyncTestClient, company_id: int) -> dict[str, 
         "ticket list": "/portal/tickets",
         "ticket page": f"/portal/tickets/{latest['id']}",
         "top-up": "/portal/topup",
+        "time account": "/portal/account",
+        "statement": "/portal/usage",
     }
 
 

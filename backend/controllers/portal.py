@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from litestar import Controller, Request, get, post
-from litestar.response import Template
+from litestar.response import Stream, Template
 
-from backend.services import companies, overview
+from backend.services import clock, companies, overview, statement, time_account
 from backend.services.availability import availability_now
 from backend.tables import Company, User
 from backend.web.errors import FormView
-from backend.web.forms import form_operation, read_form
+from backend.web.forms import form_operation, read_form, read_query
 from backend.web.guards import allowed
-from backend.web.templating import form_response, page
+from backend.web.templating import asks_for_region, form_response, page
 
 
 async def _company_context(
@@ -27,6 +28,10 @@ async def _company_context(
         "saved": False,
     }
 
+
+# The statement's regions: the filter form swaps the whole list, "Vis flere" appends rows.
+USAGE_REGION = "usage-region"
+USAGE_ROWS = "usage-rows"
 
 COMPANY_FORM = FormView("portal/company.html", "portal/_company_form.html", _company_context)
 
@@ -47,6 +52,45 @@ class PortalController(Controller):
             superuser=summary.superuser,
             availability=availability_now(),
             open_tickets=summary.open_tickets,
+        )
+
+    @get("/account", name="account")
+    async def account(self, request: Request) -> Template:
+        account = await time_account.time_account(request.user.company, clock.today())
+        return page(request, "portal/account.html", account=account)
+
+    @get("/usage", name="usage")
+    async def usage(self, request: Request) -> Template:
+        chosen = read_query(request, statement.StatementFilter)
+        found = await statement.page_of(request.user.company, chosen)
+        filters = statement.filter_values(chosen)
+        context = {
+            "found": found,
+            "filters": filters,
+            "bounds": statement.period_bounds(chosen, clock.today()),
+            "paid_by_labels": statement.PAID_BY_LABELS,
+            "csv_url": f"/portal/usage.csv?{urlencode(filters)}",
+            "next_url": f"/portal/usage?{urlencode({**filters, 'after': found.next_after})}",
+        }
+        if asks_for_region(request, USAGE_ROWS):
+            return Template("portal/_usage_more.html", context=context)
+        if asks_for_region(request, USAGE_REGION):
+            return Template("portal/_usage.html", context=context)
+        return page(
+            request,
+            "portal/usage.html",
+            usage=await statement.overview(request.user.company, clock.today()),
+            periods=statement.PERIODS,
+            **context,
+        )
+
+    @get("/usage.csv", name="usage_csv")
+    async def usage_csv(self, request: Request) -> Stream:
+        chosen = read_query(request, statement.StatementFilter)
+        return Stream(
+            statement.csv_lines(request.user.company, chosen),
+            media_type="text/csv; charset=utf-8",
+            headers={"content-disposition": 'attachment; filename="forbruk.csv"'},
         )
 
     @get("/company", name="company")

@@ -132,10 +132,21 @@ def lot_expires_on(bought_on: datetime.date) -> datetime.date:
     return agreements.add_years(bought_on, 1)
 
 
+def last_usable_day(expires_on: datetime.date) -> datetime.date:
+    """The last day a lot pays for support: what pages name, "til og med", as for a plan."""
+    return expires_on - datetime.timedelta(days=1)
+
+
 def usable_on(on_date: datetime.date):
     """A lot pays for support on days before `expires_on` while it has minutes left (SPEC §2).
-    (`open_lots_json` says the same in SQL, for pages read in one round trip.)"""
+    (`open_lots_json` says the same in SQL, and `lot_usable` in Python, for pages read in one
+    round trip.)"""
     return (Lot.remaining_minutes > 0) & (Lot.expires_on > on_date)
+
+
+def lot_usable(remaining_minutes: int, expires_on: datetime.date, on_date: datetime.date) -> bool:
+    """`usable_on` for a lot already read."""
+    return remaining_minutes > 0 and expires_on > on_date
 
 
 async def lots_paying_for(company_id: int, product_code: str, on_date: datetime.date) -> list[Lot]:

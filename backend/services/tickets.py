@@ -40,6 +40,12 @@ STATUS_LABELS = {
     TicketStatus.resolved.value: N_("Løst"),
     TicketStatus.closed.value: N_("Lukket"),
 }
+CHANNEL_LABELS = {
+    Channel.phone.value: N_("Telefon"),
+    Channel.mail.value: N_("E-post"),
+    Channel.remote.value: N_("Fjernhjelp"),
+    Channel.web.value: N_("Nettskjema"),
+}
 DONE_STATUSES = [TicketStatus.resolved.value, TicketStatus.closed.value]
 # The queue's default: tickets that wait on support.
 WAITING_ON_SUPPORT = (TicketStatus.open.value, TicketStatus.in_progress.value)

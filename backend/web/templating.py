@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from babel.dates import format_datetime
+from babel.dates import format_date, format_datetime
 from jinja2 import Environment, FileSystemLoader, TemplateNotFound, pass_context, select_autoescape
 from jinja2 import Template as JinjaTemplate
 from jinja2.ext import Extension
@@ -23,7 +23,7 @@ from litestar.response import Redirect, Response, Template
 from markupsafe import Markup
 
 from backend import i18n
-from backend.services import orders, policy, tickets
+from backend.services import ledger, orders, policy, tickets, time_account
 from backend.services.availability import OSLO, support_hours
 from backend.services.money import format_nok
 from backend.services.validation import format_org_number, format_phone
@@ -62,6 +62,16 @@ def _numeric_datetime(value: datetime.datetime) -> str:
     aware = value if value.tzinfo else value.replace(tzinfo=datetime.UTC)
     local = aware.astimezone(OSLO)
     return f"{_date(local)} {local.hour:02}:{local.minute:02}"
+
+
+def _month(value: datetime.date) -> str:
+    """A month in words, in the reader's language: "des. 2026", "Dec 2026"."""
+    return _worded_month(value.replace(day=1), i18n.babel_locale())
+
+
+@functools.lru_cache(maxsize=256)
+def _worded_month(first_day: datetime.date, locale: str) -> str:
+    return format_date(first_day, "MMM yyyy", locale=locale)
 
 
 def page_url(path: str, filters: Mapping[str, str], number: int) -> str:
@@ -168,10 +178,12 @@ def _environment(language: str, auto_reload: bool) -> Environment:
         nok=_format_nok,
         date=_date,
         datetime=_datetime,
+        month=_month,
         org_number=format_org_number,
         phone=_format_phone,
         ticket_number=tickets.ticket_number,
         hours_minutes=hours_minutes,
+        last_day=ledger.last_usable_day,
     )
     env.globals.update(
         _=_translate,
@@ -183,6 +195,8 @@ def _environment(language: str, auto_reload: bool) -> Environment:
         # Labels a page shows many of, translated once for the environment's language.
         order_status_labels=_translated(orders.STATUS_LABELS, language),
         ticket_status_labels=_translated(tickets.STATUS_LABELS, language),
+        entry_labels=_translated(time_account.ENTRY_LABELS, language),
+        channel_labels=_translated(tickets.CHANNEL_LABELS, language),
         can=_can,
         # Whose messages are support's, in a thread.
         staff_roles=policy.STAFF,

@@ -22,6 +22,25 @@
     event.detail.headers["x-csrftoken"] = csrfToken();
   });
 
+  // The top-up form's packs and its box for another number of hours share the name "hours":
+  // the last one touched wins, and the other is cleared, so the form shows what is bought.
+  // (Without JavaScript the server keeps the last non-empty one: the box, which comes last.)
+  document.addEventListener("input", function (event) {
+    var field = event.target;
+    if (!(field instanceof HTMLInputElement) || field.name !== "hours" || !field.form) {
+      return;
+    }
+    if (field.type === "number" && field.value !== "") {
+      field.form.querySelectorAll('input[name="hours"][type="radio"]').forEach(function (radio) {
+        radio.checked = false;
+      });
+    } else if (field.type === "radio" && field.checked) {
+      field.form.querySelectorAll('input[name="hours"][type="number"]').forEach(function (box) {
+        box.value = "";
+      });
+    }
+  });
+
   // After boosted navigation, move focus to the new content so keyboard and screen-reader
   // users start reading where the page changed.
   document.addEventListener("htmx:afterSettle", function (event) {

@@ -1,0 +1,386 @@
+"""The usage statement (SPEC §7): every movement of minutes and every piece of support time,
+newest first, each with the account's balance after it.
+
+A row is either a ledger operation that moved minutes (a purchase, support from the time
+account, an expiry, a refund, an adjustment, a voided entry's minutes given back), with the
+time entry it paid for if any, or a time entry that moved none (covered by the plan, or
+billed by the hour). Rows are ordered by when they were recorded and paged by keyset (the
+last row's source and id), so a page never repeats or skips a row when new ones arrive.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import functools
+import io
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import msgspec
+from piccolo.engine.base import Engine
+
+from backend.db import date_parameter, fetch, from_json, json_rows
+from backend.i18n import N_, gettext
+from backend.services import catalog, clock, time_account, validation
+from backend.services.clock import OSLO
+from backend.services.tickets import CHANNEL_LABELS, ticket_number
+from backend.tables import Coverage, EntryKind, LedgerEntry
+
+PAGE_SIZE = 50
+CSV_BATCH = 500
+SUPPORT = "support"  # the kind of a row that is a time entry which moved no minutes
+
+PERIODS = {
+    "this_month": N_("Denne måneden"),
+    "last_month": N_("Forrige måned"),
+    "last_12_months": N_("Siste 12 måneder"),
+    "custom": N_("Fra–til"),
+}
+PAID_BY_LABELS = {
+    "plan": N_("Fri support"),
+    "account": N_("Tidskonto"),
+    "split": N_("Tidskonto og timepris"),
+    "hourly": N_("Timepris"),
+}
+
+
+class StatementFilter(msgspec.Struct):
+    """The statement's filters and where a page starts (a query string)."""
+
+    period: validation.field(str, max_length=20) = "last_12_months"
+    start: datetime.date | None = msgspec.field(name="from", default=None)
+    end: datetime.date | None = msgspec.field(name="to", default=None)
+    product: validation.field(str, max_length=40) = ""
+    after: validation.field(str, max_length=30) = ""  # "L12" or "T7": the last row shown
+
+
+class StatementRow(msgspec.Struct, frozen=True):
+    source: str  # "L": a ledger operation; "T": a time entry that moved no minutes
+    id: int
+    at: datetime.datetime
+    kind: str  # an EntryKind, or SUPPORT
+    minutes: int  # moved, signed: + into the account, - out of it
+    balance: int  # the account's minutes after this row
+    note: str
+    ticket_id: int | None
+    ticket_subject: str | None
+    technician: str | None
+    product_code: str | None
+    product_name: str | None  # the catalog's name (of a retired product too)
+    channel: str | None
+    actual_minutes: int | None
+    billed_minutes: int | None
+    coverage: str | None
+    hourly_minutes: int
+    hourly_amount_ore: int  # ex. MVA
+    entry_voided: bool  # its time entry was voided since
+
+    @property
+    def voided(self) -> bool:
+        """Support that was voided (its minutes come back on a row of their own)."""
+        return self.entry_voided and self.kind != EntryKind.reversal.value
+
+    @property
+    def cursor(self) -> str:
+        return f"{self.source}{self.id}"
+
+    @property
+    def day(self) -> datetime.date:
+        return self.at.astimezone(OSLO).date()
+
+    @property
+    def paid_by(self) -> str | None:
+        """How the support on this row was paid: plan, account, split or hourly."""
+        if self.coverage is None or self.kind == EntryKind.reversal.value:
+            return None
+        if self.coverage == Coverage.account.value and self.hourly_minutes:
+            return "split"
+        return self.coverage
+
+    @property
+    def reason(self) -> str:
+        """What the customer is told of why: an admin's reason for an adjustment."""
+        return self.note if self.kind == EntryKind.adjustment.value else ""
+
+
+@dataclass(frozen=True)
+class StatementPage:
+    rows: list[StatementRow]
+    next_after: str  # the cursor of the next page, "" on the last one
+
+
+def period_bounds(
+    chosen: StatementFilter, today: datetime.date
+) -> tuple[datetime.date, datetime.date]:
+    """The first and last day (Europe/Oslo, both included) the filter asks for."""
+    first_of_month = today.replace(day=1)
+    if chosen.period == "this_month":
+        return first_of_month, today
+    if chosen.period == "last_month":
+        last_day = first_of_month - datetime.timedelta(days=1)
+        return last_day.replace(day=1), last_day
+    if chosen.period == "custom" and chosen.start and chosen.end:
+        return min(chosen.start, chosen.end), max(chosen.start, chosen.end)
+    year_ago = (first_of_month - datetime.timedelta(days=335)).replace(day=1)
+    return year_ago, today
+
+
+def _instant(day: datetime.date) -> datetime.datetime:
+    """The start of `day` in Europe/Oslo, in UTC (as both engines store times)."""
+    return datetime.datetime.combine(day, datetime.time(), tzinfo=OSLO).astimezone(datetime.UTC)
+
+
+def _cursor(after: str) -> tuple[str, int]:
+    if len(after) > 1 and after[0] in "LT" and after[1:].isdigit():
+        return after[0], int(after[1:])
+    return "", 0
+
+
+async def page_of(
+    company_id: int, chosen: StatementFilter, *, limit: int = PAGE_SIZE
+) -> StatementPage:
+    """One page of the statement for the filter, from the row after `chosen.after`."""
+    first, last = period_bounds(chosen, clock.today())
+    source, row_id = _cursor(chosen.after)
+    args: list = [company_id, company_id, company_id, _instant(first)]
+    args.append(_instant(last + datetime.timedelta(days=1)))
+    args.extend([chosen.product, chosen.product, chosen.product])
+    args.extend([bool(source), source, row_id])
+    rows = await fetch(LedgerEntry, _page_sql(LedgerEntry._meta.db, limit + 1), *args)
+    found = [msgspec.convert(dict(row), StatementRow, strict=False) for row in rows]
+    more = len(found) > limit
+    found = found[:limit]
+    return StatementPage(rows=found, next_after=found[-1].cursor if more and found else "")
+
+
+async def every_row(company_id: int, chosen: StatementFilter) -> AsyncIterator[StatementRow]:
+    """All the rows of the filter from its start, a page at a time (for the CSV export)."""
+    after = chosen.after
+    while True:
+        page = await page_of(
+            company_id, msgspec.structs.replace(chosen, after=after), limit=CSV_BATCH
+        )
+        for row in page.rows:
+            yield row
+        if not page.next_after:
+            return
+        after = page.next_after
+
+
+@functools.cache
+def _page_sql(engine: Engine, limit: int) -> str:
+    # The time entry a ledger operation paid for: a debit is keyed "time:<entry's key>", the
+    # reversal of a voided entry "void:<entry's id>" (services/coverage.py).
+    debit, reversal = EntryKind.debit.value, EntryKind.reversal.value
+    entry_columns = (
+        "t.id AS ticket_id, t.subject AS ticket_subject, tech.name AS technician,"
+        " t.product_code AS product_code, coalesce(cp.name, t.product_code) AS product_name,"
+        " te.channel AS channel,"
+        " te.actual_minutes AS actual_minutes, te.billed_minutes AS billed_minutes,"
+        " te.coverage AS coverage, coalesce(te.hourly_minutes, 0) AS hourly_minutes,"
+        " coalesce(te.hourly_amount_ore, 0) AS hourly_amount_ore,"
+        " te.voided_at IS NOT NULL AS entry_voided"
+    )
+    entry_tables = (
+        " LEFT JOIN ticket AS t ON t.id = te.ticket"
+        " LEFT JOIN portal_user AS tech ON tech.id = te.technician"
+        " LEFT JOIN catalog_product AS cp ON cp.code = t.product_code"
+    )
+    operations = (
+        "SELECT 'L' AS source, o.id AS id, o.created_at AS at, o.kind AS kind,"
+        " (SELECT sum(e.minutes) FROM ledger_entry AS e WHERE e.operation = o.id) AS minutes,"
+        " coalesce((SELECT max(e.note) FROM ledger_entry AS e WHERE e.operation = o.id), '')"
+        f" AS note, {entry_columns}"
+        " FROM ledger_operation AS o"
+        " LEFT JOIN time_entry AS te ON te.company = o.company AND ("
+        f"(o.kind = '{debit}' AND o.idempotency_key LIKE 'time:%'"
+        " AND te.idempotency_key = substr(o.idempotency_key, 6))"
+        f" OR te.id = CASE WHEN o.kind = '{reversal}' AND o.idempotency_key LIKE 'void:%'"
+        " THEN CAST(substr(o.idempotency_key, 6) AS INTEGER) END)"
+        f"{entry_tables}"
+        " WHERE o.company = {} AND EXISTS (SELECT 1 FROM ledger_entry AS e"
+        " WHERE e.operation = o.id)"
+    )
+    supports = (
+        f"SELECT 'T' AS source, te.id AS id, te.created_at AS at, '{SUPPORT}' AS kind,"
+        f" 0 AS minutes, '' AS note, {entry_columns}"
+        f" FROM time_entry AS te{entry_tables}"
+        " WHERE te.company = {} AND te.account_minutes = 0"
+    )
+    # A product: its support, and the movements of lots that pay for it.
+    lot_product = (
+        "EXISTS (SELECT 1 FROM ledger_entry AS e JOIN lot_product AS lp ON lp.lot = e.lot"
+        " WHERE e.operation = r.id AND lp.product_code = {})"
+    )
+    balance = (
+        "(SELECT coalesce(sum(e.minutes), 0) FROM ledger_entry AS e"
+        " JOIN ledger_operation AS o ON o.id = e.operation"
+        " WHERE o.company = {} AND (o.created_at, 'L', o.id) <= (r.at, r.source, r.id))"
+    )
+    return (
+        f"WITH r AS ({operations} UNION ALL {supports})"
+        f" SELECT r.*, {balance} AS balance FROM r"
+        " WHERE r.at >= {} AND r.at < {}"
+        " AND ({} = '' OR r.product_code = {}"
+        f" OR (r.source = 'L' AND r.product_code IS NULL AND {lot_product}))"
+        " AND (NOT {} OR (r.at, r.source, r.id) <"
+        " (SELECT c.at, c.source, c.id FROM r AS c WHERE c.source = {} AND c.id = {}))"
+        f" ORDER BY r.at DESC, r.source DESC, r.id DESC LIMIT {limit}"
+    )
+
+
+def filter_values(chosen: StatementFilter) -> dict[str, str]:
+    """The filter as the form and the links keep it (the query string's names)."""
+    return {
+        "period": chosen.period if chosen.period in PERIODS else "last_12_months",
+        "from": chosen.start.isoformat() if chosen.start else "",
+        "to": chosen.end.isoformat() if chosen.end else "",
+        "product": chosen.product,
+    }
+
+
+def kind_label(row: StatementRow) -> str:
+    if row.kind == SUPPORT:
+        return N_("Support")
+    return time_account.ENTRY_LABELS.get(row.kind, row.kind)
+
+
+# The CSV opens as it is in Excel set up for Norway: UTF-8 with a byte-order mark, ";" between
+# fields, a decimal comma and dates as dd.mm.yyyy.
+CSV_COLUMNS = (
+    N_("Dato"),
+    N_("Hva"),
+    N_("Saksnummer"),
+    N_("Emne"),
+    N_("Tekniker"),
+    N_("Produkt"),
+    N_("Kanal"),
+    N_("Faktisk tid (min)"),
+    N_("Fakturert tid (min)"),
+    N_("Betalt med"),
+    N_("Minutter"),
+    N_("Beløp eks. mva (kr)"),
+    N_("Saldo (min)"),
+    N_("Merknad"),
+)
+
+
+def csv_fields(row: StatementRow) -> list[str]:
+    return [
+        f"{row.day:%d.%m.%Y}",
+        gettext(kind_label(row)) + (f" ({gettext('annullert')})" if row.voided else ""),
+        ticket_number(row.ticket_id) if row.ticket_id else "",
+        row.ticket_subject or "",
+        row.technician or "",
+        row.product_name or "",
+        gettext(CHANNEL_LABELS.get(row.channel, row.channel)) if row.channel else "",
+        "" if row.actual_minutes is None else str(row.actual_minutes),
+        "" if row.billed_minutes is None else str(row.billed_minutes),
+        gettext(PAID_BY_LABELS[row.paid_by]) if row.paid_by else "",
+        str(row.minutes),
+        f"{row.hourly_amount_ore // 100},{row.hourly_amount_ore % 100:02d}"
+        if row.hourly_amount_ore
+        else "",
+        str(row.balance),
+        row.reason,
+    ]
+
+
+async def csv_lines(company_id: int, chosen: StatementFilter) -> AsyncIterator[str]:
+    """The statement's rows for the filter, every page of them, as CSV lines: streamed, so a
+    long export holds one batch in memory at a time."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter=";", lineterminator="\r\n")
+
+    def line(fields: list[str]) -> str:
+        buffer.seek(0)
+        buffer.truncate()
+        writer.writerow(fields)
+        return buffer.getvalue()
+
+    yield "\ufeff" + line([gettext(column) for column in CSV_COLUMNS])
+    async for row in every_row(company_id, msgspec.structs.replace(chosen, after="")):
+        yield line(csv_fields(row))
+
+
+# --- the monthly chart -------------------------------------------------------------------
+
+CHART_MONTHS = 12
+
+
+class UsageDay(msgspec.Struct, frozen=True):
+    day: datetime.date
+    plan: int
+    account: int
+    hourly: int
+
+
+@dataclass(frozen=True)
+class UsageMonth:
+    first_day: datetime.date
+    plan: int  # minutes of support covered by the plan
+    account: int  # minutes taken from the time account
+    hourly: int  # minutes billed at the hourly rate
+
+    @property
+    def total(self) -> int:
+        return self.plan + self.account + self.hourly
+
+
+@dataclass(frozen=True)
+class Overview:
+    """What the statement page shows besides its rows: the products to filter by and the
+    support of each of the last CHART_MONTHS months (this one included), oldest first."""
+
+    products: list[catalog.OfferedProduct]
+    months: list[UsageMonth]
+
+    @property
+    def busiest(self) -> int:
+        return max((month.total for month in self.months), default=0)
+
+
+def chart_months(today: datetime.date) -> list[datetime.date]:
+    """The first days of the last CHART_MONTHS months, this one last."""
+    firsts = [today.replace(day=1)]
+    while len(firsts) < CHART_MONTHS:
+        firsts.append((firsts[-1] - datetime.timedelta(days=1)).replace(day=1))
+    return firsts[::-1]
+
+
+async def overview(company_id: int, today: datetime.date) -> Overview:
+    """The products and the monthly support, in one statement. Support is the time entries
+    not voided, by the day support was given: the plan's billed minutes, the minutes taken
+    from the account and those billed by the hour (a split entry counts in both)."""
+    months = chart_months(today)
+    engine = LedgerEntry._meta.db
+    [row] = await fetch(LedgerEntry, _overview_sql(engine), company_id, months[0])
+    offer = catalog.offer_from_row(row)
+    totals = {first: [0, 0, 0] for first in months}
+    for usage in from_json(row["days"], list[UsageDay]):
+        month = totals[usage.day.replace(day=1)]
+        month[0] += usage.plan
+        month[1] += usage.account
+        month[2] += usage.hourly
+    return Overview(
+        products=offer.products,
+        months=[UsageMonth(first, *totals[first]) for first in months],
+    )
+
+
+@functools.cache
+def _overview_sql(engine: Engine) -> str:
+    plan = Coverage.plan.value
+    days = json_rows(
+        engine,
+        f"SELECT te.performed_on AS day,"
+        f" sum(CASE WHEN te.coverage = '{plan}' THEN te.billed_minutes ELSE 0 END) AS plan,"
+        " sum(te.account_minutes) AS account, sum(te.hourly_minutes) AS hourly"
+        " FROM time_entry AS te WHERE te.company = {} AND te.voided_at IS NULL"
+        f" AND te.performed_on >= {date_parameter(engine)}"
+        " GROUP BY te.performed_on ORDER BY te.performed_on",
+        UsageDay.__struct_fields__,
+        order_by="day",
+    )
+    return f"SELECT {catalog.offer_columns(engine)}, {days} AS days"
