@@ -6,7 +6,9 @@ from __future__ import annotations
 import datetime
 import re
 
-from backend.services import catalog, clock, coverage, ledger
+import pytest
+
+from backend.services import catalog, clock, coverage, ledger, statement
 from backend.services.users import create_staff
 from backend.tables import Company, LedgerEntry, LedgerOperation, User
 from tests.support import PASSWORD, make_ticket, new_email, register
@@ -267,3 +269,37 @@ async def test_the_chart_has_a_title_and_the_tables_figures(client):
     assert f"{this_month}: Tidskonto 0 t 45 min" in titles
     assert f"{then}: Timepris 1 t 45 min" in titles
     assert 'height="174.0" class="chart-hourly"' in chart
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "period=custom&from=0001-01-01&to=9999-12-31",
+        "period=custom&from=2026-01-01",
+        "period=custom&to=2020-01-01",
+        "after=L%C2%B2",
+        "after=L99999999999999999999",
+        "after=T-1",
+        "period=never&product=" + "x" * 41,
+    ],
+)
+async def test_odd_filters_and_cursors_answer_a_page_never_a_500(client, query):
+    await register(client)
+    assert (await client.get(f"/portal/usage?{query}")).status_code == 200
+    csv = await client.get(f"/portal/usage.csv?{query}")
+    assert csv.status_code == 200 and csv.content.startswith(b"\xef\xbb\xbf")
+
+
+@pytest.mark.parametrize(
+    ("today", "first"),
+    [
+        (datetime.date(2026, 12, 1), datetime.date(2026, 1, 1)),
+        (datetime.date(2027, 3, 1), datetime.date(2026, 4, 1)),
+        (datetime.date(2027, 3, 31), datetime.date(2026, 4, 1)),
+    ],
+)
+def test_the_last_12_months_are_the_charts_months(today, first):
+    bounds = statement.period_bounds(statement.StatementFilter(), today)
+    assert bounds == (first, today)
+    assert statement.chart_months(today)[0] == first
+    assert len(statement.chart_months(today)) == 12

@@ -110,19 +110,28 @@ class StatementPage:
     next_after: str  # the cursor of the next page, "" on the last one
 
 
+# A typed date outside these asks for everything there is (and stays clear of the calendar's
+# ends, where a day's start in Oslo is not a time either engine can hold).
+EARLIEST = datetime.date(2000, 1, 1)
+LATEST = datetime.date(2199, 12, 31)
+
+
 def period_bounds(
     chosen: StatementFilter, today: datetime.date
 ) -> tuple[datetime.date, datetime.date]:
-    """The first and last day (Europe/Oslo, both included) the filter asks for."""
+    """The first and last day (Europe/Oslo, both included) the filter asks for: "from–to"
+    with either end left open runs from the chart's first month or to today."""
     first_of_month = today.replace(day=1)
     if chosen.period == "this_month":
         return first_of_month, today
     if chosen.period == "last_month":
         last_day = first_of_month - datetime.timedelta(days=1)
         return last_day.replace(day=1), last_day
-    if chosen.period == "custom" and chosen.start and chosen.end:
-        return min(chosen.start, chosen.end), max(chosen.start, chosen.end)
-    year_ago = (first_of_month - datetime.timedelta(days=335)).replace(day=1)
+    year_ago = chart_months(today)[0]
+    if chosen.period == "custom" and (chosen.start or chosen.end):
+        first = min(max(chosen.start or year_ago, EARLIEST), LATEST)
+        last = min(max(chosen.end or today, EARLIEST), LATEST)
+        return min(first, last), max(first, last)
     return year_ago, today
 
 
@@ -132,8 +141,10 @@ def _instant(day: datetime.date) -> datetime.datetime:
 
 
 def _cursor(after: str) -> tuple[str, int]:
-    if len(after) > 1 and after[0] in "LT" and after[1:].isdigit():
-        return after[0], int(after[1:])
+    """("L" or "T", id) from "L12"; ("", 0), which matches no row, from anything else."""
+    digits = after[1:]
+    if after[:1] in ("L", "T") and digits.isascii() and digits.isdigit() and len(digits) <= 9:
+        return after[0], int(digits)
     return "", 0
 
 
