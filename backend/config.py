@@ -5,11 +5,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from stdnum.no import orgnr
 
 ROOT = Path(__file__).resolve().parent.parent
 VAR_DIR = ROOT / "var"
@@ -21,7 +24,20 @@ PRODUCTION_REQUIRED = (
     "STRIPE_SECRET_KEY",
     "STRIPE_WEBHOOK_SECRET",
     "PORTAL_BASE_URL",
+    # The seller a receipt names (a Norwegian receipt must: name, org.nr. with MVA, address).
+    "SELLER_NAME",
+    "SELLER_ORG_NUMBER",
+    "SELLER_ADDRESS",
 )
+# Development's seller (the reseller of the seed offer); its org.nr. is left out of receipts.
+DEVELOPMENT_SELLER_NAME = "Brødrene Johnsen SALEIMPEX AS"
+
+
+@dataclass(frozen=True)
+class Seller:
+    name: str
+    org_number: str  # nine digits, or "" in development
+    address: str
 
 
 class ConfigError(RuntimeError):
@@ -47,6 +63,7 @@ class Settings:
     bench: bool = False
     # DB_POOL_SIZE: PostgreSQL connections per process, at least the requests it serves at once.
     db_pool_size: int = 32
+    seller: Seller = Seller(DEVELOPMENT_SELLER_NAME, "", "")
 
     @property
     def production(self) -> bool:
@@ -138,6 +155,14 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     pool_size = environ.get("DB_POOL_SIZE", "").strip() or "32"
     if not pool_size.isdigit() or not 1 <= int(pool_size) <= 1000:
         raise ConfigError(f"DB_POOL_SIZE must be a whole number from 1 to 1000, not {pool_size!r}")
+    seller_org_number = re.sub(r"[\s.]", "", environ.get("SELLER_ORG_NUMBER", ""))
+    if seller_org_number and not orgnr.is_valid(seller_org_number):
+        raise ConfigError(f"SELLER_ORG_NUMBER is not an organisation number: {seller_org_number!r}")
+    seller = Seller(
+        name=environ.get("SELLER_NAME", "").strip() or DEVELOPMENT_SELLER_NAME,
+        org_number=seller_org_number,
+        address=environ.get("SELLER_ADDRESS", "").strip(),
+    )
     return Settings(
         env=env,
         database_url=environ.get("DATABASE_URL", "").strip() or DEFAULT_DATABASE_URL,
@@ -153,4 +178,5 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         payments_sandbox=sandbox,
         bench=_flag(environ.get("PORTAL_BENCH")),
         db_pool_size=int(pool_size),
+        seller=seller,
     )

@@ -185,6 +185,9 @@ def bench_engine(name: str, env: dict[str, str]) -> None:
         # Production mode wants real Stripe settings; no benchmarked page calls Stripe.
         "STRIPE_SECRET_KEY": "sk_test_bench_never_called",
         "STRIPE_WEBHOOK_SECRET": "whsec_bench_never_called",
+        "SELLER_NAME": "Benk AS",
+        "SELLER_ORG_NUMBER": "923609016",
+        "SELLER_ADDRESS": "Benkveien 1, 0150 Oslo",
     }
     print(f"\n## {name}: seeding …", flush=True)
     started = time.monotonic()

@@ -18,6 +18,9 @@ PRODUCTION_ENV = {
     "STRIPE_SECRET_KEY": "sk_live_51NqRealLookingKey0123456789abcdef",
     "STRIPE_WEBHOOK_SECRET": "whsec_RealLookingEndpointSecret0123456789",
     "PORTAL_BASE_URL": "https://portal.example",
+    "SELLER_NAME": "Brødrene Johnsen SALEIMPEX AS",
+    "SELLER_ORG_NUMBER": "923 609 016",
+    "SELLER_ADDRESS": "Industrivegen 1, 2069 Jessheim",
 }
 
 

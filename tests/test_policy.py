@@ -44,6 +44,7 @@ ROUTES: dict[str, Rule] = {
     "account": COMPANY,
     "usage": COMPANY,
     "usage_csv": COMPANY,
+    "orders": COMPANY,
     "company": COMPANY,
     "company_update": Rule(("view_company", "edit_company")),
     "plan": COMPANY,

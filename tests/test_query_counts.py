@@ -28,6 +28,7 @@ PINNED = {
     "top-up": 2,  # the session with its user; the open lots and the catalog
     "time account": 2,  # the session with its user; the lots, latest entries and products
     "statement": 3,  # the session with its user; a page of rows with balances; the catalog
+    "orders": 2,  # the session with its user; a page of orders with the catalog's names
 }
 STAFF_QUEUE = 3  # the session with its user; the page with its count and the catalog; companies
 
@@ -46,6 +47,7 @@ async def _company_pages(client: AsyncTestClient, company_id: int) -> dict[str, 
         "top-up": "/portal/topup",
         "time account": "/portal/account",
         "statement": "/portal/usage",
+        "orders": "/portal/orders",
     }
 
 

@@ -9,12 +9,21 @@ from litestar import Controller, Request, get, post
 from litestar.params import FromPath
 from litestar.response import Response, Template
 
-from backend.services import agreements, catalog, charges, clock, ledger, orders, pricing
+from backend.services import (
+    agreements,
+    catalog,
+    charges,
+    clock,
+    companies,
+    ledger,
+    orders,
+    pricing,
+)
 from backend.services.money import mva_ore
 from backend.services.payments import Payments, PaymentsError
 from backend.tables import Order, OrderKind
 from backend.web.errors import FormView
-from backend.web.forms import form_operation, read_values
+from backend.web.forms import form_operation, read_query, read_values
 from backend.web.guards import allowed
 from backend.web.templating import page, redirect
 
@@ -123,6 +132,12 @@ class OrdersController(Controller):
         )
         return redirect(request, url)
 
+    @get("/orders", name="orders")
+    async def list_orders(self, request: Request) -> Template:
+        asked = read_query(request, orders.HistoryQuery)
+        found = await orders.history(request.user.company, asked.older_than)
+        return page(request, "portal/orders.html", found=found)
+
     @get("/orders/{order_id:int}", name="order")
     async def show_order(self, request: Request, order_id: FromPath[int]) -> Template:
         order = await orders.get_order(request.user, order_id)
@@ -159,7 +174,13 @@ class OrdersController(Controller):
     @get("/orders/{order_id:int}/receipt", name="receipt")
     async def show_receipt(self, request: Request, order_id: FromPath[int]) -> Template:
         order = await orders.get_order(request.user, order_id)
-        return page(request, "portal/receipt.html", **await _order_context(request, order))
+        return page(
+            request,
+            "portal/receipt.html",
+            buyer=await companies.get_company(order.company),
+            seller=request.app.state.settings.seller,
+            **await _order_context(request, order),
+        )
 
 
 class ChargesController(Controller):

@@ -4,6 +4,8 @@ cancelling ("Avbryt bestillingen"), and reading orders for the customer's pages.
 
 from __future__ import annotations
 
+import datetime
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -11,14 +13,15 @@ from typing import Any
 
 import msgspec
 
-from backend.db import is_unique_violation, json_rows, write_transaction
-from backend.i18n import N_
+from backend.db import fetch, from_json, is_unique_violation, json_rows, write_transaction
+from backend.i18n import N_, gettext
 from backend.services import (
     catalog,
     charges,
     fulfilment,
     policy,
     pricing,
+    validation,
 )
 from backend.services.errors import NotFound
 from backend.services.payments import CheckoutLine, Payments, PaymentsError, run_after
@@ -249,13 +252,78 @@ def form_path(kind: str) -> str:
     return {"plan": "/portal/plan", "topup": "/portal/topup"}.get(kind, "/portal/charges")
 
 
+def description(kind: str, hours: int, product_names: list[str]) -> str:
+    """What an order bought, in the reader's language (a receipt's line, Checkout's item)."""
+    if kind == OrderKind.charges.value:
+        return gettext("Timebasert support")
+    products = ", ".join(product_names)
+    if kind == OrderKind.plan.value:
+        return gettext("Fri support 6 mnd: %(products)s") % {"products": products}
+    return gettext("Tidskonto %(hours)s t: %(products)s") % {"hours": hours, "products": products}
+
+
 async def describe(order: Order) -> str:
-    if order.kind == OrderKind.charges.value:
-        return "Timebasert support"
-    names = ", ".join(await catalog.product_names(order.product_codes.split(",")))
-    if order.kind == OrderKind.plan.value:
-        return f"Fri support 6 mnd: {names}"
-    return f"Tidskonto {order.hours} t: {names}"
+    codes = [code for code in order.product_codes.split(",") if code]
+    return description(order.kind, order.hours, await catalog.product_names(codes))
+
+
+HISTORY_PAGE = 25
+
+
+class HistoryQuery(msgspec.Struct):
+    older_than: validation.RecordId = 0  # the last order shown: the page starts below it
+
+
+class HistoryLine(msgspec.Struct, frozen=True):
+    """An order in the customer's order history."""
+
+    id: int
+    kind: str
+    status: str
+    hours: int
+    product_codes: str
+    total_ore: int  # incl. MVA
+    created_at: datetime.datetime
+    paid_at: datetime.datetime | None
+
+
+@dataclass(frozen=True)
+class History:
+    lines: list[HistoryLine]
+    product_names: dict[str, str]
+    older_than: int  # the id the next page starts below, 0 on the last page
+
+    def describe(self, line: HistoryLine) -> str:
+        codes = [code for code in line.product_codes.split(",") if code]
+        return description(line.kind, line.hours, [self.product_names.get(c, c) for c in codes])
+
+
+async def history(company_id: int, older_than: int = 0) -> History:
+    """The company's orders, newest first, HISTORY_PAGE at a time below the id `older_than`
+    (keyset: a new order never shifts the pages), with the catalog's names: one statement."""
+    engine = Order._meta.db
+    [row] = await fetch(Order, _history_sql(engine), company_id, older_than, older_than)
+    lines = from_json(row["orders"], list[HistoryLine])
+    more = len(lines) > HISTORY_PAGE
+    lines = lines[:HISTORY_PAGE]
+    return History(
+        lines=lines,
+        product_names={p["code"]: p["name"] for p in from_json(row["products"])},
+        older_than=lines[-1].id if more else 0,
+    )
+
+
+@functools.cache
+def _history_sql(engine) -> str:
+    orders = json_rows(
+        engine,
+        f"SELECT {', '.join(HistoryLine.__struct_fields__)} FROM payment_order"
+        " WHERE company = {} AND ({} = 0 OR id < {})"
+        f" ORDER BY id DESC LIMIT {HISTORY_PAGE + 1}",
+        HistoryLine.__struct_fields__,
+        order_by="id DESC",
+    )
+    return f"SELECT {orders} AS orders, {catalog.products_json(engine)} AS products"
 
 
 async def get_order(user: User, order_id: int) -> Order:

@@ -41,6 +41,13 @@
     }
   });
 
+  // "Skriv ut" on the receipt (the print stylesheet leaves only the receipt on paper).
+  document.addEventListener("click", function (event) {
+    if (event.target instanceof Element && event.target.closest("[data-print]")) {
+      window.print();
+    }
+  });
+
   // After boosted navigation, move focus to the new content so keyboard and screen-reader
   // users start reading where the page changed.
   document.addEventListener("htmx:afterSettle", function (event) {

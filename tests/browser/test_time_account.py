@@ -34,6 +34,22 @@ async def company_with_lots() -> str:
             key=f"browser-{key}-{company_id}",
             cause=ledger.Cause(type="order"),
         )
+    from backend.services.money import mva_ore
+    from backend.tables import Order, User
+
+    superuser = await User.objects().get(User.email == email)
+    await Order(
+        company=company_id,
+        created_by=superuser.id,
+        kind="topup",
+        status="paid",
+        hours=2,
+        product_codes="inventor",
+        amount_ore=220_000,
+        mva_ore=mva_ore(220_000),
+        total_ore=220_000 + mva_ore(220_000),
+        paid_at=clock.now(),
+    ).save()
     # 90 minutes: first the lot that expires first (the 60), then 30 of the 120.
     await ledger.debit(
         company_id=company_id,
@@ -121,4 +137,12 @@ def test_the_statement_filters_in_place_and_downloads_the_csv(
         page.get_by_role("link", name="Last ned som CSV").click()
     content = Path(download.value.path()).read_bytes()
     assert content.startswith(b"\xef\xbb\xbf") and content.count(b"\r\n") == 4
+
+    page.goto("/portal")
+    page.locator("#main").get_by_role("link", name="Alle bestillinger").click()
+    expect(page).to_have_url(f"{live_server}/portal/orders")
+    assert_accessible(page, "the order history")
+    page.locator("#order-history").get_by_role("link", name="Kvittering").click()
+    expect(page.locator(".receipt h1")).to_have_text("Kvittering")
+    assert_accessible(page, "the receipt")
     assert_no_console_errors(console_errors)

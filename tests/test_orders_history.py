@@ -1,0 +1,119 @@
+"""Order history and the receipt (issue 10): every order with what it was, its amount incl.
+MVA and status, in pages; the receipt names seller and buyer and adds up ex. MVA, MVA and
+the total without claiming that prices are ex. MVA."""
+
+from __future__ import annotations
+
+import os
+import re
+
+from litestar.testing import AsyncTestClient
+
+from backend.app import create_app
+from backend.config import load_settings
+from backend.services import catalog, clock
+from backend.services.money import mva_ore
+from backend.tables import Company, Order, User
+from tests.support import login, make_company, register
+
+SELLER = {
+    "SELLER_NAME": "Brødrene Johnsen SALEIMPEX AS",
+    "SELLER_ORG_NUMBER": "923609016",
+    "SELLER_ADDRESS": "Industrivegen 1, 2069 Jessheim",
+}
+
+
+async def _order(company_id: int, *, kind="topup", status="paid", hours=5, amount=550_000):
+    superuser = await User.objects().get(User.company == company_id)
+    order = Order(
+        company=company_id,
+        created_by=superuser.id,
+        kind=kind,
+        status=status,
+        hours=hours if kind == "topup" else 0,
+        product_codes="inventor,vault",
+        amount_ore=amount,
+        mva_ore=mva_ore(amount),
+        total_ore=amount + mva_ore(amount),
+        paid_at=clock.now() if status == "paid" else None,
+    )
+    await order.save()
+    return order
+
+
+async def test_the_order_history_lists_every_order_in_pages(client, other_client):
+    await catalog.seed_demo_catalog()
+    form = await register(client)
+    company_id = (await Company.select(Company.id).where(Company.name == form["company_name"]))[-1][
+        "id"
+    ]
+    orders = [await _order(company_id, amount=100_000 * (n + 1)) for n in range(27)]
+    pending = await _order(company_id, kind="plan", status="pending", amount=900_000)
+
+    first = (await client.get("/portal/orders")).text
+    ids = re.findall(r'<td><a href="/portal/orders/(\d+)">', first)
+    assert [int(i) for i in ids] == [pending.id] + [o.id for o in orders[::-1][:24]]
+    assert "Fri support 6 mnd: Autodesk Inventor, Autodesk Vault" in first
+    assert "Tidskonto 5 t: Autodesk Inventor, Autodesk Vault" in first
+    assert "11 250,00 kr" in first.replace("\xa0", " ")  # 9 000 kr + 25 % MVA
+    assert f'href="/portal/orders/{orders[-1].id}/receipt"' in first
+    assert f'href="/portal/orders/{pending.id}/receipt"' not in first
+    older = re.search(r'href="(/portal/orders\?older_than=\d+)"', first).group(1)  # type: ignore[union-attr]
+    await _order(company_id)  # a new one does not shift the next page
+    second = (await client.get(older)).text
+    rest = [int(i) for i in re.findall(r'<td><a href="/portal/orders/(\d+)">', second)]
+    assert rest == [o.id for o in orders[:3][::-1]]
+    assert "Eldre bestillinger" not in second
+
+    # Another company sees none of them.
+    await register(other_client)
+    assert "Ingen bestillinger ennå." in (await other_client.get("/portal/orders")).text
+
+
+async def test_the_order_history_in_english_names_the_plan_as_not_free(client):
+    await catalog.seed_demo_catalog()
+    form = await register(client)
+    company_id = (await Company.select(Company.id).where(Company.name == form["company_name"]))[-1][
+        "id"
+    ]
+    await _order(company_id, kind="plan")
+    await client.get("/language/en?next=/portal/orders")
+    page = (await client.get("/portal/orders")).text
+    assert "Unlimited support (Fri support), 6 months: Autodesk Inventor, Autodesk Vault" in page
+    assert "Free support" not in page
+
+
+async def test_the_receipt_names_seller_and_buyer_and_adds_up(tmp_path):
+    await catalog.seed_demo_catalog()
+    settings = load_settings({**os.environ, **SELLER, "PORTAL_VAR_DIR": str(tmp_path)})
+    company_id, email = await make_company("Kjøper Mekanikk AS")
+    order = await _order(company_id, amount=550_000)
+    async with AsyncTestClient(app=create_app(settings, db_pool=False)) as browser:
+        await login(browser, email)
+        receipt = (await browser.get(f"/portal/orders/{order.id}/receipt")).text.replace(
+            "\xa0", " "
+        )
+    company = await Company.objects().get(Company.id == company_id)
+    seller = receipt[receipt.index('id="seller-title"') : receipt.index('id="buyer-title"')]
+    assert "Brødrene Johnsen SALEIMPEX AS" in seller
+    assert "Org.nr. 923 609 016 MVA" in seller and "Industrivegen 1, 2069 Jessheim" in seller
+    buyer = receipt[receipt.index('id="buyer-title"') : receipt.index('id="receipt-lines"')]
+    assert "Kjøper Mekanikk AS" in buyer and company.city in buyer
+    assert f"Bestilling nr. {order.id}" in receipt
+    assert "5 500,00 kr" in receipt and "1 375,00 kr" in receipt and "6 875,00 kr" in receipt
+    assert "Mva 25 %" in receipt
+    assert "eks. mva." not in receipt.lower().replace("beløp eks. mva", "")
+    assert "data-print" in receipt
+
+
+async def test_production_needs_the_sellers_details(tmp_path):
+    import pytest
+
+    from backend.config import ConfigError
+    from tests.support import PRODUCTION_ENV
+
+    environ = {k: v for k, v in PRODUCTION_ENV.items() if not k.startswith("SELLER_")}
+    with pytest.raises(ConfigError, match="SELLER_NAME, SELLER_ORG_NUMBER, SELLER_ADDRESS"):
+        load_settings(environ)
+    with pytest.raises(ConfigError, match="SELLER_ORG_NUMBER"):
+        load_settings({**PRODUCTION_ENV, "SELLER_ORG_NUMBER": "123 456 789"})
