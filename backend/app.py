@@ -141,10 +141,13 @@ def create_app(
     async def on_shutdown() -> None:
         for job in jobs:
             job.cancel()
-        if sandbox is not None:
-            await sandbox.state.sandbox.aclose()  # a mounted app gets no lifespan events
-        if db_pool:
-            await close_pool(Company._meta.db)
+        try:
+            if sandbox is not None:
+                await sandbox.state.sandbox.aclose()  # a mounted app gets no lifespan events
+        finally:
+            if db_pool:
+                # SQLite's read connections hold threads the process would wait for at exit.
+                await close_pool(Company._meta.db)
 
     route_handlers: list = [
         PublicController,

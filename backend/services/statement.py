@@ -154,7 +154,7 @@ async def page_of(
     """One page of the statement for the filter, from the row after `chosen.after`."""
     first, last = period_bounds(chosen, clock.today())
     source, row_id = _cursor(chosen.after)
-    args: list = [company_id, company_id, company_id, _instant(first)]
+    args: list = [company_id, company_id, _instant(first)]
     args.append(_instant(last + datetime.timedelta(days=1)))
     args.extend([chosen.product, chosen.product, chosen.product])
     args.extend([bool(source), source, row_id])
@@ -224,14 +224,13 @@ def _page_sql(engine: Engine, limit: int) -> str:
         "EXISTS (SELECT 1 FROM ledger_entry AS e JOIN lot_product AS lp ON lp.lot = e.lot"
         " WHERE e.operation = r.id AND lp.product_code = {})"
     )
-    balance = (
-        "(SELECT coalesce(sum(e.minutes), 0) FROM ledger_entry AS e"
-        " JOIN ledger_operation AS o ON o.id = e.operation"
-        " WHERE o.company = {} AND (o.created_at, 'L', o.id) <= (r.at, r.source, r.id))"
-    )
+    # The balance after each row: the running sum of the company's whole history, in the order
+    # the rows were recorded, taken before any filter (one pass, not a sum per row).
     return (
-        f"WITH r AS ({operations} UNION ALL {supports})"
-        f" SELECT r.*, {balance} AS balance FROM r"
+        f"WITH h AS ({operations} UNION ALL {supports}),"
+        " r AS (SELECT h.*, CAST(sum(h.minutes) OVER (ORDER BY h.at, h.source, h.id) AS BIGINT)"
+        " AS balance FROM h)"
+        " SELECT r.* FROM r"
         " WHERE r.at >= {} AND r.at < {}"
         " AND ({} = '' OR r.product_code = {}"
         f" OR (r.source = 'L' AND r.product_code IS NULL AND {lot_product}))"
@@ -277,14 +276,24 @@ CSV_COLUMNS = (
 )
 
 
+# A text cell that starts like a formula is one to Excel (=HYPERLINK(…) in a ticket's subject
+# would run when the file is opened): such text is kept as text with a leading apostrophe.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "＝", "＋", "－", "＠")
+
+
+def _text(value: str | None) -> str:
+    text = value or ""
+    return "'" + text if text.lstrip().startswith(_FORMULA_STARTS) else text
+
+
 def csv_fields(row: StatementRow) -> list[str]:
     return [
         f"{row.day:%d.%m.%Y}",
         gettext(kind_label(row)) + (f" ({gettext('annullert')})" if row.voided else ""),
         ticket_number(row.ticket_id) if row.ticket_id else "",
-        row.ticket_subject or "",
-        row.technician or "",
-        row.product_name or "",
+        _text(row.ticket_subject),
+        _text(row.technician),
+        _text(row.product_name),
         gettext(CHANNEL_LABELS.get(row.channel, row.channel)) if row.channel else "",
         "" if row.actual_minutes is None else str(row.actual_minutes),
         "" if row.billed_minutes is None else str(row.billed_minutes),
@@ -294,7 +303,7 @@ def csv_fields(row: StatementRow) -> list[str]:
         if row.hourly_amount_ore
         else "",
         str(row.balance),
-        row.reason,
+        _text(row.reason),
     ]
 
 

@@ -6,7 +6,7 @@ issues a fresh id when the handler cleared the session (sign-in, sign-out), dele
 one, and stores nothing (and sets no cookie) for an empty session.
 
 A session is read together with its user, in one statement (tables/sessions.py): the user
-only while active, so deactivating an account ends its sessions at once. It is written only
+only while active, so a deactivated account's sessions stop working at once. It is written only
 when there is something to write: a request that leaves the session as it found it stores
 nothing and sends no cookie, unless the session's expiry is due for renewal (an eighth of its
 lifetime after it was last stored). So a signed-in page costs one statement for session and
@@ -15,6 +15,7 @@ user together; an idle session ends between 7/8 and all of `max_age` after its l
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +39,9 @@ _USER = "_portal_session_user"
 # When the session was last stored (seconds since the epoch), kept in the stored data only.
 _STORED_AT = "_stored_at"
 RENEW_FRACTION = 8
+_RENEWED = (BrowserSession.user_id, BrowserSession.data, BrowserSession.expires_at)
+# What generate_session_id gives (session_id_bytes = 32, as hex).
+_SESSION_ID = re.compile(r"[0-9a-f]{64}")
 
 # The user's columns (`u.*`) come as they are, so the session's own are renamed.
 _SESSION_WITH_USER = (
@@ -55,8 +59,8 @@ def signed_in_user(scope: Scope) -> User | None:
 class RotatingSessionBackend(ServerSideSessionBackend):
     async def load_from_connection(self, connection: ASGIConnection) -> dict[str, Any]:
         session_id = connection.cookies.get(self.config.key)
-        if not session_id:
-            return {}
+        if not session_id or not _SESSION_ID.fullmatch(session_id):
+            return {}  # no id this backend issues: nothing to ask the database
         rows = await fetch(User, _SESSION_WITH_USER, session_id, int(time.time()))
         if not rows:
             return {}
@@ -71,24 +75,30 @@ class RotatingSessionBackend(ServerSideSessionBackend):
         scope[_LOADED] = (data, stored_at)  # type: ignore[literal-required]
         return session
 
-    async def _save(self, session_id: str, data: bytes) -> None:
+    async def _save(self, session_id: str, data: bytes, *, new: bool) -> bool:
+        """Store a new session, or the change or renewal of one stored already. A stored one
+        that ended meanwhile (signed out in another tab) stays ended: False."""
         user_id = self.deserialize_data(data).get("user_id")
         now = int(time.time())
+        stored = BrowserSession(
+            id=session_id,
+            user_id=user_id if isinstance(user_id, int) else None,
+            data=data.decode(),
+            expires_at=now + int(self.config.max_age or 0),
+        )
         async with writing(BrowserSession._meta.db):
+            if not new:
+                changes = {column: getattr(stored, column._meta.name) for column in _RENEWED}
+                updated = await (
+                    BrowserSession.update(changes)
+                    .where(BrowserSession.id == session_id)
+                    .returning(BrowserSession.id)
+                )
+                return bool(updated)
             # Sessions nobody came back to are forgotten when someone signs in.
             await BrowserSession.delete().where(BrowserSession.expires_at <= now)
-            await BrowserSession.insert(
-                BrowserSession(
-                    id=session_id,
-                    user_id=user_id if isinstance(user_id, int) else None,
-                    data=data.decode(),
-                    expires_at=now + int(self.config.max_age or 0),
-                )
-            ).on_conflict(
-                target=BrowserSession.id,
-                action="DO UPDATE",
-                values=[BrowserSession.user_id, BrowserSession.data, BrowserSession.expires_at],
-            )
+            await BrowserSession.insert(stored)
+            return True
 
     async def _end(self, session_id: str) -> None:
         async with writing(BrowserSession._meta.db):
@@ -144,7 +154,10 @@ class RotatingSessionBackend(ServerSideSessionBackend):
         if not session_id:
             session_id = self.generate_session_id()
         data = {**scope_session, _STORED_AT: int(time.time())}
-        await self._save(session_id, self.serialize_data(data, scope))
+        if not await self._save(
+            session_id, self.serialize_data(data, scope), new=session_id != known_id
+        ):
+            return
         headers.add(
             "Set-Cookie",
             Cookie(value=session_id, key=self.config.key, **cookie_params).to_header(header=""),
