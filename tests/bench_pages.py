@@ -35,6 +35,7 @@ REDIS_URL = "redis://127.0.0.1:6379/15"
 CONNECTIONS = 32
 SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
+DRAIN_SECONDS = 2
 ENDPOINTS = (
     ("floor", "/bench/floor"),
     ("dashboard", "/portal"),
@@ -154,6 +155,9 @@ def wrk(url: str, cookie: str, seconds: int, pid: int) -> Run:
         text=True,
         check=True,
     ).stdout
+    # The requests still in flight when wrk stops (a slow page's) must not land in the next
+    # endpoint's figures.
+    time.sleep(DRAIN_SECONDS)
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     return Run(
         requests_per_second=float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),  # type: ignore[union-attr]

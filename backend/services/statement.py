@@ -154,8 +154,9 @@ async def page_of(
     """One page of the statement for the filter, from the row after `chosen.after`."""
     first, last = period_bounds(chosen, clock.today())
     source, row_id = _cursor(chosen.after)
-    args: list = [company_id, company_id, _instant(first)]
-    args.append(_instant(last + datetime.timedelta(days=1)))
+    start, end = _instant(first), _instant(last + datetime.timedelta(days=1))
+    args: list = [company_id, start, end, company_id, start, end]
+    args.extend([company_id, start, end, company_id, start])
     args.extend([chosen.product, chosen.product, chosen.product])
     args.extend([bool(source), source, row_id])
     rows = await fetch(LedgerEntry, _page_sql(LedgerEntry._meta.db, limit + 1), *args)
@@ -198,45 +199,63 @@ def _page_sql(engine: Engine, limit: int) -> str:
         " LEFT JOIN portal_user AS tech ON tech.id = te.technician"
         " LEFT JOIN catalog_product AS cp ON cp.code = t.product_code"
     )
-    operations = (
-        "SELECT 'L' AS source, o.id AS id, o.created_at AS at, o.kind AS kind,"
-        " (SELECT sum(e.minutes) FROM ledger_entry AS e WHERE e.operation = o.id) AS minutes,"
-        " coalesce((SELECT max(e.note) FROM ledger_entry AS e WHERE e.operation = o.id), '')"
-        f" AS note, {entry_columns}"
-        " FROM ledger_operation AS o"
-        " LEFT JOIN time_entry AS te ON te.company = o.company AND ("
-        f"(o.kind = '{debit}' AND o.idempotency_key LIKE 'time:%'"
-        " AND te.idempotency_key = substr(o.idempotency_key, 6))"
-        f" OR te.id = CASE WHEN o.kind = '{reversal}' AND o.idempotency_key LIKE 'void:%'"
-        " THEN CAST(substr(o.idempotency_key, 6) AS INTEGER) END)"
-        f"{entry_tables}"
-        " WHERE o.company = {} AND EXISTS (SELECT 1 FROM ledger_entry AS e"
-        " WHERE e.operation = o.id)"
+    # The period's rows as keys with their minutes (each operation's in one pass over its
+    # entries; the time entry it paid for by key or id), the balance after each as the opening
+    # balance plus a running sum; the filter and the page; then the details of that page only.
+    minutes = (
+        "SELECT e.operation, sum(e.minutes) AS minutes, coalesce(max(e.note), '') AS note"
+        " FROM ledger_entry AS e JOIN ledger_operation AS p ON p.id = e.operation"
+        " WHERE p.company = {} AND p.created_at >= {} AND p.created_at < {}"
+        " GROUP BY e.operation"
     )
-    supports = (
-        f"SELECT 'T' AS source, te.id AS id, te.created_at AS at, '{SUPPORT}' AS kind,"
-        f" 0 AS minutes, '' AS note, {entry_columns}"
-        f" FROM time_entry AS te{entry_tables}"
-        " WHERE te.company = {} AND te.account_minutes = 0"
+    keys = (
+        "SELECT 'L' AS source, o.id AS id, o.created_at AS at, m.minutes AS minutes,"
+        " coalesce(td.id, tr.id) AS entry_id"
+        " FROM ledger_operation AS o JOIN m ON m.operation = o.id"
+        " LEFT JOIN time_entry AS td ON td.company = o.company"
+        f" AND o.kind = '{debit}' AND o.idempotency_key LIKE 'time:%'"
+        " AND td.idempotency_key = substr(o.idempotency_key, 6)"
+        " LEFT JOIN time_entry AS tr ON tr.company = o.company"
+        f" AND tr.id = CASE WHEN o.kind = '{reversal}' AND o.idempotency_key LIKE 'void:%'"
+        " THEN CAST(substr(o.idempotency_key, 6) AS INTEGER) END"
+        " WHERE o.company = {} AND o.created_at >= {} AND o.created_at < {}"
+        " UNION ALL"
+        " SELECT 'T' AS source, te.id AS id, te.created_at AS at, 0 AS minutes, te.id AS entry_id"
+        " FROM time_entry AS te WHERE te.company = {} AND te.account_minutes = 0"
+        " AND te.created_at >= {} AND te.created_at < {}"
+    )
+    opening = (
+        "(SELECT coalesce(sum(e.minutes), 0) FROM ledger_entry AS e"
+        " JOIN ledger_operation AS o ON o.id = e.operation"
+        " WHERE o.company = {} AND o.created_at < {})"
     )
     # A product: its support, and the movements of lots that pay for it.
     lot_product = (
         "EXISTS (SELECT 1 FROM ledger_entry AS e JOIN lot_product AS lp ON lp.lot = e.lot"
-        " WHERE e.operation = r.id AND lp.product_code = {})"
+        " WHERE e.operation = b.id AND lp.product_code = {})"
     )
-    # The balance after each row: the running sum of the company's whole history, in the order
-    # the rows were recorded, taken before any filter (one pass, not a sum per row).
+    page = (
+        "SELECT b.* FROM b"
+        " LEFT JOIN time_entry AS fe ON fe.id = b.entry_id"
+        " LEFT JOIN ticket AS ft ON ft.id = fe.ticket"
+        " WHERE ({} = '' OR ft.product_code = {}"
+        f" OR (b.source = 'L' AND b.entry_id IS NULL AND {lot_product}))"
+        " AND (NOT {} OR (b.at, b.source, b.id) <"
+        " (SELECT c.at, c.source, c.id FROM b AS c WHERE c.source = {} AND c.id = {}))"
+        f" ORDER BY b.at DESC, b.source DESC, b.id DESC LIMIT {limit}"
+    )
     return (
-        f"WITH h AS ({operations} UNION ALL {supports}),"
-        " r AS (SELECT h.*, CAST(sum(h.minutes) OVER (ORDER BY h.at, h.source, h.id) AS BIGINT)"
-        " AS balance FROM h)"
-        " SELECT r.* FROM r"
-        " WHERE r.at >= {} AND r.at < {}"
-        " AND ({} = '' OR r.product_code = {}"
-        f" OR (r.source = 'L' AND r.product_code IS NULL AND {lot_product}))"
-        " AND (NOT {} OR (r.at, r.source, r.id) <"
-        " (SELECT c.at, c.source, c.id FROM r AS c WHERE c.source = {} AND c.id = {}))"
-        f" ORDER BY r.at DESC, r.source DESC, r.id DESC LIMIT {limit}"
+        f"WITH m AS ({minutes}), k AS ({keys}),"
+        f" b AS (SELECT k.*, CAST({opening} + sum(k.minutes) OVER"
+        " (ORDER BY k.at, k.source, k.id) AS BIGINT) AS balance FROM k),"
+        f" page AS ({page})"
+        f" SELECT page.source, page.id, page.at, coalesce(o.kind, '{SUPPORT}') AS kind,"
+        " page.minutes, coalesce(m.note, '') AS note, page.balance, "
+        f"{entry_columns}"
+        " FROM page LEFT JOIN ledger_operation AS o ON page.source = 'L' AND o.id = page.id"
+        " LEFT JOIN m ON page.source = 'L' AND m.operation = page.id"
+        f" LEFT JOIN time_entry AS te ON te.id = page.entry_id{entry_tables}"
+        " ORDER BY page.at DESC, page.source DESC, page.id DESC"
     )
 
 
