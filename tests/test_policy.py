@@ -45,6 +45,7 @@ ROUTES: dict[str, Rule] = {
     "usage": COMPANY,
     "usage_csv": COMPANY,
     "orders": COMPANY,
+    "price_preview": COMPANY,
     "company": COMPANY,
     "company_update": Rule(("view_company", "edit_company")),
     "plan": COMPANY,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from contextlib import suppress
 from typing import Any
 
-from litestar import Controller, Request, get, post
+from litestar import Controller, MediaType, Request, get, post
 from litestar.params import FromPath
 from litestar.response import Response, Template
 
@@ -25,7 +25,9 @@ from backend.tables import Order, OrderKind
 from backend.web.errors import FormView
 from backend.web.forms import form_operation, read_query, read_values
 from backend.web.guards import allowed
-from backend.web.templating import page, redirect
+from backend.web.templating import asks_for_region, page, redirect
+
+PRICE_REGION = "price-preview"
 
 
 def _payments(request: Request) -> Payments:
@@ -36,13 +38,15 @@ async def _plan_context(request: Request, values: dict, errors: dict) -> dict[st
     company_id = request.user.company
     today = clock.today()
     starts_on, ends_on = await agreements.next_plan_period(company_id, today)
+    offer = await catalog.current_offer()
     return {
-        "offer": await catalog.current_offer(),
+        "offer": offer,
         "plans": await agreements.current_and_future_plans(company_id, today),
         "starts_on": starts_on,
         "ends_on": ends_on,
         "form": values,
         "errors": errors,
+        **_preview(offer, OrderKind.plan.value, values),
     }
 
 
@@ -50,13 +54,21 @@ async def _topup_context(request: Request, values: dict, errors: dict) -> dict[s
     company_id = request.user.company
     lots, offer = await ledger.open_lots_and_offer(company_id, clock.today())
     current = sorted({code for lot in lots for code in lot.product_codes})
+    form = values or {"products": current, "hours": "5"}
     return {
         "offer": offer,
         "lots": lots,
         "expires_on": pricing.topup_expires_on(clock.now()),
-        "form": values or {"products": current, "hours": "5"},
+        "form": form,
         "errors": errors,
+        **_preview(offer, OrderKind.topup.value, form),
     }
+
+
+def _preview(offer: catalog.Offer, kind: str, form: dict[str, Any]) -> dict[str, Any]:
+    """The price the form would pay now (or why none yet), as the form's context."""
+    quote, problem = pricing.preview(offer, kind, form.get("hours", ""), form.get("products", []))
+    return {"quote": quote, "price_problem": problem}
 
 
 async def _charges_context(request: Request, values: dict, errors: dict) -> dict[str, Any]:
@@ -131,6 +143,18 @@ class OrdersController(Controller):
             order, _payments(request), request.app.state.settings.base_url
         )
         return redirect(request, url)
+
+    @get("/price", name="price_preview")
+    async def price_preview(self, request: Request) -> Template:
+        """The plan or top-up form's price for what it holds now: the price region for htmx
+        (as products or hours change), the whole form page for "Beregn pris" without it."""
+        asked = read_query(request, orders.PriceQuery)
+        form_view = TOPUP_FORM if asked.kind == OrderKind.topup.value else PLAN_FORM
+        values = {"hours": asked.hours, "products": asked.products}
+        context = await form_view.context(request, values, {})
+        if asks_for_region(request, PRICE_REGION):
+            return Template("portal/_price.html", context=context, media_type=MediaType.HTML)
+        return page(request, form_view.page, **context)
 
     @get("/orders", name="orders")
     async def list_orders(self, request: Request) -> Template:

@@ -59,6 +59,14 @@ FINAL_STATUSES = (
 )
 
 
+class PriceQuery(msgspec.Struct):
+    """What a plan or top-up form holds, for its price before payment (a query string)."""
+
+    kind: field(str, max_length=20) = OrderKind.plan.value
+    hours: field(str, max_length=12) = ""
+    products: list[field(str, max_length=40)] = msgspec.field(default_factory=list)
+
+
 class OrderForm(msgspec.Struct):
     """What the browser says it buys (SPEC §4: the server prices it). The kind decides which
     fields count: a top-up's hours, a plan's or top-up's products (checked by `pricing.quote`)."""

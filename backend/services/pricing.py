@@ -43,7 +43,11 @@ async def quote(
 ) -> Quote:
     """The price of a plan or a top-up, from the catalog, or every reason it cannot be bought.
     (A charges order is priced from the charges it takes: see `charges.charges_order`.)"""
-    offer = await catalog.current_offer()
+    return price(await catalog.current_offer(), kind, hours, product_codes)
+
+
+def price(offer: catalog.Offer, kind: str, hours: str | int, product_codes: Sequence[str]) -> Quote:
+    """`quote` with the offer read already (a form page has it): the same rule, no query."""
     if offer.prices is None:
         raise ValidationFailed({"form": N_("Prisene er ikke lagt inn ennå.")})
     errors: dict[str, str] = {}
@@ -76,6 +80,17 @@ async def quote(
             amount_ore=offer.prices.prepaid_hour_price_ore * whole_hours,
         )
     raise ValidationFailed({"kind": N_("Ukjent bestilling.")})
+
+
+def preview(
+    offer: catalog.Offer, kind: str, hours: str | int, product_codes: Sequence[str]
+) -> tuple[Quote | None, str]:
+    """What a form shows before payment: the quote Checkout will charge, or why there is none
+    yet (the first message, for the reader's language)."""
+    try:
+        return price(offer, kind, hours, product_codes), ""
+    except ValidationFailed as failed:
+        return None, next(iter(failed.errors.values()), "")
 
 
 def topup_expires_on(paid_at: datetime.datetime) -> datetime.date:

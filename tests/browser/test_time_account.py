@@ -5,6 +5,7 @@ button opens the form, where the last of a pack and a typed number of hours wins
 from __future__ import annotations
 
 import datetime
+import re
 from pathlib import Path
 
 import pytest
@@ -93,6 +94,8 @@ def test_the_account_page_and_the_topup_hours(
     expect(pack).to_be_checked()
     other.fill("7")
     expect(pack).not_to_be_checked()
+    # The price follows: 7 hours at the demo's 1 100 kr, and 25 % MVA.
+    expect(topup.locator("#price-preview")).to_contain_text(re.compile(r"9\s625,00\skr"))
     expect(topup.locator('input[type="radio"][name="hours"]:checked')).to_have_count(0)
     topup.get_by_role("radio", name="10 timer").check()
     expect(other).to_have_value("")
