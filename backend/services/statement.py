@@ -157,9 +157,11 @@ async def page_of(
     start, end = _instant(first), _instant(last + datetime.timedelta(days=1))
     args: list = [company_id, start, end, company_id, start, end]
     args.extend([company_id, start, end, company_id, start])
-    args.extend([chosen.product, chosen.product, chosen.product])
+    if chosen.product:
+        args.extend([chosen.product, chosen.product])
     args.extend([bool(source), source, row_id])
-    rows = await fetch(LedgerEntry, _page_sql(LedgerEntry._meta.db, limit + 1), *args)
+    sql = _page_sql(LedgerEntry._meta.db, limit + 1, by_product=bool(chosen.product))
+    rows = await fetch(LedgerEntry, sql, *args)
     found = [msgspec.convert(dict(row), StatementRow, strict=False) for row in rows]
     more = len(found) > limit
     found = found[:limit]
@@ -181,7 +183,7 @@ async def every_row(company_id: int, chosen: StatementFilter) -> AsyncIterator[S
 
 
 @functools.cache
-def _page_sql(engine: Engine, limit: int) -> str:
+def _page_sql(engine: Engine, limit: int, *, by_product: bool) -> str:
     # The time entry a ledger operation paid for: a debit is keyed "time:<entry's key>", the
     # reversal of a voided entry "void:<entry's id>" (services/coverage.py).
     debit, reversal = EntryKind.debit.value, EntryKind.reversal.value
@@ -203,21 +205,25 @@ def _page_sql(engine: Engine, limit: int) -> str:
     # entries; the time entry it paid for by key or id), the balance after each as the opening
     # balance plus a running sum; the filter and the page; then the details of that page only.
     minutes = (
-        "SELECT e.operation, sum(e.minutes) AS minutes, coalesce(max(e.note), '') AS note"
-        " FROM ledger_entry AS e JOIN ledger_operation AS p ON p.id = e.operation"
+        "SELECT e.operation, sum(e.minutes) AS minutes"
+        " FROM ledger_operation AS p JOIN ledger_entry AS e ON e.operation = p.id"
         " WHERE p.company = {} AND p.created_at >= {} AND p.created_at < {}"
         " GROUP BY e.operation"
     )
-    keys = (
-        "SELECT 'L' AS source, o.id AS id, o.created_at AS at, m.minutes AS minutes,"
-        " coalesce(td.id, tr.id) AS entry_id"
-        " FROM ledger_operation AS o JOIN m ON m.operation = o.id"
+    paid_for = (
         " LEFT JOIN time_entry AS td ON td.company = o.company"
         f" AND o.kind = '{debit}' AND o.idempotency_key LIKE 'time:%'"
         " AND td.idempotency_key = substr(o.idempotency_key, 6)"
         " LEFT JOIN time_entry AS tr ON tr.company = o.company"
         f" AND tr.id = CASE WHEN o.kind = '{reversal}' AND o.idempotency_key LIKE 'void:%'"
         " THEN CAST(substr(o.idempotency_key, 6) AS INTEGER) END"
+    )
+    # The time entry each operation paid for is looked up for every key only when the product
+    # filter needs it; otherwise for the page's rows alone.
+    keys = (
+        "SELECT 'L' AS source, o.id AS id, o.created_at AS at, m.minutes AS minutes,"
+        f" {'coalesce(td.id, tr.id)' if by_product else 'NULL'} AS entry_id"
+        f" FROM ledger_operation AS o JOIN m ON m.operation = o.id{paid_for if by_product else ''}"
         " WHERE o.company = {} AND o.created_at >= {} AND o.created_at < {}"
         " UNION ALL"
         " SELECT 'T' AS source, te.id AS id, te.created_at AS at, 0 AS minutes, te.id AS entry_id"
@@ -234,13 +240,15 @@ def _page_sql(engine: Engine, limit: int) -> str:
         "EXISTS (SELECT 1 FROM ledger_entry AS e JOIN lot_product AS lp ON lp.lot = e.lot"
         " WHERE e.operation = b.id AND lp.product_code = {})"
     )
-    page = (
-        "SELECT b.* FROM b"
+    product = (
         " LEFT JOIN time_entry AS fe ON fe.id = b.entry_id"
         " LEFT JOIN ticket AS ft ON ft.id = fe.ticket"
-        " WHERE ({} = '' OR ft.product_code = {}"
-        f" OR (b.source = 'L' AND b.entry_id IS NULL AND {lot_product}))"
-        " AND (NOT {} OR (b.at, b.source, b.id) <"
+        " WHERE (ft.product_code = {}"
+        f" OR (b.source = 'L' AND b.entry_id IS NULL AND {lot_product})) AND"
+    )
+    page = (
+        f"SELECT b.* FROM b{product if by_product else ' WHERE'}"
+        " (NOT {} OR (b.at, b.source, b.id) <"
         " (SELECT c.at, c.source, c.id FROM b AS c WHERE c.source = {} AND c.id = {}))"
         f" ORDER BY b.at DESC, b.source DESC, b.id DESC LIMIT {limit}"
     )
@@ -250,11 +258,13 @@ def _page_sql(engine: Engine, limit: int) -> str:
         " (ORDER BY k.at, k.source, k.id) AS BIGINT) AS balance FROM k),"
         f" page AS ({page})"
         f" SELECT page.source, page.id, page.at, coalesce(o.kind, '{SUPPORT}') AS kind,"
-        " page.minutes, coalesce(m.note, '') AS note, page.balance, "
+        " page.minutes, coalesce((SELECT max(e.note) FROM ledger_entry AS e"
+        " WHERE page.source = 'L' AND e.operation = page.id), '') AS note, page.balance, "
         f"{entry_columns}"
         " FROM page LEFT JOIN ledger_operation AS o ON page.source = 'L' AND o.id = page.id"
-        " LEFT JOIN m ON page.source = 'L' AND m.operation = page.id"
-        f" LEFT JOIN time_entry AS te ON te.id = page.entry_id{entry_tables}"
+        f"{paid_for}"
+        " LEFT JOIN time_entry AS te ON te.id = coalesce(page.entry_id, td.id, tr.id)"
+        f"{entry_tables}"
         " ORDER BY page.at DESC, page.source DESC, page.id DESC"
     )
 
