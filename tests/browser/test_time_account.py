@@ -62,17 +62,21 @@ async def company_with_lots() -> str:
     return email
 
 
-def test_the_account_page_and_the_topup_hours(
-    axe_page: Page, live_server: str, console_errors: list[str]
-) -> None:
-    page = axe_page
-    email = run_in_new_loop(company_with_lots())
+def sign_in(page: Page, live_server: str, email: str) -> None:
     page.goto("/login")
     form = page.locator("#login-form")
     form.locator('[name="email"]').fill(email)
     form.locator('[name="password"]').fill(PASSWORD)
     form.get_by_role("button", name="Logg inn").click()
     expect(page).to_have_url(f"{live_server}/portal")
+
+
+def test_the_account_page_and_the_topup_hours(
+    axe_page: Page, live_server: str, console_errors: list[str]
+) -> None:
+    page = axe_page
+    email = run_in_new_loop(company_with_lots())
+    sign_in(page, live_server, email)
 
     page.locator("header").get_by_role("link", name="Tidskonto").click()
     expect(page).to_have_url(f"{live_server}/portal/account")
@@ -108,12 +112,7 @@ def test_the_statement_filters_in_place_and_downloads_the_csv(
 ) -> None:
     page = axe_page
     email = run_in_new_loop(company_with_lots())
-    page.goto("/login")
-    form = page.locator("#login-form")
-    form.locator('[name="email"]').fill(email)
-    form.locator('[name="password"]').fill(PASSWORD)
-    form.get_by_role("button", name="Logg inn").click()
-    expect(page).to_have_url(f"{live_server}/portal")
+    sign_in(page, live_server, email)
 
     page.locator("header").get_by_role("link", name="Forbruk").click()
     expect(page).to_have_url(f"{live_server}/portal/usage")
