@@ -202,8 +202,8 @@ def _page_sql(engine: Engine, limit: int, *, by_product: bool) -> str:
         " LEFT JOIN catalog_product AS cp ON cp.code = t.product_code"
     )
     # The period's rows as keys with their minutes (each operation's in one pass over its
-    # entries; the time entry it paid for by key or id), the balance after each as the opening
-    # balance plus a running sum; the filter and the page; then the details of that page only.
+    # entries), the balance after each as the opening balance plus a running sum; the filter
+    # and the page; then the details of that page only.
     minutes = (
         "SELECT e.operation, sum(e.minutes) AS minutes"
         " FROM ledger_operation AS p JOIN ledger_entry AS e ON e.operation = p.id"
