@@ -39,7 +39,12 @@ async def _ticket_context(
     ticket = await tickets.get_ticket(request.user, request.path_params["ticket_id"])
     messages = await tickets.thread(ticket, include_internal=False)
     names = await catalog.product_names([ticket.product_code])
+    offer = await catalog.current_offer()
     return {
+        "coverage": await coverage.expected_coverage(
+            ticket.company, ticket.product_code, clock.today()
+        ),
+        "hourly_rate_ore": offer.prices.hourly_rate_ore if offer.prices else None,
         "ticket": ticket,
         "number": tickets.ticket_number(ticket.id),
         "product_name": names[0] if names else ticket.product_code,

@@ -114,14 +114,30 @@ async def adjustment_products(company_id: int, on_date: datetime.date) -> list[s
     return [code for code in catalog_codes if code in by_plan | by_account] or catalog_codes
 
 
+def first_match(product_code: str, by_plan: set[str], by_account: set[str]) -> Coverage:
+    """The coverage rule's first match for a product (SPEC §2): a plan that covers it, else
+    the time account if it has minutes for it (which may run short: split), else hourly."""
+    if product_code in by_plan:
+        return Coverage.plan
+    if product_code in by_account:
+        return Coverage.account
+    return Coverage.hourly
+
+
+async def expected_coverage(company_id: int, product_code: str, on_date: datetime.date) -> Coverage:
+    """How support on `product_code` would be paid if given on `on_date`: what a ticket says
+    before any time is logged, by the rule the debit applies."""
+    return first_match(product_code, *await covered_products(company_id, on_date))
+
+
 async def decide_and_debit(
     *, company_id: int, product_code: str, billed: int, on_date: datetime.date, key: str
 ) -> Decision:
     """Apply the coverage rule to `billed` minutes, debiting the time account when it pays."""
-    by_plan, by_account = await covered_products(company_id, on_date)
-    if product_code in by_plan:
+    first = first_match(product_code, *await covered_products(company_id, on_date))
+    if first == Coverage.plan:
         return Decision(Coverage.plan)
-    if product_code not in by_account:
+    if first == Coverage.hourly:
         return Decision(Coverage.hourly, hourly_minutes=billed)
     result = await ledger.debit(
         company_id=company_id,
