@@ -27,6 +27,7 @@ from backend.tables import (
     Agreement,
     AgreementProduct,
     Coverage,
+    EntryKind,
     HourlyCharge,
     Lot,
     LotProduct,
@@ -155,6 +156,24 @@ async def decide_and_debit(
         Coverage.split,
         account_minutes=result.debited_minutes,
         hourly_minutes=result.uncovered_minutes,
+    )
+
+
+def paid_entry_joins(operation: str) -> str:
+    """SQL: LEFT JOINs of `time_entry` as `td` and `tr` that find the time entry a ledger
+    operation (`operation`, an alias of ledger_operation) paid for or gave back: a debit is
+    keyed "time:<the entry's key>" (record_time_entry), the reversal of a voided entry
+    "void:<its id>" (void_time_entry). The entry's id is then coalesce(td.id, tr.id); both
+    lookups use an index."""
+    return (
+        f" LEFT JOIN time_entry AS td ON td.company = {operation}.company"
+        f" AND {operation}.kind = '{EntryKind.debit.value}'"
+        f" AND {operation}.idempotency_key LIKE 'time:%'"
+        f" AND td.idempotency_key = substr({operation}.idempotency_key, 6)"
+        f" LEFT JOIN time_entry AS tr ON tr.company = {operation}.company"
+        f" AND tr.id = CASE WHEN {operation}.kind = '{EntryKind.reversal.value}'"
+        f" AND {operation}.idempotency_key LIKE 'void:%'"
+        f" THEN CAST(substr({operation}.idempotency_key, 6) AS INTEGER) END"
     )
 
 

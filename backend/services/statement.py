@@ -22,7 +22,7 @@ from piccolo.engine.base import Engine
 
 from backend.db import date_parameter, fetch, from_json, json_rows
 from backend.i18n import N_, gettext
-from backend.services import catalog, clock, time_account, validation
+from backend.services import catalog, clock, coverage, time_account, validation
 from backend.services.clock import OSLO
 from backend.services.tickets import CHANNEL_LABELS, ticket_number
 from backend.tables import Coverage, EntryKind, LedgerEntry
@@ -100,8 +100,7 @@ class StatementRow(msgspec.Struct, frozen=True):
 
     @property
     def reason(self) -> str:
-        """What the customer is told of why: an admin's reason for an adjustment."""
-        return self.note if self.kind == EntryKind.adjustment.value else ""
+        return time_account.customer_reason(self.kind, self.note)
 
 
 @dataclass(frozen=True)
@@ -184,9 +183,6 @@ async def every_row(company_id: int, chosen: StatementFilter) -> AsyncIterator[S
 
 @functools.cache
 def _page_sql(engine: Engine, limit: int, *, by_product: bool) -> str:
-    # The time entry a ledger operation paid for: a debit is keyed "time:<entry's key>", the
-    # reversal of a voided entry "void:<entry's id>" (services/coverage.py).
-    debit, reversal = EntryKind.debit.value, EntryKind.reversal.value
     entry_columns = (
         "t.id AS ticket_id, t.subject AS ticket_subject, tech.name AS technician,"
         " t.product_code AS product_code, coalesce(cp.name, t.product_code) AS product_name,"
@@ -210,14 +206,7 @@ def _page_sql(engine: Engine, limit: int, *, by_product: bool) -> str:
         " WHERE p.company = {} AND p.created_at >= {} AND p.created_at < {}"
         " GROUP BY e.operation"
     )
-    paid_for = (
-        " LEFT JOIN time_entry AS td ON td.company = o.company"
-        f" AND o.kind = '{debit}' AND o.idempotency_key LIKE 'time:%'"
-        " AND td.idempotency_key = substr(o.idempotency_key, 6)"
-        " LEFT JOIN time_entry AS tr ON tr.company = o.company"
-        f" AND tr.id = CASE WHEN o.kind = '{reversal}' AND o.idempotency_key LIKE 'void:%'"
-        " THEN CAST(substr(o.idempotency_key, 6) AS INTEGER) END"
-    )
+    paid_for = coverage.paid_entry_joins("o")
     # The time entry each operation paid for is looked up for every key only when the product
     # filter needs it; otherwise for the page's rows alone.
     keys = (
@@ -279,10 +268,8 @@ def filter_values(chosen: StatementFilter) -> dict[str, str]:
     }
 
 
-def kind_label(row: StatementRow) -> str:
-    if row.kind == SUPPORT:
-        return N_("Support")
-    return time_account.ENTRY_LABELS.get(row.kind, row.kind)
+# What a row is: a ledger entry's kind, or support that moved no minutes.
+KIND_LABELS = {**time_account.ENTRY_LABELS, SUPPORT: N_("Support")}
 
 
 # The CSV opens as it is in Excel set up for Norway: UTF-8 with a byte-order mark, ";" between
@@ -318,7 +305,8 @@ def _text(value: str | None) -> str:
 def csv_fields(row: StatementRow) -> list[str]:
     return [
         f"{row.day:%d.%m.%Y}",
-        gettext(kind_label(row)) + (f" ({gettext('annullert')})" if row.voided else ""),
+        gettext(KIND_LABELS.get(row.kind, row.kind))
+        + (f" ({gettext('annullert')})" if row.voided else ""),
         ticket_number(row.ticket_id) if row.ticket_id else "",
         _text(row.ticket_subject),
         _text(row.technician),

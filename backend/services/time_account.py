@@ -12,7 +12,7 @@ from piccolo.engine.base import Engine
 
 from backend.db import fetch, from_json, json_rows, json_values
 from backend.i18n import N_
-from backend.services import catalog, ledger
+from backend.services import catalog, coverage, ledger
 from backend.services.clock import OSLO
 from backend.tables import Company, EntryKind
 
@@ -53,9 +53,13 @@ class AccountEntry(msgspec.Struct, frozen=True):
 
     @property
     def reason(self) -> str:
-        """What the customer is told about why: an admin's reason for an adjustment (the
-        other kinds say it with their label and ticket)."""
-        return self.note if self.kind == EntryKind.adjustment.value else ""
+        return customer_reason(self.kind, self.note)
+
+
+def customer_reason(kind: str, note: str) -> str:
+    """What the customer is told of why minutes moved: an admin's reason for an adjustment.
+    The other kinds say it with their label and ticket (their notes are for staff)."""
+    return note if kind == EntryKind.adjustment.value else ""
 
 
 @dataclass(frozen=True)
@@ -120,19 +124,15 @@ def _account_sql(engine: Engine) -> str:
         order_by="id DESC",
         json_columns=("product_codes",),
     )
-    # A debit names its time entry by the entry's key ("time:<key>"), a reversal by its id.
-    time_entry = (
-        "SELECT te.ticket FROM time_entry AS te WHERE te.company = le.company AND ("
-        f"te.idempotency_key = CASE WHEN le.kind = '{EntryKind.debit.value}'"
-        " THEN substr(le.cause_id, 6) END"
-        f" OR te.id = CASE WHEN le.kind = '{EntryKind.reversal.value}'"
-        " THEN CAST(le.cause_id AS INTEGER) END)"
-    )
     entries = json_rows(
         engine,
         "SELECT le.id, le.kind, le.minutes, le.created_at, le.note, t.id AS ticket_id,"
         " t.subject AS ticket_subject FROM ledger_entry AS le"
-        f" LEFT JOIN ticket AS t ON le.cause_type = 'time_entry' AND t.id = ({time_entry})"
+        " JOIN ledger_operation AS o ON o.id = le.operation"
+        f"{coverage.paid_entry_joins('o')}"
+        " LEFT JOIN time_entry AS te ON le.cause_type = 'time_entry'"
+        " AND te.id = coalesce(td.id, tr.id)"
+        " LEFT JOIN ticket AS t ON t.id = te.ticket"
         f" WHERE le.company = {{}} ORDER BY le.id DESC LIMIT {LATEST_ENTRIES}",
         AccountEntry.__struct_fields__,
         order_by="id DESC",

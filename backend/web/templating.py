@@ -23,7 +23,7 @@ from litestar.response import Redirect, Response, Template
 from markupsafe import Markup
 
 from backend import i18n
-from backend.services import ledger, orders, policy, tickets, time_account
+from backend.services import ledger, orders, policy, statement, tickets, time_account
 from backend.services.availability import OSLO, support_hours
 from backend.services.money import format_nok
 from backend.services.validation import format_org_number, format_phone
@@ -196,6 +196,7 @@ def _environment(language: str, auto_reload: bool) -> Environment:
         order_status_labels=_translated(orders.STATUS_LABELS, language),
         ticket_status_labels=_translated(tickets.STATUS_LABELS, language),
         entry_labels=_translated(time_account.ENTRY_LABELS, language),
+        statement_labels=_translated(statement.KIND_LABELS, language),
         channel_labels=_translated(tickets.CHANNEL_LABELS, language),
         can=_can,
         # Whose messages are support's, in a thread.
