@@ -80,6 +80,13 @@ def page(browser, live_server: str, console_errors: list[str]) -> Iterator:
 
 
 @pytest.fixture
+def staff_page(browser, live_server: str, console_errors: list[str]) -> Iterator:
+    """A second browser context (its own cookies): a technician, next to the customer's `page`."""
+    with _page_in_new_context(browser, live_server, console_errors) as new_page:
+        yield new_page
+
+
+@pytest.fixture
 def axe_page(browser, live_server: str, console_errors: list[str]) -> Iterator:
     """Like `page`, but with the Content-Security-Policy switched off, for the axe-core checks.
 

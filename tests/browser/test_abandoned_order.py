@@ -10,38 +10,31 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.support import assert_no_console_errors, run_in_new_loop
+from tests.browser.support import (
+    HOSTED_CHECKOUT,
+    assert_no_console_errors,
+    run_in_new_loop,
+    sign_in,
+    start_top_up,
+)
 from tests.browser.test_accessibility import assert_accessible
 from tests.browser.test_money_journey import DEMO_EMAIL, seed_demo_and_read_hour_price
 
 pytestmark = pytest.mark.browser
 
-HOSTED = re.compile(r"/sandbox/stripe/checkout/([^/?#]+)$")
 ORDER = re.compile(r"/portal/orders/\d+$")
 
 
 def test_an_abandoned_checkout_can_be_paid_again_or_cancelled(
-    axe_page: Page, console_errors: list[str], screenshot_dir: Path
+    axe_page: Page, live_server: str, console_errors: list[str], screenshot_dir: Path
 ) -> None:
     from backend.services.demo import DEMO_PASSWORD
 
     page = axe_page
     run_in_new_loop(seed_demo_and_read_hour_price())
-    page.goto("/login")
-    login_form = page.locator("#login-form")
-    login_form.locator('[name="email"]').fill(DEMO_EMAIL)
-    login_form.locator('[name="password"]').fill(DEMO_PASSWORD)
-    login_form.get_by_role("button", name="Logg inn").click()
-    expect(page).to_have_url(re.compile(r"/portal$"))
-
-    page.goto("/portal/topup")
-    form = page.locator("#topup-form")
-    form.get_by_role("radio", name=re.compile(r"^5 timer\b")).check()
-    if form.locator('input[type="checkbox"][name="products"]:checked').count() == 0:
-        form.locator('input[type="checkbox"][name="products"]').first.check()
-    form.get_by_role("button", name="Gå til betaling").click()
-    expect(page).to_have_url(HOSTED)
-    first_session = HOSTED.search(page.url)[1]
+    sign_in(page, live_server, DEMO_EMAIL, password=DEMO_PASSWORD)
+    start_top_up(page, 5)
+    first_session = HOSTED_CHECKOUT.search(page.url)[1]
 
     # Cancelled on the hosted page: back on the order page, which offers both ways on.
     page.get_by_role("button", name="Avbryt", exact=True).click()
@@ -55,8 +48,8 @@ def test_an_abandoned_checkout_can_be_paid_again_or_cancelled(
 
     # "Betal": a new session for the same order.
     status.get_by_role("button", name="Betal", exact=True).click()
-    expect(page).to_have_url(HOSTED)
-    assert HOSTED.search(page.url)[1] != first_session
+    expect(page).to_have_url(HOSTED_CHECKOUT)
+    assert HOSTED_CHECKOUT.search(page.url)[1] != first_session
     page.get_by_role("button", name="Avbryt", exact=True).click()
     expect(page).to_have_url(ORDER)
 

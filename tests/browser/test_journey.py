@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.support import assert_no_console_errors
+from tests.browser.support import assert_no_console_errors, sign_in
 from tests.support import PASSWORD, new_email, new_org_number
 
 pytestmark = pytest.mark.browser
@@ -89,11 +89,7 @@ def test_register_sign_out_sign_in_and_navigate(
     expect(page.locator("header").get_by_role("button", name="Logg ut")).to_have_count(0)
 
     # 4. Sign in again.
-    page.goto("/login")
-    login_form = page.locator("#login-form")
-    login_form.locator('[name="email"]').fill(email)
-    login_form.locator('[name="password"]').fill(PASSWORD)
-    login_form.get_by_role("button", name="Logg inn").click()
+    sign_in(page, live_server, email)
     expect(page).to_have_url(f"{live_server}/portal")
     expect(main.get_by_role("heading", level=1)).to_have_text(company)
     expect(main).to_contain_text("Ingen avtale ennå")

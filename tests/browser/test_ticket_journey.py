@@ -6,14 +6,18 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import _page_in_new_context
-from tests.browser.support import assert_no_console_errors, run_in_new_loop
+from tests.browser.support import (
+    assert_no_console_errors,
+    hours_minutes,
+    log_time,
+    run_in_new_loop,
+    sign_in,
+)
 from tests.support import PASSWORD, make_company, new_email
 
 pytestmark = pytest.mark.browser
@@ -52,26 +56,6 @@ async def seed_company_and_technician() -> tuple[str, str]:
     return superuser_email, technician.email
 
 
-def shown(minutes: int) -> str:
-    return f"{minutes // 60} t {minutes % 60} min"
-
-
-def sign_in(page: Page, live_server: str, email: str, landing: str) -> None:
-    page.goto("/login")
-    login_form = page.locator("#login-form")
-    login_form.locator('[name="email"]').fill(email)
-    login_form.locator('[name="password"]').fill(PASSWORD)
-    login_form.get_by_role("button", name="Logg inn").click()
-    expect(page).to_have_url(f"{live_server}{landing}")
-
-
-@pytest.fixture
-def staff_page(browser, live_server: str, console_errors: list[str]) -> Iterator[Page]:
-    """A second browser context (its own cookies): the technician, next to the customer's."""
-    with _page_in_new_context(browser, live_server, console_errors) as new_page:
-        yield new_page
-
-
 def test_customer_opens_ticket_technician_logs_time_customer_sees_the_cost(
     page: Page,
     staff_page: Page,
@@ -84,7 +68,8 @@ def test_customer_opens_ticket_technician_logs_time_customer_sees_the_cost(
     note = "Ringte kunden, tilbakestilte Inventor-profilen."
 
     # 1. The customer (context A) opens a ticket for Inventor and lands on its page.
-    sign_in(page, live_server, superuser_email, "/portal")
+    sign_in(page, live_server, superuser_email)
+    expect(page).to_have_url(f"{live_server}/portal")
     page.goto("/portal/tickets/new")
     form = page.locator("#ticket-form")
     form.get_by_label("Produkt").select_option(label="Autodesk Inventor")
@@ -106,7 +91,8 @@ def test_customer_opens_ticket_technician_logs_time_customer_sees_the_cost(
     expect(customer_main).to_contain_text("Ingen timeføringer på saken ennå.")
 
     # 2. The technician (context B) finds it in the queue by its number and opens it.
-    sign_in(staff_page, live_server, technician_email, "/staff")
+    sign_in(staff_page, live_server, technician_email)
+    expect(staff_page).to_have_url(f"{live_server}/staff")
     staff_main = staff_page.locator("#main")
     search = staff_page.locator("#queue-filter").get_by_label("Søk på saksnummer")
     search.fill(number)
@@ -125,13 +111,7 @@ def test_customer_opens_ticket_technician_logs_time_customer_sees_the_cost(
     expect(staff_main).to_contain_text("Ingen tid er ført på saken ennå.")
 
     # Log 20 minutes by phone, with a note: billed 30 minutes, from the time account.
-    time_form = staff_page.locator("#time-form")
-    time_form.get_by_label("Faktiske minutter").fill(str(ACTUAL_MINUTES))
-    time_form.get_by_label("Kanal").select_option(label="Telefon")
-    time_form.get_by_label("Notat (valgfritt)").fill(note)
-    time_form.get_by_role("button", name="Før tid").click()
-
-    entry = staff_main.locator('tr[id^="time-entry-"]')
+    entry = log_time(staff_page, ACTUAL_MINUTES, "Telefon", note)
     expect(entry).to_have_count(1)
     cells = entry.locator("td")
     expect(cells.nth(1)).to_have_text("Tore Tekniker")
@@ -158,9 +138,9 @@ def test_customer_opens_ticket_technician_logs_time_customer_sees_the_cost(
     # The dashboard: 300 - 30 minutes left on the time account.
     page.goto("/portal")
     expect(customer_main.locator("#time-account .balance strong")).to_have_text(
-        shown(LOT_MINUTES - BILLED_MINUTES)
+        hours_minutes(LOT_MINUTES - BILLED_MINUTES)
     )
-    assert shown(LOT_MINUTES - BILLED_MINUTES) == "4 t 30 min"
+    assert hours_minutes(LOT_MINUTES - BILLED_MINUTES) == "4 t 30 min"
 
     # 4. No console errors in either context (a CSP violation would be one).
     assert_no_console_errors(console_errors)

@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.support import assert_no_console_errors, run_in_new_loop
+from tests.browser.support import assert_no_console_errors, run_in_new_loop, sign_in
 from tests.browser.test_accessibility import assert_accessible
-from tests.support import PASSWORD
 
 pytestmark = pytest.mark.browser
 
@@ -60,15 +59,6 @@ async def company_with_lots() -> str:
         cause=ledger.Cause(type="admin", note="Test"),
     )
     return email
-
-
-def sign_in(page: Page, live_server: str, email: str) -> None:
-    page.goto("/login")
-    form = page.locator("#login-form")
-    form.locator('[name="email"]').fill(email)
-    form.locator('[name="password"]').fill(PASSWORD)
-    form.get_by_role("button", name="Logg inn").click()
-    expect(page).to_have_url(f"{live_server}/portal")
 
 
 def test_the_account_page_and_the_topup_hours(
