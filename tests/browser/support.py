@@ -113,3 +113,25 @@ def log_time(staff_page: Page, actual_minutes: int, channel: str, note: str) -> 
     form.get_by_role("button", name="Før tid").click()
     expect(entries).to_have_count(before + 1)
     return entries
+
+
+TICKET_NUMBER = re.compile(r"SUP-\d{6}")
+
+
+def open_ticket(
+    page: Page, live_server: str, product: str, subject: str, description: str
+) -> tuple[int, str]:
+    """A company's user opens a ticket with the portal's form and lands on its page:
+    (the ticket's id, its number)."""
+    page.goto("/portal/tickets/new")
+    form = page.locator("#ticket-form")
+    form.get_by_label("Produkt").select_option(label=product)
+    form.get_by_label("Emne").fill(subject)
+    form.get_by_label("Beskrivelse").fill(description)
+    form.get_by_role("button", name="Send saken").click()
+    expect(page).to_have_url(re.compile(rf"^{re.escape(live_server)}/portal/tickets/\d+$"))
+    main = page.locator("#main")
+    expect(main.get_by_role("heading", level=1)).to_have_text(subject)
+    number_line = main.locator("hgroup p")
+    expect(number_line).to_have_text(TICKET_NUMBER)
+    return int(page.url.rsplit("/", 1)[-1]), number_line.inner_text().strip()

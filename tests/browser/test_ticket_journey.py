@@ -15,6 +15,7 @@ from tests.browser.support import (
     assert_no_console_errors,
     hours_minutes,
     log_time,
+    open_ticket,
     run_in_new_loop,
     sign_in,
 )
@@ -25,8 +26,6 @@ pytestmark = pytest.mark.browser
 LOT_MINUTES = 300
 ACTUAL_MINUTES = 20
 BILLED_MINUTES = 30  # rounded up to the next 15 minutes
-
-TICKET_NUMBER = re.compile(r"SUP-\d{6}")
 
 
 async def seed_company_and_technician() -> tuple[str, str]:
@@ -70,22 +69,14 @@ def test_customer_opens_ticket_technician_logs_time_customer_sees_the_cost(
     # 1. The customer (context A) opens a ticket for Inventor and lands on its page.
     sign_in(page, live_server, superuser_email)
     expect(page).to_have_url(f"{live_server}/portal")
-    page.goto("/portal/tickets/new")
-    form = page.locator("#ticket-form")
-    form.get_by_label("Produkt").select_option(label="Autodesk Inventor")
-    form.get_by_label("Emne").fill(subject)
-    form.get_by_label("Beskrivelse").fill(
-        "Inventor 2025 krasjer hver gang jeg lagrer en sammenstilling.\nFeilkode 0xC0000005."
+    ticket_id, number = open_ticket(
+        page,
+        live_server,
+        "Autodesk Inventor",
+        subject,
+        "Inventor 2025 krasjer hver gang jeg lagrer en sammenstilling.\nFeilkode 0xC0000005.",
     )
-    form.get_by_role("button", name="Send saken").click()
-
-    expect(page).to_have_url(re.compile(rf"^{re.escape(live_server)}/portal/tickets/\d+$"))
     customer_main = page.locator("#main")
-    expect(customer_main.get_by_role("heading", level=1)).to_have_text(subject)
-    number_line = customer_main.locator("hgroup p")
-    expect(number_line).to_have_text(TICKET_NUMBER)
-    number = number_line.inner_text().strip()
-    ticket_id = int(page.url.rsplit("/", 1)[-1])
     assert number == f"SUP-{ticket_id:06d}"
     expect(customer_main.locator("#ticket-status")).to_have_text("Åpen")
     expect(customer_main).to_contain_text("Ingen timeføringer på saken ennå.")
