@@ -62,7 +62,7 @@ def ticket_number(ticket_id: int) -> str:
 
 
 class TicketRow(msgspec.Struct, frozen=True):
-    """One line of a ticket list (the customer's or the staff queue). A struct, not a dict:
+    """One line of the staff queue. A struct, not a dict:
     templates read its fields as attributes, which on a dict cost Jinja a failed lookup each."""
 
     id: int
