@@ -127,5 +127,6 @@ async def make_ticket(
         opened_by=superuser.id,
         created_at=clock.now() - datetime.timedelta(days=opened_days_ago),
     )
+    ticket.last_activity_at = ticket.created_at
     await ticket.save()
     return ticket

@@ -139,13 +139,12 @@ class StaffController(Controller):
             name: request.query_params.get(name, "")
             for name in ("q", "status", "company", "product")
         }
-        result = await tickets.search(
+        result = await tickets.queue(
             company_id=found_by.company or None,
             q=found_by.q,
             status=found_by.status,
             product=found_by.product,
             page=found_by.page,
-            oldest_waiting_first=True,
         )
         context = {"filters": filters, "result": result}
         if asks_for_region(request, "queue-rows"):

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from litestar import Controller, Request, get, post
 from litestar.params import FromPath, FromQuery
 from litestar.response import Response, Template
 
-from backend.services import catalog, clock, coverage, tickets
+from backend.services import catalog, clock, coverage, statement, tickets
 from backend.tables import Ticket
 from backend.web.errors import FormView
 from backend.web.forms import form_operation, read_query, read_values
@@ -16,7 +17,9 @@ from backend.web.guards import allowed
 from backend.web.templating import asks_for_region, redirect
 from backend.web.templating import page as render_page
 
+# The history's regions: the filter form swaps the whole list, "Vis flere" appends rows.
 ROWS_REGION = "ticket-rows"
+LIST_REGION = "ticket-list"
 
 
 async def _form_context(
@@ -67,23 +70,24 @@ class TicketsController(Controller):
 
     @get(name="tickets")
     async def list_tickets(self, request: Request) -> Template:
-        found_by = read_query(request, tickets.TicketFilter)
-        found = await tickets.search(
-            company_id=request.user.company,
-            q=found_by.q,
-            status=found_by.status,
-            product=found_by.product,
-            page=found_by.page,
-        )
+        """The history, the latest activity first. The filter form swaps the rows region;
+        "Vis flere" appends the next rows (or, without JavaScript, is the next page)."""
+        chosen = read_query(request, tickets.HistoryFilter)
+        found = await tickets.history(request.user.company, chosen)
+        filters = {"q": chosen.q.strip(), "status": chosen.status, "product": chosen.product}
+        kept = {name: value for name, value in filters.items() if value}
         context = {
             "found": found,
-            "filters": {
-                "q": found_by.q.strip(),
-                "status": found_by.status,
-                "product": found_by.product,
-            },
+            "filters": filters,
             "products": found.offer.products,
+            "paid_by_labels": statement.PAID_BY_LABELS,
+            "count_limit": tickets.COUNT_LIMIT,
+            "first_url": f"/portal/tickets?{urlencode(kept)}" if kept else "/portal/tickets",
+            "next_url": f"/portal/tickets?{urlencode({**kept, 'after': found.next_after})}",
+            "continued": bool(chosen.after) and not found.bad_cursor,
         }
+        if asks_for_region(request, LIST_REGION):
+            return Template("portal/_ticket_more.html", context=context)
         if asks_for_region(request, ROWS_REGION):
             return Template("portal/_ticket_rows.html", context=context)
         return render_page(request, "portal/tickets.html", **context)

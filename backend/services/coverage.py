@@ -19,7 +19,7 @@ import msgspec
 
 from backend.db import is_unique_violation, write_transaction
 from backend.i18n import N_
-from backend.services import agreements, catalog, charges, clock, ledger, policy
+from backend.services import activity, agreements, catalog, charges, clock, ledger, policy
 from backend.services.errors import NotFound, ValidationFailed
 from backend.services.payments import Payments, run_after
 from backend.services.validation import convert, convert_field, field, line
@@ -225,6 +225,7 @@ async def record_time_entry(
                 idempotency_key=key,
             )
             await entry.save()
+            await activity.record(ticket.id, entry.created_at)
             if decision.hourly_minutes:
                 await HourlyCharge(
                     company=ticket.company,
@@ -254,11 +255,12 @@ async def void_time_entry(
     provider (`payments`) run after the transaction."""
     policy.require(staff, "void_time")
     reason = convert({"reason": reason}, VoidForm).reason
+    voided_at = clock.now()
     async with write_transaction(TimeEntry._meta.db):
         won = (
             await TimeEntry.update(
                 {
-                    TimeEntry.voided_at: clock.now(),
+                    TimeEntry.voided_at: voided_at,
                     TimeEntry.voided_by: staff.id,
                     TimeEntry.void_reason: reason,
                 }
@@ -271,6 +273,7 @@ async def void_time_entry(
             raise NotFound("no such time entry")
         if not won:
             return entry  # voided already
+        await activity.record(entry.ticket, voided_at)
         if entry.account_minutes:
             await ledger.reverse(
                 original_key=f"time:{entry.idempotency_key}",

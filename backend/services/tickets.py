@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime
 import re
 import secrets
@@ -13,12 +14,14 @@ import msgspec
 
 from backend.db import contains_text, fetch, from_json, json_rows
 from backend.i18n import N_
-from backend.services import catalog, clock, coverage, policy, validation
+from backend.services import activity, catalog, clock, coverage, policy, validation
 from backend.services.availability import availability_at
 from backend.services.errors import NotFound, ValidationFailed
 from backend.tables import (
     Channel,
+    ChargeStatus,
     Company,
+    Coverage,
     EntryKind,
     LedgerEntry,
     Ticket,
@@ -59,7 +62,7 @@ def ticket_number(ticket_id: int) -> str:
 
 
 class TicketRow(msgspec.Struct, frozen=True):
-    """One line of a ticket list (the customer's or the staff queue). A struct, not a dict:
+    """One line of the staff queue. A struct, not a dict:
     templates read its fields as attributes, which on a dict cost Jinja a failed lookup each."""
 
     id: int
@@ -132,10 +135,17 @@ class TicketFilter(msgspec.Struct):
     q: validation.field(str, max_length=SEARCH_MAX) = ""
     status: validation.field(str, max_length=40) = ""
     product: validation.field(str, max_length=40) = ""
-    page: validation.Page = 1
+
+
+class HistoryFilter(TicketFilter):
+    """The customer's ticket history: the filters and where a page starts (`after`, the
+    cursor of the last row shown; empty for the newest)."""
+
+    after: validation.field(str, max_length=40) = ""
 
 
 class QueueFilter(TicketFilter):
+    page: validation.Page = 1
     company: validation.RecordId = 0  # every company
 
 
@@ -162,6 +172,7 @@ async def open_ticket(user: User, values: Mapping[str, Any]) -> Ticket:
         policy.require(user, "open_ticket")
         form = validation.convert(values, NewTicket, errors=await _unknown_product(values))
         company_id, channel = user.company, Channel.web.value
+    now = clock.now()
     ticket = Ticket(
         company=company_id,
         product_code=form.product,
@@ -169,6 +180,8 @@ async def open_ticket(user: User, values: Mapping[str, Any]) -> Ticket:
         description=form.description,
         channel=channel,
         opened_by=user.id,
+        created_at=now,
+        last_activity_at=now,
     )
     await ticket.save()
     return ticket
@@ -199,7 +212,10 @@ async def add_message(
     if internal:
         policy.require(user, "internal_note", ticket)
     text = reply.body
-    await TicketMessage(ticket=ticket.id, author=user.id, body=text, internal=internal).save()
+    message = TicketMessage(ticket=ticket.id, author=user.id, body=text, internal=internal)
+    await message.save()
+    if not internal:
+        await activity.record(ticket.id, message.created_at)
     if policy.is_staff(user):
         if not internal:
             await Ticket.update({Ticket.waiting_since: None}).where(Ticket.id == ticket.id)
@@ -222,6 +238,8 @@ async def set_status(user: User, ticket: Ticket, status: str | TicketStatus) -> 
     elif ticket.status not in WAITING_ON_SUPPORT:
         values[Ticket.waiting_since] = clock.now()
     await Ticket.update(values).where(Ticket.id == ticket.id)
+    if status != ticket.status:
+        await activity.record(ticket.id)
 
 
 def can_resolve(user: User, ticket: Ticket) -> bool:
@@ -236,9 +254,15 @@ async def resolve_by_customer(user: User, ticket: Ticket) -> None:
     policy.require(user, "resolve", ticket)
     if not can_resolve(user, ticket):
         return
-    await Ticket.update(
-        {Ticket.status: TicketStatus.resolved.value, Ticket.waiting_since: None}
-    ).where((Ticket.id == ticket.id) & Ticket.status.not_in(DONE_STATUSES))
+    resolved = (
+        await Ticket.update(
+            {Ticket.status: TicketStatus.resolved.value, Ticket.waiting_since: None}
+        )
+        .where((Ticket.id == ticket.id) & Ticket.status.not_in(DONE_STATUSES))
+        .returning(Ticket.id)
+    )
+    if resolved:
+        await activity.record(ticket.id)
 
 
 async def thread(ticket: Ticket, *, include_internal: bool) -> list[dict[str, Any]]:
@@ -265,21 +289,53 @@ async def time_entries(ticket: Ticket) -> list[dict[str, Any]]:
     )
 
 
-async def search(
+def _product_and_query(product: str, q: str, *, customer_text: bool) -> tuple[list[str], list[Any]]:
+    """SQL conditions on `ticket` (with their values) for the product filter and the search
+    box, shared by the history and the queue. The box finds a number (SUP-000123 or 123) or
+    text in the subject; with `customer_text`, also in the description and in the messages
+    the customer can see, never in internal notes. Filters come from query strings: control
+    characters (which PostgreSQL refuses in text) are dropped, an unknown product matches
+    nothing."""
+    conditions: list[str] = []
+    args: list[Any] = []
+    product = validation.CONTROL_CHARACTER.sub("", product)
+    if product:
+        conditions.append("ticket.product_code = {}")
+        args.append(product)
+    q = validation.CONTROL_CHARACTER.sub("", q).strip()[:SEARCH_MAX]
+    if not q:
+        return conditions, args
+    by_subject, pattern = contains_text("ticket.subject", q)
+    found_by, found_args = [by_subject], [pattern]
+    if customer_text:
+        by_description, _ = contains_text("ticket.description", q)
+        by_message, _ = contains_text("m.body", q)
+        found_by += [
+            by_description,
+            "EXISTS (SELECT 1 FROM ticket_message AS m WHERE m.ticket = ticket.id"
+            f" AND NOT m.internal AND {by_message})",
+        ]
+        found_args += [pattern, pattern]
+    if number := NUMBER.match(q):
+        found_by.insert(0, "ticket.id = {}")
+        found_args.insert(0, int(number.group(1)))
+    conditions.append(f"({' OR '.join(found_by)})")
+    args.extend(found_args)
+    return conditions, args
+
+
+async def queue(
     *,
     company_id: int | None = None,
     q: str = "",
     status: str = "",
     product: str = "",
     page: int = 1,
-    oldest_waiting_first: bool = False,
 ) -> TicketPage:
-    """Tickets filtered by status and product, searched by number or subject, paginated.
-    Customers see their company's, newest first, of any status unless one is chosen. The staff
-    queue (`oldest_waiting_first`) shows work to do: without a status filter only tickets that
-    wait on support, the longest waiting first (those whose clock is stopped after them);
-    `ANY_STATUS` shows all. Filters come from query strings: control characters (which
-    PostgreSQL refuses in text) are dropped, an unknown status or product matches nothing."""
+    """The staff queue: work to do, in pages. Without a status filter only tickets that wait
+    on support, the longest waiting first (those whose clock is stopped after them);
+    `ANY_STATUS` shows all; an unknown status matches nothing. Searched by number or subject
+    (staff's own search: internal notes are theirs, but the queue never searched text)."""
     # Raw SQL: Piccolo's builder cost more than the database on the busiest list pages.
     conditions: list[str] = []
     args: list[Any] = []
@@ -289,33 +345,17 @@ async def search(
     if status in STATUS_LABELS:
         conditions.append("ticket.status = {}")
         args.append(status)
-    elif oldest_waiting_first and status != ANY_STATUS:
+    elif status != ANY_STATUS:
         conditions.append(f"ticket.status IN ({', '.join('{}' for _ in WAITING_ON_SUPPORT)})")
         args.extend(WAITING_ON_SUPPORT)
-    product = validation.CONTROL_CHARACTER.sub("", product)
-    if product:
-        conditions.append("ticket.product_code = {}")
-        args.append(product)
-    q = validation.CONTROL_CHARACTER.sub("", q).strip()[:SEARCH_MAX]
-    if q:
-        by_subject, pattern = contains_text("ticket.subject", q)
-        if number := NUMBER.match(q):
-            conditions.append(f"(ticket.id = {{}} OR {by_subject})")
-            args.extend([int(number.group(1)), pattern])
-        else:
-            conditions.append(by_subject)
-            args.append(pattern)
+    more, more_args = _product_and_query(product, q, customer_text=False)
+    conditions += more
+    args += more_args
     where = " AND ".join(conditions) or "1 = 1"
     # Stopped clocks (NULL) last on both engines: SQLite sorts NULL first, PostgreSQL last.
     # Spelled for the page's query, then for its rows in the JSON array.
-    order, order_rows = (
-        (
-            "ticket.waiting_since IS NULL, ticket.waiting_since, ticket.id",
-            "waiting_since IS NULL, waiting_since, id",
-        )
-        if oldest_waiting_first
-        else ("ticket.id DESC", "id DESC")
-    )
+    order = "ticket.waiting_since IS NULL, ticket.waiting_since, ticket.id"
+    order_rows = "waiting_since IS NULL, waiting_since, id"
     engine = Ticket._meta.db
 
     async def page_of(number: int) -> tuple[list[TicketRow], int, catalog.Offer]:
@@ -347,6 +387,164 @@ async def search(
         page = last_page
         rows, total, offer = await page_of(page)
     return TicketPage(tickets=rows, page=page, pages=last_page, total=total, offer=offer)
+
+
+# --- the customer's ticket history -------------------------------------------------------
+
+HISTORY_PAGE_SIZE = 20
+# The history counts its matches this far: beyond it, "more than" (counting all of a large
+# company's tickets for every page would read them all).
+COUNT_LIMIT = 1000
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+_MICROSECOND = datetime.timedelta(microseconds=1)
+
+
+class HistoryRow(msgspec.Struct, frozen=True):
+    """A ticket in the customer's history, with its time and what it cost."""
+
+    id: int
+    subject: str
+    status: str
+    product_code: str
+    product_name: str  # the catalog's name (of a retired product too), else the code
+    created_at: datetime.datetime
+    last_activity_at: datetime.datetime
+    billed_minutes: int  # of its time entries that are not voided
+    plan_minutes: int  # of those, covered by the plan
+    account_minutes: int  # taken from the time account
+    hourly_minutes: int  # billed at the hourly rate
+    cost_ore: int  # its hourly charges ex. MVA, unless cancelled or refunded
+    outstanding_ore: int  # of those, not paid yet
+
+    @property
+    def paid_by(self) -> list[tuple[str, int]]:
+        """How its billed minutes were paid: ("plan" | "account" | "hourly", minutes), each
+        that paid any."""
+        parts = (
+            ("plan", self.plan_minutes),
+            ("account", self.account_minutes),
+            ("hourly", self.hourly_minutes),
+        )
+        return [(how, minutes) for how, minutes in parts if minutes]
+
+    @property
+    def cursor(self) -> str:
+        return encode_cursor(self.last_activity_at, self.id)
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    rows: list[HistoryRow]
+    next_after: str  # the cursor of the next page, "" on the last one
+    matches: int  # how many tickets the filter finds, counted up to COUNT_LIMIT + 1
+    bad_cursor: bool  # `after` was not a cursor of ours: the rows are the newest
+    offer: catalog.Offer  # read with the page: the filter's products
+
+    @property
+    def more_than_counted(self) -> bool:
+        return self.matches > COUNT_LIMIT
+
+
+def encode_cursor(at: datetime.datetime, ticket_id: int) -> str:
+    """An opaque cursor for a row of the history: its last activity (to the microsecond,
+    as both engines keep it) and its id."""
+    if at.tzinfo is None:  # SQLite's own CURRENT_TIMESTAMP, in UTC
+        at = at.replace(tzinfo=datetime.UTC)
+    micros = (at - _EPOCH) // _MICROSECOND
+    return base64.urlsafe_b64encode(f"{micros}.{ticket_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime.datetime, int] | None:
+    """(last activity, id) from `encode_cursor`; None from anything else."""
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+        micros, ticket_id = text.split(".")
+        if not (micros.isdigit() and ticket_id.isdigit() and len(ticket_id) <= 10):
+            return None
+        at = _EPOCH + int(micros) * _MICROSECOND
+    except (ValueError, OverflowError, UnicodeDecodeError):
+        return None
+    if int(ticket_id) > validation.MAX_ID or at.year > 9000:
+        return None
+    return at, int(ticket_id)
+
+
+async def history(company_id: int, chosen: HistoryFilter) -> HistoryPage:
+    """A page of the company's tickets, the latest activity first (services/activity.py),
+    filtered by status, product and the search box (number, subject or text the customer
+    can see), from the row after `chosen.after`.
+
+    Paged by keyset (last activity, id), never by offset: a ticket's key only rises, so a
+    ticket shown on an earlier page is never shown again, and one that had no activity since
+    is never skipped. A ticket that has activity meanwhile moves to the top, above the
+    pages being read: it shows there the next time the list is opened from the start."""
+    conditions = ["ticket.company = {}"]
+    args: list[Any] = [company_id]
+    if chosen.status in STATUS_LABELS:
+        conditions.append("ticket.status = {}")
+        args.append(chosen.status)
+    more, more_args = _product_and_query(chosen.product, chosen.q, customer_text=True)
+    conditions += more
+    args += more_args
+    where = " AND ".join(conditions)
+    start = decode_cursor(chosen.after) if chosen.after else None
+    page_where, page_args = where, args
+    if start is not None:
+        page_where = f"{where} AND (ticket.last_activity_at, ticket.id) < ({{}}, {{}})"
+        page_args = [*args, *start]
+    [row] = await fetch(Ticket, _history_sql(page_where, where), *page_args, *args)
+    found = from_json(row["tickets"], list[HistoryRow])
+    more_rows = len(found) > HISTORY_PAGE_SIZE
+    found = found[:HISTORY_PAGE_SIZE]
+    return HistoryPage(
+        rows=found,
+        next_after=found[-1].cursor if more_rows else "",
+        matches=row["matches"],
+        bad_cursor=bool(chosen.after) and start is None,
+        offer=catalog.offer_from_row(row),
+    )
+
+
+_VISIBLE_CHARGES = f"('{ChargeStatus.outstanding.value}', '{ChargeStatus.paid.value}')"
+
+
+def _history_sql(page_where: str, where: str) -> str:
+    """One statement: the page's rows (one more than a page, to know if there are more) with
+    each ticket's time and cost (looked up for those rows only, by index), the count of
+    matches up to COUNT_LIMIT + 1, and the catalog."""
+    engine = Ticket._meta.db
+    entries = "FROM time_entry AS te WHERE te.ticket = p.id AND te.voided_at IS NULL"
+    page = (
+        "SELECT ticket.id, ticket.subject, ticket.status, ticket.product_code,"
+        " coalesce(catalog_product.name, ticket.product_code) AS product_name,"
+        " ticket.created_at, ticket.last_activity_at FROM ticket"
+        " LEFT JOIN catalog_product ON catalog_product.code = ticket.product_code"
+        f" WHERE {page_where}"
+        f" ORDER BY ticket.last_activity_at DESC, ticket.id DESC LIMIT {HISTORY_PAGE_SIZE + 1}"
+    )
+    charges = (
+        "FROM hourly_charge AS h JOIN time_entry AS te ON te.id = h.time_entry"
+        " WHERE te.ticket = p.id AND h.status IN "
+    )
+    rows = (
+        "SELECT p.*,"
+        f" (SELECT coalesce(sum(te.billed_minutes), 0) {entries}) AS billed_minutes,"
+        f" (SELECT coalesce(sum(te.billed_minutes), 0) {entries}"
+        f" AND te.coverage = '{Coverage.plan.value}') AS plan_minutes,"
+        f" (SELECT coalesce(sum(te.account_minutes), 0) {entries}) AS account_minutes,"
+        f" (SELECT coalesce(sum(te.hourly_minutes), 0) {entries}) AS hourly_minutes,"
+        f" (SELECT coalesce(sum(h.amount_ore), 0) {charges}{_VISIBLE_CHARGES}) AS cost_ore,"
+        f" (SELECT coalesce(sum(h.amount_ore), 0) {charges}"
+        f"('{ChargeStatus.outstanding.value}')) AS outstanding_ore"
+        f" FROM ({page}) AS p ORDER BY p.last_activity_at DESC, p.id DESC"
+    )
+    tickets = json_rows(
+        engine, rows, HistoryRow.__struct_fields__, order_by="last_activity_at DESC, id DESC"
+    )
+    matches = (
+        f"(SELECT count(*) FROM (SELECT 1 FROM ticket WHERE {where} LIMIT {COUNT_LIMIT + 1}) AS c)"
+    )
+    return f"SELECT {tickets} AS tickets, {matches} AS matches, {catalog.offer_columns(engine)}"
 
 
 def pending_first_look(

@@ -46,6 +46,9 @@ class Ticket(Table, tablename="ticket"):
     # no one waits on support (staff answered, waiting for the customer, done). The queue
     # shows the longest waiting first.
     waiting_since = Timestamptz(null=True, default=TimestamptzNow(), index=True)
+    # The latest activity its customer can see (backend/services/activity.py): the ticket
+    # history's order, newest first, indexed with the company and the id (a migration).
+    last_activity_at = Timestamptz(default=TimestamptzNow())
 
 
 class TicketMessage(Table, tablename="ticket_message"):
