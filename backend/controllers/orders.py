@@ -23,6 +23,7 @@ from backend.services.money import mva_ore
 from backend.services.payments import Payments, PaymentsError
 from backend.tables import Order, OrderKind
 from backend.web.errors import FormView
+from backend.web.events import BALANCE_CHANGED, announce
 from backend.web.forms import form_operation, read_query, read_values
 from backend.web.guards import allowed
 from backend.web.templating import asks_for_region, page, redirect
@@ -142,7 +143,7 @@ class OrdersController(Controller):
         url = await orders.start_checkout(
             order, _payments(request), request.app.state.settings.base_url
         )
-        return redirect(request, url)
+        return redirect(request, url, BALANCE_CHANGED)  # a new order among the latest
 
     @get("/price", name="price_preview")
     async def price_preview(self, request: Request) -> Template:
@@ -177,7 +178,15 @@ class OrdersController(Controller):
     async def show_order_status(self, request: Request, order_id: FromPath[int]) -> Template:
         """The order page's status region, which polls itself until the order is final."""
         order = await orders.get_order(request.user, order_id)
-        return Template("portal/_order_status.html", context=await _order_context(request, order))
+        response = Template(
+            "portal/_order_status.html",
+            context=await _order_context(request, order),
+            media_type=MediaType.HTML,
+        )
+        # The poll's last answer: paid (minutes, a plan, charges settled) or given up.
+        if order.status in orders.FINAL_STATUSES:
+            announce(response, BALANCE_CHANGED)
+        return response
 
     @post("/orders/{order_id:int}/pay", name="order_pay", opt={"form": ORDER_STATUS})
     async def pay_order(self, request: Request, order_id: FromPath[int]) -> Response:
@@ -193,7 +202,7 @@ class OrdersController(Controller):
         """ "Avbryt bestillingen": a pending order can no longer be paid."""
         order = await orders.get_order(request.user, order_id)
         await orders.cancel_order(request.user, order, _payments(request))
-        return redirect(request, f"/portal/orders/{order.id}")
+        return redirect(request, f"/portal/orders/{order.id}", BALANCE_CHANGED)
 
     @get("/orders/{order_id:int}/receipt", name="receipt")
     async def show_receipt(self, request: Request, order_id: FromPath[int]) -> Template:

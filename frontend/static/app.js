@@ -41,6 +41,14 @@
     }
   });
 
+  // Shown again (back from paying in another tab): the dashboard's regions refresh themselves
+  // on this event (backend/web/events.py, PAGE_SHOWN).
+  document.addEventListener("visibilitychange", function () {
+    if (document.visibilityState === "visible") {
+      htmx.trigger(document.body, "page-shown");
+    }
+  });
+
   // "Skriv ut" on the receipt (the print stylesheet leaves only the receipt on paper).
   document.addEventListener("click", function (event) {
     if (event.target instanceof Element && event.target.closest("[data-print]")) {
