@@ -26,6 +26,8 @@ from backend.web.errors import FormView
 from backend.web.events import BALANCE_CHANGED, announce
 from backend.web.forms import form_operation, read_query, read_values
 from backend.web.guards import allowed
+from backend.web.receipt_pdf import Receipt, receipt_pdf
+from backend.web.receipt_pdf import filename as pdf_filename
 from backend.web.templating import asks_for_region, page, redirect
 
 PRICE_REGION = "price-preview"
@@ -102,6 +104,19 @@ async def _order_context(request: Request, order: Order, error: str = "") -> dic
 async def _order_problem_context(request: Request, values: dict, errors: dict) -> dict[str, Any]:
     order = await orders.get_order(request.user, request.path_params["order_id"])
     return await _order_context(request, order, error=next(iter(errors.values()), ""))
+
+
+async def _receipt(request: Request, order_id: int) -> Receipt:
+    """What a receipt says, page or PDF: only for a paid order of the user's own company."""
+    order = await orders.get_paid_order(request.user, order_id)
+    return Receipt(
+        order=order,
+        description=await orders.describe(order),
+        agreement=await orders.agreement_for(order),
+        lot=await orders.lot_for(order),
+        buyer=await companies.get_company(order.company),
+        seller=request.app.state.settings.seller,
+    )
 
 
 PLAN_FORM = FormView("portal/plan.html", "portal/_plan_form.html", _plan_context)
@@ -206,13 +221,28 @@ class OrdersController(Controller):
 
     @get("/orders/{order_id:int}/receipt", name="receipt")
     async def show_receipt(self, request: Request, order_id: FromPath[int]) -> Template:
-        order = await orders.get_order(request.user, order_id)
+        receipt = await _receipt(request, order_id)
         return page(
             request,
             "portal/receipt.html",
-            buyer=await companies.get_company(order.company),
-            seller=request.app.state.settings.seller,
-            **await _order_context(request, order),
+            order=receipt.order,
+            description=receipt.description,
+            agreement=receipt.agreement,
+            lot=receipt.lot,
+            buyer=receipt.buyer,
+            seller=receipt.seller,
+        )
+
+    @get("/orders/{order_id:int}/receipt.pdf", name="receipt_pdf")
+    async def download_receipt(self, request: Request, order_id: FromPath[int]) -> Response:
+        """The receipt as a PDF to keep or send on ("Last ned PDF")."""
+        receipt = await _receipt(request, order_id)
+        return Response(
+            receipt_pdf(receipt),
+            media_type="application/pdf",
+            headers={
+                "content-disposition": f'attachment; filename="{pdf_filename(receipt.order)}"'
+            },
         )
 
 

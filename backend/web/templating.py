@@ -200,6 +200,7 @@ def _environment(language: str, auto_reload: bool) -> Environment:
         statement_labels=_translated(statement.KIND_LABELS, language),
         channel_labels=_translated(tickets.CHANNEL_LABELS, language),
         can=_can,
+        has_receipt=orders.has_receipt,
         # What a self-refreshing region listens for: `hx-trigger="{{ region_trigger.balance }}"`.
         region_trigger=REGION_TRIGGERS,
         # Whose messages are support's, in a thread.
