@@ -56,6 +56,13 @@
     }
   });
 
+  // The narrow screen's menu (layout.html, a <details>) closes once a link in it has led on.
+  document.addEventListener("htmx:afterSettle", function () {
+    document.querySelectorAll("details.nav-menu[open]").forEach(function (menu) {
+      menu.open = false;
+    });
+  });
+
   // After boosted navigation, move focus to the new content so keyboard and screen-reader
   // users start reading where the page changed.
   document.addEventListener("htmx:afterSettle", function (event) {
