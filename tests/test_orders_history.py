@@ -184,6 +184,8 @@ async def test_the_receipt_pdf_in_english(client):
     ]
     order = await _order(company_id, kind="plan")
     await client.get("/language/en?next=/portal")
+    page = (await client.get(f"/portal/orders/{order.id}/receipt")).text
+    assert "Download PDF" in page and ">Menu</summary>" in page
     text = _pdf_text((await client.get(f"/portal/orders/{order.id}/receipt.pdf")).content)
     assert "Unlimited support (Fri support), 6 months" in text
     assert "Receipt" in text and "Kvittering" not in text
