@@ -14,7 +14,7 @@ VENDOR_FILES := $(VENDOR)/htmx.min.js $(VENDOR)/pico.min.css
 PO_FILES := $(wildcard frontend/translations/*/LC_MESSAGES/messages.po)
 MO_FILES := $(PO_FILES:.po=.mo)
 
-.PHONY: run test bench setup test-setup bench-setup lint messages clean
+.PHONY: run test bench setup fonts test-setup bench-setup lint messages clean
 
 run: setup
 	$(BIN)/portal migrate
@@ -24,7 +24,7 @@ test: setup test-setup
 	$(BIN)/ruff check backend tests
 	$(BIN)/pytest
 
-setup: $(VENV)/.installed $(VENDOR_FILES) $(MO_FILES)
+setup: $(VENV)/.installed $(VENDOR_FILES) $(MO_FILES) fonts
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,10 @@ bench: setup bench-setup
 
 bench-setup:
 	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+
+# The receipt PDF's font (backend/web/receipt_pdf.py): Debian's DejaVu, for any letter a name has.
+fonts:
+	@test -f /usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-dejavu-core >/dev/null; }
 
 # Debian's Chromium drives the browser tests (never a browser download).
 test-setup:

@@ -34,9 +34,11 @@ def counted_statements(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
         yield statements
 
 
-async def statements_of(client: Any, path: str, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+async def statements_of(
+    client: Any, path: str, monkeypatch: pytest.MonkeyPatch, headers: dict[str, str] | None = None
+) -> list[str]:
     """The statements of one GET of `path` by `client` (which must answer 200)."""
     with counted_statements(monkeypatch) as statements:
-        response = await client.get(path)
+        response = await client.get(path, headers=headers)
     assert response.status_code == 200, (path, response.status_code, response.text[:300])
     return statements

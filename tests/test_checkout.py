@@ -414,3 +414,48 @@ async def test_the_portals_sandbox_answers_only_the_portals_key(
         kind == "charge.refunded" and obj["payment_intent"] == paid.payment_intent
         for kind, obj in objects
     )
+
+
+async def test_paying_charges_and_the_paid_poll_tell_the_page_the_balance_changed(person, sandbox):
+    """The dashboard's regions refresh on `balance-changed` (backend/web/events.py): placing
+    the payment of hourly charges announces it, and so does the order-status poll's answer
+    once the order is paid, not while it waits."""
+    from backend.services import coverage
+    from backend.web.events import BALANCE_CHANGED
+
+    company_id = (await person.get("/api/v1/account")).json()["company"]["id"]
+    superuser = await User.objects().get(
+        (User.company == company_id) & (User.role == Role.superuser.value)
+    )
+    ticket = await make_ticket(company_id)
+    await coverage.record_time_entry(
+        ticket=ticket,
+        technician=superuser,
+        actual=30,
+        performed_on=clock.today(),
+        channel="phone",
+        note="",
+        key=f"poll-{ticket.id}",
+    )
+    htmx = {"HX-Request": "true", "HX-Target": "charges-pay"}
+    token = await csrf(person, "/portal/charges")
+    placed = await person.post(
+        "/portal/orders", data={"kind": "charges", "_csrf_token": token}, headers=htmx
+    )
+    assert placed.status_code == 200 and "hx-redirect" in placed.headers
+    assert placed.headers["hx-trigger"] == BALANCE_CHANGED
+    session_id = placed.headers["hx-redirect"].rsplit("/", 1)[1]
+    paid = await Order.objects().get(Order.stripe_session_id == session_id)
+
+    poll = {"HX-Request": "true", "HX-Target": "order-status"}
+    waiting = await person.get(f"/portal/orders/{paid.id}/status", headers=poll)
+    assert "Venter på betaling" in waiting.text and "hx-trigger" not in waiting.headers
+    await complete(sandbox, session_id, "paid")
+    await eventually(lambda: status_is(paid.id, "paid"))
+    final = await person.get(f"/portal/orders/{paid.id}/status", headers=poll)
+    assert "Betalt" in final.text
+    assert final.headers["hx-trigger"] == BALANCE_CHANGED
+    region = await person.get(
+        "/portal", headers={"HX-Request": "true", "HX-Target": "charges-summary"}
+    )
+    assert "Ingenting utestående." in region.text

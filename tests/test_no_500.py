@@ -104,6 +104,7 @@ def test_the_walk_finds_the_routes_with_ids(app):
     # If a route is renamed the walk below still covers it; this only proves it walks.
     paths = {path for _, path in int_routes(app)}
     assert "/portal/orders/{order_id:int}/receipt" in paths
+    assert "/portal/orders/{order_id:int}/receipt.pdf" in paths
     assert "/staff/time-entries/{entry_id:int}/void" in paths
     assert len(paths) >= 10
 

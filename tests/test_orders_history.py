@@ -117,3 +117,75 @@ async def test_production_needs_the_sellers_details(tmp_path):
         load_settings(environ)
     with pytest.raises(ConfigError, match="SELLER_ORG_NUMBER"):
         load_settings({**PRODUCTION_ENV, "SELLER_ORG_NUMBER": "123 456 789"})
+
+
+def _pdf_text(body: bytes) -> str:
+    import io
+
+    from pypdf import PdfReader
+
+    reader = PdfReader(io.BytesIO(body))
+    text = "\n".join(page.extract_text() for page in reader.pages)
+    return text.replace("\xa0", " ")
+
+
+async def test_the_receipt_as_a_pdf_says_what_the_page_says(tmp_path):
+    await catalog.seed_demo_catalog()
+    settings = load_settings({**os.environ, **SELLER, "PORTAL_VAR_DIR": str(tmp_path)})
+    company_id, email = await make_company("Kjøper Ærlig Øvre Åsen AS")
+    order = await _order(company_id, amount=550_000)
+    async with AsyncTestClient(app=create_app(settings, db_pool=False)) as browser:
+        await login(browser, email)
+        page = (await browser.get(f"/portal/orders/{order.id}/receipt")).text
+        assert f'href="/portal/orders/{order.id}/receipt.pdf"' in page and "Last ned PDF" in page
+        response = await browser.get(f"/portal/orders/{order.id}/receipt.pdf")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/pdf"
+    assert response.headers["content-disposition"] == (
+        f'attachment; filename="kvittering-{order.id}.pdf"'
+    )
+    assert response.content.startswith(b"%PDF-")
+    text = _pdf_text(response.content)
+    company = await Company.objects().get(Company.id == company_id)
+    assert "Kvittering" in text and f"Bestilling nr. {order.id}" in text
+    assert "Brødrene Johnsen SALEIMPEX AS" in text
+    assert "Org.nr. 923 609 016 MVA" in text and "Industrivegen 1, 2069 Jessheim" in text
+    assert "Kjøper Ærlig Øvre Åsen AS" in text
+    assert f"{company.postal_code} {company.city}" in text
+    assert "Tidskonto 5 t: Autodesk Inventor, Autodesk Vault" in text
+    assert "Beløp eks. mva" in text and "Mva 25 %" in text and "Totalt" in text
+    assert "5 500,00 kr" in text and "1 375,00 kr" in text and "6 875,00 kr" in text
+    assert "Betalt med kort via Stripe." in text
+
+
+async def test_no_receipt_for_another_companys_order_or_an_unpaid_one(client, other_client):
+    await catalog.seed_demo_catalog()
+    form = await register(client)
+    company_id = (await Company.select(Company.id).where(Company.name == form["company_name"]))[-1][
+        "id"
+    ]
+    paid = await _order(company_id)
+    unpaid = await _order(company_id, kind="plan", status="pending")
+    assert (await client.get(f"/portal/orders/{paid.id}/receipt.pdf")).status_code == 200
+    for path in ("/receipt", "/receipt.pdf"):
+        assert (await client.get(f"/portal/orders/{unpaid.id}{path}")).status_code == 404
+    await register(other_client)
+    for path in ("/receipt", "/receipt.pdf"):
+        response = await other_client.get(f"/portal/orders/{paid.id}{path}")
+        assert response.status_code == 404
+        assert "application/pdf" not in response.headers.get("content-type", "")
+
+
+async def test_the_receipt_pdf_in_english(client):
+    await catalog.seed_demo_catalog()
+    form = await register(client)
+    company_id = (await Company.select(Company.id).where(Company.name == form["company_name"]))[-1][
+        "id"
+    ]
+    order = await _order(company_id, kind="plan")
+    await client.get("/language/en?next=/portal")
+    page = (await client.get(f"/portal/orders/{order.id}/receipt")).text
+    assert "Download PDF" in page and ">Menu</summary>" in page
+    text = _pdf_text((await client.get(f"/portal/orders/{order.id}/receipt.pdf")).content)
+    assert "Unlimited support (Fri support), 6 months" in text
+    assert "Receipt" in text and "Kvittering" not in text

@@ -11,9 +11,9 @@ import pytest
 from litestar.routes import HTTPRoute
 from litestar.testing import AsyncTestClient
 
-from backend.services import catalog, orders, policy, tickets
+from backend.services import catalog, clock, orders, policy, tickets
 from backend.services.users import create_staff, hash_password
-from backend.tables import Role, User
+from backend.tables import Order, Role, User
 from tests.support import PASSWORD, login, make_company, new_email
 
 
@@ -56,6 +56,7 @@ ROUTES: dict[str, Rule] = {
     "order": Rule(("view_company",), "order"),
     "order_status": Rule(("view_company",), "order"),
     "receipt": Rule(("view_company",), "order"),
+    "receipt_pdf": Rule(("view_company",), "order"),
     "order_pay": Rule(("view_company",), "order", "buy"),
     "order_cancel": Rule(("view_company",), "order", "buy"),
     "tickets": COMPANY,
@@ -173,6 +174,11 @@ async def own_objects(superuser: Any, technician: Any) -> dict[str, Any]:
     order = await orders.place_order(
         superuser, {"kind": "topup", "hours": "5", "products": ["inventor"]}
     )
+    # Paid, so that its receipt exists (an unpaid order has none: 404 for everyone).
+    await Order.update({Order.status: "paid", Order.paid_at: clock.now()}).where(
+        Order.id == order.id
+    )
+    order = await Order.objects().get(Order.id == order.id)
     return {
         "ticket": ticket,
         "order": order,

@@ -12,6 +12,7 @@ from contextlib import AsyncExitStack
 
 from litestar.testing import AsyncTestClient
 
+from backend.controllers.portal import DASHBOARD_REGIONS
 from backend.services import catalog
 from backend.services.users import create_staff
 from backend.tables import BrowserSession, Company, Ticket
@@ -32,6 +33,9 @@ PINNED = {
     "statement": 3,  # the session with its user; a page of rows with balances; the catalog
     "orders": 2,  # the session with its user; a page of orders with the catalog's names
 }
+# A dashboard region asked for alone (it refreshes itself): the session with its user; the
+# company with all its regions, as the whole page reads it.
+DASHBOARD_REGION = 2
 STAFF_QUEUE = 3  # the session with its user; the page with its count and the catalog; companies
 
 
@@ -55,9 +59,14 @@ async def _company_pages(client: AsyncTestClient, company_id: int) -> dict[str, 
 
 async def _counts(client: AsyncTestClient, company_id: int, monkeypatch) -> dict[str, int]:
     pages = await _company_pages(client, company_id)
-    return {
+    counts = {
         label: len(await statements_of(client, path, monkeypatch)) for label, path in pages.items()
     }
+    for region in DASHBOARD_REGIONS:
+        asked = {"HX-Request": "true", "HX-Target": region}
+        statements = await statements_of(client, "/portal", monkeypatch, headers=asked)
+        counts[f"dashboard region {region}"] = len(statements)
+    return counts
 
 
 async def _signed_in(browsers: AsyncExitStack, app, email: str, password: str) -> AsyncTestClient:
@@ -86,7 +95,8 @@ async def test_each_page_costs_the_same_statements_whatever_the_history(app, mon
 
     assert little_counts == much_counts, "a page's statements grow with the company's history"
     assert queue_with_little == queue_with_much, "the queue's statements grow with the tickets"
-    assert little_counts == PINNED
+    regions = {f"dashboard region {region}": DASHBOARD_REGION for region in DASHBOARD_REGIONS}
+    assert little_counts == {**PINNED, **regions}
     assert queue_with_much == STAFF_QUEUE
 
 

@@ -23,8 +23,11 @@ from backend.services.money import mva_ore
 from backend.services.payments import Payments, PaymentsError
 from backend.tables import Order, OrderKind
 from backend.web.errors import FormView
+from backend.web.events import BALANCE_CHANGED, announce
 from backend.web.forms import form_operation, read_query, read_values
 from backend.web.guards import allowed
+from backend.web.receipt_pdf import Receipt, receipt_pdf
+from backend.web.receipt_pdf import filename as pdf_filename
 from backend.web.templating import asks_for_region, page, redirect
 
 PRICE_REGION = "price-preview"
@@ -103,6 +106,19 @@ async def _order_problem_context(request: Request, values: dict, errors: dict) -
     return await _order_context(request, order, error=next(iter(errors.values()), ""))
 
 
+async def _receipt(request: Request, order_id: int) -> Receipt:
+    """What a receipt says, page or PDF: only for a paid order of the user's own company."""
+    order = await orders.get_paid_order(request.user, order_id)
+    return Receipt(
+        order=order,
+        description=await orders.describe(order),
+        agreement=await orders.agreement_for(order),
+        lot=await orders.lot_for(order),
+        buyer=await companies.get_company(order.company),
+        seller=request.app.state.settings.seller,
+    )
+
+
 PLAN_FORM = FormView("portal/plan.html", "portal/_plan_form.html", _plan_context)
 TOPUP_FORM = FormView("portal/topup.html", "portal/_topup_form.html", _topup_context)
 CHARGES_FORM = FormView("portal/charges.html", "portal/_charges_pay.html", _charges_context)
@@ -142,7 +158,7 @@ class OrdersController(Controller):
         url = await orders.start_checkout(
             order, _payments(request), request.app.state.settings.base_url
         )
-        return redirect(request, url)
+        return redirect(request, url, BALANCE_CHANGED)  # a new order among the latest
 
     @get("/price", name="price_preview")
     async def price_preview(self, request: Request) -> Template:
@@ -177,7 +193,15 @@ class OrdersController(Controller):
     async def show_order_status(self, request: Request, order_id: FromPath[int]) -> Template:
         """The order page's status region, which polls itself until the order is final."""
         order = await orders.get_order(request.user, order_id)
-        return Template("portal/_order_status.html", context=await _order_context(request, order))
+        response = Template(
+            "portal/_order_status.html",
+            context=await _order_context(request, order),
+            media_type=MediaType.HTML,
+        )
+        # The poll's last answer: paid (minutes, a plan, charges settled) or given up.
+        if order.status in orders.FINAL_STATUSES:
+            announce(response, BALANCE_CHANGED)
+        return response
 
     @post("/orders/{order_id:int}/pay", name="order_pay", opt={"form": ORDER_STATUS})
     async def pay_order(self, request: Request, order_id: FromPath[int]) -> Response:
@@ -193,17 +217,32 @@ class OrdersController(Controller):
         """ "Avbryt bestillingen": a pending order can no longer be paid."""
         order = await orders.get_order(request.user, order_id)
         await orders.cancel_order(request.user, order, _payments(request))
-        return redirect(request, f"/portal/orders/{order.id}")
+        return redirect(request, f"/portal/orders/{order.id}", BALANCE_CHANGED)
 
     @get("/orders/{order_id:int}/receipt", name="receipt")
     async def show_receipt(self, request: Request, order_id: FromPath[int]) -> Template:
-        order = await orders.get_order(request.user, order_id)
+        receipt = await _receipt(request, order_id)
         return page(
             request,
             "portal/receipt.html",
-            buyer=await companies.get_company(order.company),
-            seller=request.app.state.settings.seller,
-            **await _order_context(request, order),
+            order=receipt.order,
+            description=receipt.description,
+            agreement=receipt.agreement,
+            lot=receipt.lot,
+            buyer=receipt.buyer,
+            seller=receipt.seller,
+        )
+
+    @get("/orders/{order_id:int}/receipt.pdf", name="receipt_pdf")
+    async def download_receipt(self, request: Request, order_id: FromPath[int]) -> Response:
+        """The receipt as a PDF to keep or send on ("Last ned PDF")."""
+        receipt = await _receipt(request, order_id)
+        return Response(
+            receipt_pdf(receipt),
+            media_type="application/pdf",
+            headers={
+                "content-disposition": f'attachment; filename="{pdf_filename(receipt.order)}"'
+            },
         )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
-from litestar import Controller, Request, get, post
+from litestar import Controller, MediaType, Request, get, post
 from litestar.response import Stream, Template
 
 from backend.services import clock, companies, overview, statement, time_account, warnings
@@ -33,6 +33,17 @@ async def _company_context(
 USAGE_REGION = "usage-region"
 USAGE_ROWS = "usage-rows"
 
+# The dashboard's regions, by id: each refreshes itself when the page hears that what it shows
+# changed (backend/web/events.py) and is then served alone, from the same one-statement read.
+DASHBOARD_REGIONS = {
+    "warnings": "portal/_warnings.html",
+    "plan-summary": "portal/_plan_summary.html",
+    "time-account": "portal/_time_account_summary.html",
+    "open-tickets": "portal/_open_tickets.html",
+    "charges-summary": "portal/_charges_summary.html",
+    "recent-orders": "portal/_recent_orders.html",
+}
+
 COMPANY_FORM = FormView("portal/company.html", "portal/_company_form.html", _company_context)
 
 
@@ -44,16 +55,17 @@ class PortalController(Controller):
     async def dashboard(self, request: Request) -> Template:
         user = request.user
         summary = await overview.account_summary(user.company)
-        return page(
-            request,
-            "portal/dashboard.html",
-            company=summary.company,
-            account=summary,
-            superuser=summary.superuser,
-            availability=availability_now(),
-            open_tickets=summary.open_tickets,
-            warnings=warnings.account_warnings(summary, clock.today()),
-        )
+        context = {
+            "company": summary.company,
+            "account": summary,
+            "superuser": summary.superuser,
+            "open_tickets": summary.open_tickets,
+            "warnings": warnings.account_warnings(summary, clock.today()),
+        }
+        for region, template_name in DASHBOARD_REGIONS.items():
+            if asks_for_region(request, region):
+                return Template(template_name, context=context, media_type=MediaType.HTML)
+        return page(request, "portal/dashboard.html", availability=availability_now(), **context)
 
     @get("/account", name="account")
     async def account(self, request: Request) -> Template:

@@ -21,6 +21,7 @@ from backend.services import (
 )
 from backend.tables import Channel, Company, Ticket
 from backend.web.errors import FormView
+from backend.web.events import BALANCE_CHANGED, TICKETS_CHANGED
 from backend.web.forms import form_operation, read_form, read_query, read_values
 from backend.web.guards import allowed
 from backend.web.templating import asks_for_region, page, redirect
@@ -173,7 +174,7 @@ class StaffController(Controller):
     async def add_message(self, request: Request, ticket_id: FromPath[int]) -> Response:
         ticket = await tickets.get_ticket(request.user, ticket_id)
         await tickets.add_message(request.user, ticket, await read_values(request, tickets.Reply))
-        return redirect(request, _ticket_url(ticket.id))
+        return redirect(request, _ticket_url(ticket.id), TICKETS_CHANGED)
 
     @post(
         "/tickets/{ticket_id:int}/status",
@@ -185,7 +186,7 @@ class StaffController(Controller):
         ticket = await tickets.get_ticket(request.user, ticket_id)
         form = await read_form(request, tickets.StatusForm)
         await tickets.set_status(request.user, ticket, form.status)
-        return redirect(request, _ticket_url(ticket.id))
+        return redirect(request, _ticket_url(ticket.id), TICKETS_CHANGED)
 
     @post(
         "/tickets/{ticket_id:int}/time",
@@ -198,7 +199,7 @@ class StaffController(Controller):
         await tickets.log_time_from_form(
             request.user, ticket, await read_values(request, tickets.TimeForm)
         )
-        return redirect(request, _ticket_url(ticket.id))
+        return redirect(request, _ticket_url(ticket.id), BALANCE_CHANGED, TICKETS_CHANGED)
 
     @post(
         "/time-entries/{entry_id:int}/void",
@@ -212,7 +213,7 @@ class StaffController(Controller):
         await coverage.void_time_entry(
             entry.id, request.user, form.reason, request.app.state.payments
         )
-        return redirect(request, _ticket_url(entry.ticket))
+        return redirect(request, _ticket_url(entry.ticket), BALANCE_CHANGED, TICKETS_CHANGED)
 
     # A ticket on a company's behalf (phone, mail)
 
@@ -233,7 +234,7 @@ class StaffController(Controller):
     async def create_ticket(self, request: Request) -> Response:
         values = await read_values(request, tickets.NewTicketFor)
         ticket = await tickets.open_ticket(request.user, values)
-        return redirect(request, _ticket_url(ticket.id))
+        return redirect(request, _ticket_url(ticket.id), TICKETS_CHANGED)
 
     # Companies
 
@@ -268,7 +269,7 @@ class StaffController(Controller):
             today=clock.today(),
             product_codes=form.products,
         )
-        return redirect(request, f"/staff/companies/{company.id}")
+        return redirect(request, f"/staff/companies/{company.id}", BALANCE_CHANGED)
 
 
 def _ticket_url(ticket_id: int) -> str:

@@ -12,6 +12,7 @@ from litestar.response import Response, Template
 from backend.services import catalog, clock, coverage, statement, tickets
 from backend.tables import Ticket
 from backend.web.errors import FormView
+from backend.web.events import TICKETS_CHANGED
 from backend.web.forms import form_operation, read_query, read_values
 from backend.web.guards import allowed
 from backend.web.templating import asks_for_region, redirect
@@ -106,7 +107,7 @@ class TicketsController(Controller):
     async def create_ticket(self, request: Request) -> Response:
         values = await read_values(request, tickets.NewTicket)
         ticket = await tickets.open_ticket(request.user, values)
-        return redirect(request, f"/portal/tickets/{ticket.id}")
+        return redirect(request, f"/portal/tickets/{ticket.id}", TICKETS_CHANGED)
 
     @get("/{ticket_id:int}", name="ticket")
     async def show_ticket(self, request: Request, ticket_id: FromPath[int]) -> Template:
@@ -123,11 +124,11 @@ class TicketsController(Controller):
         ticket = await tickets.get_ticket(request.user, ticket_id)
         values = await read_values(request, tickets.CustomerReply)
         await tickets.add_message(request.user, ticket, values)
-        return redirect(request, f"/portal/tickets/{ticket.id}")
+        return redirect(request, f"/portal/tickets/{ticket.id}", TICKETS_CHANGED)
 
     @post("/{ticket_id:int}/resolve", name="ticket_resolve")
     async def resolve(self, request: Request, ticket_id: FromPath[int]) -> Response:
         """The customer's "Merk som løst"; a reply afterwards reopens the ticket."""
         ticket: Ticket = await tickets.get_ticket(request.user, ticket_id)
         await tickets.resolve_by_customer(request.user, ticket)
-        return redirect(request, f"/portal/tickets/{ticket.id}")
+        return redirect(request, f"/portal/tickets/{ticket.id}", TICKETS_CHANGED)

@@ -341,6 +341,20 @@ async def get_order(user: User, order_id: int) -> Order:
     return order
 
 
+def has_receipt(order: Order | HistoryLine) -> bool:
+    """A receipt is for money received: an order once paid (refunded later or not). Before
+    that there is nothing to give a receipt for."""
+    return order.paid_at is not None
+
+
+async def get_paid_order(user: User, order_id: int) -> Order:
+    """The order a receipt (page or PDF) is for: the user's company's, and paid."""
+    order = await get_order(user, order_id)
+    if not has_receipt(order):
+        raise NotFound("no receipt for an order not paid")
+    return order
+
+
 async def refresh_order(order: Order, session_id: str, payments: Payments) -> Order:
     """The success page and "Sjekk status": ask the provider about one of the order's own
     sessions and apply what it says, as its webhook would (paid: fulfil; expired: expired)."""

@@ -27,6 +27,7 @@ from backend.services import ledger, orders, policy, statement, tickets, time_ac
 from backend.services.availability import OSLO, support_hours
 from backend.services.money import format_nok
 from backend.services.validation import format_org_number, format_phone
+from backend.web.events import REGION_TRIGGERS, announce
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent.parent / "frontend" / "templates"
 
@@ -199,6 +200,9 @@ def _environment(language: str, auto_reload: bool) -> Environment:
         statement_labels=_translated(statement.KIND_LABELS, language),
         channel_labels=_translated(tickets.CHANNEL_LABELS, language),
         can=_can,
+        has_receipt=orders.has_receipt,
+        # What a self-refreshing region listens for: `hx-trigger="{{ region_trigger.balance }}"`.
+        region_trigger=REGION_TRIGGERS,
         # Whose messages are support's, in a thread.
         staff_roles=policy.STAFF,
     )
@@ -256,9 +260,10 @@ def form_response(
     return page(request, page_name, status_code=status_code, **context)
 
 
-def redirect(request: Request, url: str) -> Response:
+def redirect(request: Request, url: str, *events: str) -> Response:
+    """To `url` after an action; `events` (backend/web/events.py) tell the page what changed."""
     if wants_fragment(request):
         response = ClientRedirect(url)
         response.status_code = 200  # else a POST handler's default, 201
-        return response
+        return announce(response, *events)
     return Redirect(url, status_code=303)

@@ -41,11 +41,26 @@
     }
   });
 
+  // Shown again (back from paying in another tab): the dashboard's regions refresh themselves
+  // on this event (backend/web/events.py, PAGE_SHOWN).
+  document.addEventListener("visibilitychange", function () {
+    if (document.visibilityState === "visible") {
+      htmx.trigger(document.body, "page-shown");
+    }
+  });
+
   // "Skriv ut" on the receipt (the print stylesheet leaves only the receipt on paper).
   document.addEventListener("click", function (event) {
     if (event.target instanceof Element && event.target.closest("[data-print]")) {
       window.print();
     }
+  });
+
+  // The narrow screen's menu (layout.html, a <details>) closes once a link in it has led on.
+  document.addEventListener("htmx:afterSettle", function () {
+    document.querySelectorAll("details.nav-menu[open]").forEach(function (menu) {
+      menu.open = false;
+    });
   });
 
   // After boosted navigation, move focus to the new content so keyboard and screen-reader
