@@ -464,3 +464,22 @@ async def test_the_openapi_schema_describes_the_api_for_a_generated_client(clien
     assert {"balance", "minutes", "paid_by", "ticket_number"} <= set(usage_row)
     status = next(p for p in paths["/api/v1/tickets"]["get"]["parameters"] if p["name"] == "status")
     assert "waiting_for_customer" in str(status["schema"])
+
+
+async def test_the_token_page_and_the_apis_messages_in_english(client):
+    superuser = await signed_in_superuser(client)
+    await new_token(client)
+    [token] = await ApiToken.select(ApiToken.id).where(ApiToken.company == superuser.company)
+    await client.get("/language/en")
+
+    page = (await client.get("/portal/company/api")).text
+    assert "API keys" in page and "Revoke…" in page and "Never" in page
+    revoked = await client.post(
+        f"/portal/company/api/{token['id']}/revoke",
+        data={"_csrf_token": re.search(r'name="_csrf_token" value="([^"]+)"', page).group(1)},  # type: ignore[union-attr]
+        headers={"HX-Request": "true", "HX-Target": "api-tokens"},
+    )
+    assert revoked.status_code == 200 and "<html" not in revoked.text
+    assert "Revoked" in revoked.text
+    bad = (await client.get("/api/v1/usage", params={"from": "i går"})).json()
+    assert bad["errors"] == {"from": "Write the date as YYYY-MM-DD, for example 2026-01-31."}

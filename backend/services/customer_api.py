@@ -271,11 +271,15 @@ class UsageQuery(msgspec.Struct):
         message=N_("Ukjent periode."),
         description="last_12_months unless given; custom when only from/to are given",
     ) = None
-    start: _described(datetime.date | None, "With period=custom: the first day (YYYY-MM-DD)") = (
-        msgspec.field(name="from", default=None)
-    )
-    end: _described(
-        datetime.date | None, "With period=custom: the last day, included (YYYY-MM-DD)"
+    start: validation.field(
+        datetime.date | None,
+        message=DATE_INVALID,
+        description="With period=custom: the first day (YYYY-MM-DD)",
+    ) = msgspec.field(name="from", default=None)
+    end: validation.field(
+        datetime.date | None,
+        message=DATE_INVALID,
+        description="With period=custom: the last day, included (YYYY-MM-DD)",
     ) = msgspec.field(name="to", default=None)
     product: _described(str, "Only this product code", max_length=40) = ""
     cursor: validation.field(
