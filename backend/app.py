@@ -12,6 +12,8 @@ from litestar import Litestar
 from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import State
 from litestar.middleware import DefineMiddleware
+from litestar.openapi.config import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
 from litestar.static_files import create_static_files_router
 from litestar.stores.file import FileStore
 from litestar.stores.redis import RedisStore
@@ -20,7 +22,7 @@ from litestar.template.config import TemplateConfig
 from piccolo.engine.sqlite import SQLiteEngine
 
 from backend.config import ConfigError, Settings, load_settings
-from backend.controllers.api import ApiController
+from backend.controllers.api import BEARER, ApiController
 from backend.controllers.auth import AuthController
 from backend.controllers.orders import ChargesController, OrdersController
 from backend.controllers.portal import PortalController
@@ -47,6 +49,25 @@ SESSION_MAX_AGE = 8 * 3600
 NO_SESSION_PATHS = ["^/static/", "^/healthz", "^/stripe/webhook", "^/sandbox/", "^/bench/"]
 
 logger = logging.getLogger("portal")
+
+# At /schema: the customer API (tag "Customer API"), for clients generated from it, and the
+# forms' fields with their bounds, for fuzzers.
+OPENAPI_CONFIG = OpenAPIConfig(
+    title="Supportportalen",
+    version="1.0.0",
+    description="The customer API under /api/v1: send `Authorization: Bearer <token>` (a"
+    " token the company's superuser makes at /portal/company/api), or use a signed-in session.",
+    components=Components(
+        security_schemes={
+            BEARER: SecurityScheme(
+                type="http",
+                scheme="bearer",
+                description="An API token from /portal/company/api (spt_…)",
+            )
+        }
+    ),
+    path="/schema",
+)
 
 
 def create_stores(settings: Settings) -> StoreRegistry:
@@ -203,6 +224,7 @@ def create_app(
         before_request=reject_impossible_ids,
         before_send=[security_headers(production)],
         exception_handlers=EXCEPTION_HANDLERS,
+        openapi_config=OPENAPI_CONFIG,
         on_startup=[on_startup],
         on_shutdown=[on_shutdown],
         debug=False,

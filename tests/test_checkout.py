@@ -111,6 +111,7 @@ async def test_topup_paid_credits_one_lot_through_the_webhook(person, sandbox):
         "kind": "topup",
         "status": "paid",
         "amount_ore": placed.amount_ore,
+        "total_ore": placed.total_ore,
     }
 
 

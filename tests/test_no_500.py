@@ -7,6 +7,7 @@ import datetime
 import logging
 import re
 import warnings
+from urllib.parse import quote
 
 import pytest
 from litestar.routes import HTTPRoute
@@ -405,3 +406,47 @@ async def test_healthz_tells_the_public_only_unavailable_and_logs_why(client, ca
     assert "hemmelig" not in response.text and "127.0.0.1" not in response.text
     [record] = [r for r in caplog.records if r.name == "portal.health"]
     assert record.exc_info is not None
+
+
+# The customer API: every query parameter and ticket number, strangely written
+
+
+API_ODD_VALUES = [
+    *STRANGE_NUMBERS,
+    *CONTROL_TEXTS,
+    " ",
+    "x" * 5000,
+    "0001-01-01",
+    "9999-12-31",
+    "2026-02-30",
+    "L0",
+    "T999999999",
+    "L2147483648",
+    "2147483648",
+    "999999999",
+    "%",
+    "_",
+    "'; DROP TABLE ticket; --",
+]
+
+
+async def test_no_api_parameter_or_ticket_number_ends_in_a_500(client):
+    _, superuser = await sign_in_superuser(client)
+    await own_ticket(superuser)
+    paths = (await client.get("/schema/openapi.json")).json()["paths"]
+    queries = {
+        path: [p["name"] for p in operation["get"].get("parameters", []) if p["in"] == "query"]
+        for path, operation in paths.items()
+        if path.startswith("/api/")
+    }
+    assert set(queries) >= {"/api/v1/tickets", "/api/v1/usage"}
+
+    for path, names in queries.items():
+        for name in names:
+            for value in API_ODD_VALUES:
+                response = await client.get(path, params={name: value})
+                assert response.status_code in (200, 400), (path, name, value)
+                assert response.headers["content-type"].startswith("application/json")
+    for value in [*API_ODD_VALUES, "SUP-", "SUP-0", "SUP-" + "9" * 10, "-1", "%2F", "..%2F"]:
+        response = await client.get(f"/api/v1/tickets/{quote(value, safe='%')}")
+        assert response.status_code in (200, 404), value

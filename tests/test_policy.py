@@ -11,7 +11,7 @@ import pytest
 from litestar.routes import HTTPRoute
 from litestar.testing import AsyncTestClient
 
-from backend.services import catalog, clock, orders, policy, tickets
+from backend.services import api_tokens, catalog, clock, orders, policy, tickets
 from backend.services.users import create_staff, hash_password
 from backend.tables import Order, Role, User
 from tests.support import PASSWORD, login, make_company, new_email
@@ -51,7 +51,13 @@ ROUTES: dict[str, Rule] = {
     "plan": COMPANY,
     "topup": COMPANY,
     "charges": COMPANY,
+    "company_api": Rule(("view_company", "manage_api_tokens")),
+    "api_token_create": Rule(("view_company", "manage_api_tokens")),
+    "api_token_revoke": Rule(("view_company", "manage_api_tokens"), "token"),
     "api_account": COMPANY,
+    "api_tickets": COMPANY,
+    "api_ticket": Rule(("view_company",), "ticket"),
+    "api_usage": COMPANY,
     "order_create": Rule(("view_company", "buy")),
     "order": Rule(("view_company",), "order"),
     "order_status": Rule(("view_company",), "order"),
@@ -179,8 +185,10 @@ async def own_objects(superuser: Any, technician: Any) -> dict[str, Any]:
         Order.id == order.id
     )
     order = await Order.objects().get(Order.id == order.id)
+    token, _ = await api_tokens.create_token(superuser, {"name": "Rapportserver"})
     return {
         "ticket": ticket,
+        "token": {"company": superuser.company, "id": token.id},
         "order": order,
         "entry": {"company": entry.company, "id": entry.id},
         "company": {"company": superuser.company, "id": superuser.company},
@@ -193,6 +201,8 @@ def fill(path: str, objects: dict[str, Any]) -> str:
         "order_id": objects["order"].id,
         "entry_id": objects["entry"]["id"],
         "company_id": objects["company"]["id"],
+        "token_id": objects["token"]["id"],
+        "number": tickets.ticket_number(objects["ticket"].id),
         "code": "en",
         "file_path": "app.js",
     }

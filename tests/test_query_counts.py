@@ -15,7 +15,7 @@ from litestar.testing import AsyncTestClient
 from backend.controllers.portal import DASHBOARD_REGIONS
 from backend.services import catalog
 from backend.services.users import create_staff
-from backend.tables import BrowserSession, Company, Ticket
+from backend.tables import BrowserSession, Company, Ticket, User
 from tests.bench_seed import BENCH_PASSWORD, history
 from tests.sql_counter import statements_of
 from tests.support import PASSWORD, login, new_email, new_org_number, register
@@ -32,6 +32,11 @@ PINNED = {
     "time account": 2,  # the session with its user; the lots, latest entries and products
     "statement": 3,  # the session with its user; a page of rows with balances; the catalog
     "orders": 2,  # the session with its user; a page of orders with the catalog's names
+    # The customer API, signed in (a token's statement, with its user, stands for the session).
+    "api account": 2,  # the session with its user; the company with all its regions
+    "api tickets": 2,  # the session with its user; the page with its count and the catalog
+    "api ticket": 5,  # the session with its user; the ticket; its thread; its time; its product
+    "api usage": 2,  # the session with its user; a page of rows with balances
 }
 # A dashboard region asked for alone (it refreshes itself): the session with its user; the
 # company with all its regions, as the whole page reads it.
@@ -54,6 +59,10 @@ async def _company_pages(client: AsyncTestClient, company_id: int) -> dict[str, 
         "time account": "/portal/account",
         "statement": "/portal/usage",
         "orders": "/portal/orders",
+        "api account": "/api/v1/account",
+        "api tickets": "/api/v1/tickets",
+        "api ticket": f"/api/v1/tickets/{latest['id']}",
+        "api usage": "/api/v1/usage",
     }
 
 
@@ -194,3 +203,30 @@ async def test_every_instance_sweeps_expired_lots_at_start_production_too(tmp_pa
             await asyncio.sleep(0.05)
     assert sum((await ledger.entries_sum_by_lot(company_id)).values()) == 60
     assert await ledger.balance(company_id, clock.today()) == 60
+
+
+async def test_a_token_costs_what_a_session_does_and_notes_its_use_once_a_minute(
+    client, monkeypatch
+):
+    """Under /api/ the token with its user is one statement, as the session with its user is;
+    its last use is written on the first request and then at most once a minute."""
+    from backend.services import api_tokens, clock
+    from tests.support import make_company
+
+    company_id, email = await make_company()
+    await login(client, email)
+    superuser = await User.objects().get(User.email == email)
+    _, secret = await api_tokens.create_token(superuser, {"name": "Telling"})
+    async with AsyncTestClient(app=client.app) as system:
+        system.headers["Authorization"] = f"Bearer {secret}"
+        first = await statements_of(system, "/api/v1/account", monkeypatch)
+        again = await statements_of(system, "/api/v1/account", monkeypatch)
+        later = clock.now() + datetime.timedelta(minutes=2)
+        monkeypatch.setattr(clock, "now", lambda: later)
+        due = await statements_of(system, "/api/v1/account", monkeypatch)
+    by_session = await statements_of(client, "/api/v1/account", monkeypatch)
+
+    assert len(again) == len(by_session) == PINNED["api account"]
+    assert len(first) == len(due) == PINNED["api account"] + 1
+    assert sum(s.lstrip().upper().startswith("UPDATE") for s in due) == 1
+    assert company_id == superuser.company

@@ -6,15 +6,24 @@ from typing import Any
 from urllib.parse import urlencode
 
 from litestar import Controller, MediaType, Request, get, post
-from litestar.response import Stream, Template
+from litestar.params import FromPath
+from litestar.response import Response, Stream, Template
 
-from backend.services import clock, companies, overview, statement, time_account, warnings
+from backend.services import (
+    api_tokens,
+    clock,
+    companies,
+    overview,
+    statement,
+    time_account,
+    warnings,
+)
 from backend.services.availability import availability_now
 from backend.tables import Company, User
 from backend.web.errors import FormView
-from backend.web.forms import form_operation, read_form, read_query
+from backend.web.forms import form_operation, read_form, read_query, read_values
 from backend.web.guards import allowed
-from backend.web.templating import asks_for_region, form_response, page
+from backend.web.templating import asks_for_region, form_response, page, redirect
 
 
 async def _company_context(
@@ -45,6 +54,21 @@ DASHBOARD_REGIONS = {
 }
 
 COMPANY_FORM = FormView("portal/company.html", "portal/_company_form.html", _company_context)
+
+
+async def _tokens_context(
+    request: Request, values: dict[str, Any], errors: dict[str, str]
+) -> dict[str, Any]:
+    return {
+        "tokens": await api_tokens.tokens_of(request.user),
+        "form": values,
+        "errors": errors,
+        "created": None,
+        "secret": "",
+    }
+
+
+TOKENS_FORM = FormView("portal/company_api.html", "portal/_api_tokens.html", _tokens_context)
 
 
 class PortalController(Controller):
@@ -142,6 +166,40 @@ class PortalController(Controller):
             errors={},
             saved=True,
         )
+
+    @get("/company/api", name="company_api", guards=[allowed("manage_api_tokens")])
+    async def company_api(self, request: Request) -> Template:
+        context = await _tokens_context(request, {}, {})
+        return page(request, "portal/company_api.html", **context)
+
+    @post(
+        "/company/api",
+        name="api_token_create",
+        operation_class=form_operation(api_tokens.NewToken),
+        guards=[allowed("manage_api_tokens")],
+        opt={"form": TOKENS_FORM},
+    )
+    async def create_api_token(self, request: Request) -> Template:
+        # Answered with the page itself, not a redirect: the secret is shown this once.
+        values = await read_values(request, api_tokens.NewToken)
+        created, secret = await api_tokens.create_token(request.user, values)
+        context = await _tokens_context(request, {}, {})
+        context.update(created=created, secret=secret)
+        return form_response(
+            request, "portal/company_api.html", "portal/_api_tokens.html", 200, **context
+        )
+
+    @post(
+        "/company/api/{token_id:int}/revoke",
+        name="api_token_revoke",
+        guards=[allowed("manage_api_tokens")],
+    )
+    async def revoke_api_token(self, request: Request, token_id: FromPath[int]) -> Response:
+        await api_tokens.revoke_token(request.user, token_id)
+        if asks_for_region(request, "api-tokens"):
+            context = await _tokens_context(request, {}, {})
+            return Template("portal/_api_tokens.html", context=context, status_code=200)
+        return redirect(request, "/portal/company/api")
 
 
 def _company_form(company: Company, superuser: User | None) -> dict[str, str]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
-from typing import Any
 
 from piccolo.engine.base import Engine
 
@@ -96,28 +95,3 @@ def _summary_sql(engine: Engine) -> str:
         f" FROM company AS c CROSS JOIN (SELECT {date_parameter(engine)} AS today) AS p"
         " WHERE c.id = {}"
     )
-
-
-def as_json(summary: AccountSummary) -> dict[str, Any]:
-    company = summary.company
-    return {
-        "company": {"id": company.id, "name": company.name, "org_number": company.org_number},
-        "plan": {
-            "active": summary.active_plan is not None,
-            "ends_on": summary.plan_ends_on.isoformat() if summary.plan_ends_on else None,
-            "products": summary.plan_products,
-        },
-        "remaining_minutes": summary.remaining_minutes,
-        "lots": [
-            {
-                "minutes": lot.minutes,
-                "remaining_minutes": lot.remaining_minutes,
-                "expires_on": lot.expires_on.isoformat(),
-            }
-            for lot in summary.lots
-        ],
-        "orders": [
-            {"id": o.id, "kind": o.kind, "status": o.status, "amount_ore": o.amount_ore}
-            for o in summary.orders
-        ],
-    }

@@ -36,6 +36,8 @@ ACTIONS: Final[dict[str, frozenset[str]]] = {
     # Only the superuser buys, renews, tops up, pays charges or cancels an order.
     "buy": frozenset({SUPERUSER}),
     "edit_company": frozenset({SUPERUSER}),
+    # Keys for the company's own systems (services/api_tokens.py).
+    "manage_api_tokens": frozenset({SUPERUSER}),
     # Support requests are opened by (or on behalf of) the superuser: on the web by the
     # superuser, by phone or mail through staff (open_ticket_for).
     "open_ticket": frozenset({SUPERUSER}),

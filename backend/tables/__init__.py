@@ -1,4 +1,5 @@
 from backend.tables.agreements import Agreement, AgreementProduct
+from backend.tables.api_tokens import ApiToken
 from backend.tables.catalog import PriceList, Product
 from backend.tables.companies import Company
 from backend.tables.ledger import EntryKind, LedgerEntry, LedgerOperation, Lot, LotProduct
@@ -20,6 +21,7 @@ from backend.tables.users import Role, User
 __all__ = [
     "Agreement",
     "AgreementProduct",
+    "ApiToken",
     "BrowserSession",
     "Channel",
     "ChargeStatus",

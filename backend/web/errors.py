@@ -1,6 +1,10 @@
 """Domain errors, handled once for every route: NotFound → 404, NotAllowed → 403,
 ValidationFailed → 422 and PaymentsError → 503, the last two with the posted form again.
 
+Under /api/ every failure is JSON (`ApiError`), never a page or a redirect: 401 with
+`WWW-Authenticate: Bearer` for a request that names no one (or a token that is no longer
+good), 400 with each parameter's message for a query that does not read.
+
 A route whose form can come back names it: `@post(..., opt={"form": FormView(...)})` (or a
 function of the posted values choosing one, when one route serves several forms). The form
 is shown again with the input kept and each field's message: its own region for htmx, the
@@ -16,12 +20,13 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+import msgspec
 from litestar import Request
 from litestar.exceptions import HTTPException, NotAuthorizedException
 from litestar.response import Response, Template
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
-from backend.i18n import N_
+from backend.i18n import N_, gettext
 from backend.services.errors import NotAllowed, NotFound, ValidationFailed
 from backend.services.payments import PaymentsError
 from backend.services.users import TooManyAttempts
@@ -32,6 +37,47 @@ logger = logging.getLogger("portal")
 
 TOO_MANY_ATTEMPTS = N_("For mange mislykkede innlogginger. Vent noen minutter før du prøver igjen.")
 PAYMENTS_DOWN = N_("Betalingstjenesten svarer ikke akkurat nå. Prøv igjen om litt.")
+
+API_MESSAGES = {
+    400: N_("Ugyldige parametre."),
+    401: N_("Oppgi en gyldig API-nøkkel (Authorization: Bearer …) eller logg inn."),
+    403: N_("API-et er for kundens egne brukere."),
+    404: N_("Finnes ikke."),
+    405: N_("Metoden støttes ikke her."),
+    429: N_("For mange forespørsler. Vent litt og prøv igjen."),
+}
+API_FAILED = N_("Noe gikk galt. Oppgi forespørselens id hvis du kontakter oss.")
+
+
+class ApiError(msgspec.Struct):
+    """What a failed request under /api/ answers."""
+
+    error: int  # the HTTP status
+    message: str
+    request_id: str
+    # A parameter's name → what is wrong with it (400).
+    errors: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+def _json_error(request: Request, status: int, errors: dict[str, str], request_id: str) -> Response:
+    message = API_MESSAGES.get(status) or (API_FAILED if status >= 500 else "")
+    headers = {}
+    if status == 401:
+        # RFC 6750: a token that was sent but is not good says so.
+        sent = "authorization" in request.headers
+        headers["www-authenticate"] = 'Bearer error="invalid_token"' if sent else "Bearer"
+    body = ApiError(
+        error=status,
+        message=gettext(message) if message else "",
+        request_id=request_id,
+        errors={name: gettext(text) for name, text in errors.items()},
+    )
+    return Response(body, status_code=status, headers=headers)
+
+
+def _is_api(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
 
 # (request, the posted values, the messages by field) → the template's context.
 FormContext = Callable[[Request, dict[str, Any], dict[str, str]], Awaitable[dict[str, Any]]]
@@ -47,7 +93,7 @@ class FormView:
 def error_page(request: Request, exc: Exception) -> Response:
     """Every other failure: a calm page (JSON under /api) with a request id; a visitor asking
     for a page that needs a sign-in is sent to sign in first."""
-    if isinstance(exc, NotAuthorizedException) and request.method == "GET":
+    if isinstance(exc, NotAuthorizedException) and request.method == "GET" and not _is_api(request):
         return redirect(request, f"/login?next={quote(request.url.path)}")
     if isinstance(exc, HTTPException):
         status, detail = exc.status_code, exc.detail
@@ -58,7 +104,9 @@ def error_page(request: Request, exc: Exception) -> Response:
         logger.error(
             "request %s failed: %s %s", request_id, request.method, request.url.path, exc_info=exc
         )
-    if request.url.path.startswith(("/api", "/healthz")):
+    if _is_api(request):
+        return _json_error(request, status, {}, request_id)
+    if request.url.path.startswith("/healthz"):
         return Response({"error": status, "request_id": request_id}, status_code=status)
     return Template(
         "errors/error.html",
@@ -114,6 +162,8 @@ def _again(request: Request, errors: dict[str, str], values: dict, status: int) 
 
 
 def validation_failed(request: Request, failed: ValidationFailed) -> Response:
+    if _is_api(request):
+        return _json_error(request, 400, failed.errors, secrets.token_hex(6))
     values = failed.values if failed.values is not None else _posted(request)
     return _again(request, failed.errors, values, 422)
 

@@ -93,3 +93,59 @@ def form_operation(form_type: type[msgspec.Struct]) -> type[Operation]:
 
     FormOperation.__name__ = f"{form_type.__name__}Operation"
     return FormOperation
+
+
+UNKNOWN_PARAMETER = N_("Ukjent parameter.")
+REPEATED_PARAMETER = N_("Parameteren er oppgitt mer enn én gang.")
+
+
+def read_api_query(request: Request, query_type: type[S]) -> S:
+    """The query string as `query_type`, strictly, for the API: a parameter it does not have,
+    one given twice, or a value that does not convert is ValidationFailed (400 under /api/)
+    with each parameter's message. An empty value is a parameter not given."""
+    values: dict[str, str] = {}
+    errors: dict[str, str] = {}
+    fields = validation.form_fields(query_type)
+    known = {spec.encode_name for spec in fields}
+    for key, value in request.query_params.multi_items():
+        if key not in known:
+            errors[key] = UNKNOWN_PARAMETER
+        elif key in values:
+            errors[key] = REPEATED_PARAMETER
+        elif value.strip():
+            values[key] = value
+    try:
+        return validation.convert(values, query_type, errors=errors)
+    except ValidationFailed as failed:
+        # Named as the query string names them ("from", not the field's "start").
+        names = {spec.name: spec.encode_name for spec in fields}
+        raise ValidationFailed(
+            {names.get(name, name): message for name, message in failed.errors.items()}
+        ) from None
+
+
+def query_operation(query_type: type[msgspec.Struct]) -> type[Operation]:
+    """The OpenAPI operation of a route that reads `query_type` from the query string by hand
+    (read_api_query): each field a query parameter, with its type and bounds."""
+    generated = msgspec.json.schema(query_type)
+    schema = _inline(generated, generated.get("$defs", {}))
+    required = set(schema.get("required", ()))
+    parameters = [
+        {
+            "name": name,
+            "in": "query",
+            "required": name in required,
+            "description": field_schema.pop("description", ""),
+            "schema": field_schema,
+        }
+        for name, field_schema in schema["properties"].items()
+    ]
+
+    class QueryOperation(Operation):
+        def to_schema(self) -> dict[str, Any]:
+            described = super().to_schema()
+            described["parameters"] = [*described.get("parameters", []), *parameters]
+            return described
+
+    QueryOperation.__name__ = f"{query_type.__name__}Operation"
+    return QueryOperation

@@ -8,6 +8,7 @@ from litestar.connection import ASGIConnection
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 from litestar.types import Message, Scope
 
+from backend.services import api_tokens
 from backend.web.sessions import signed_in_user
 
 CONTENT_SECURITY_POLICY = (
@@ -18,10 +19,23 @@ CONTENT_SECURITY_POLICY = (
 )
 
 
+API_PATHS = "/api/"
+# `request.auth` of a request that a token speaks for.
+BY_TOKEN = "api_token"
+
+
 class SessionUserMiddleware(AbstractAuthenticationMiddleware):
-    """Puts the signed-in user (or None) on every request; guards decide who may pass."""
+    """Puts the signed-in user (or None) on every request; guards decide who may pass. Under
+    /api/ an Authorization header, when sent, is the only credential: a bearer token speaks
+    for whom services/api_tokens.py says, any other header for nobody (401), whatever
+    session the request also carries."""
 
     async def authenticate_request(self, connection: ASGIConnection) -> AuthenticationResult:
+        if connection.scope["path"].startswith(API_PATHS):
+            header = connection.headers.get("authorization")
+            if header is not None:
+                user = await api_tokens.authenticate(header)
+                return AuthenticationResult(user=user, auth=BY_TOKEN if user else None)
         return AuthenticationResult(user=signed_in_user(connection.scope), auth=None)
 
 
@@ -47,7 +61,7 @@ def security_headers(production: bool) -> Any:
         if message["type"] != "http.response.start":
             return
         headers = [*message.get("headers", ()), *every_response]
-        if scope["path"].startswith(("/portal", "/staff")):
+        if scope["path"].startswith(("/portal", "/staff", "/api")):
             headers.append(no_store)
         message["headers"] = headers
 

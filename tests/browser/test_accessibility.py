@@ -105,6 +105,14 @@ def test_portal_pages_after_registering(axe_page: Page, live_server: str) -> Non
     expect(page.locator("#company-form")).to_be_visible()
     assert_accessible(page, "the company page")
 
+    page.get_by_role("link", name="API-nøkler for firmaets egne systemer").click()
+    page.get_by_label("Navn på nøkkelen").fill("Rapportserver")
+    page.get_by_role("button", name="Lag nøkkel").click()
+    expect(page.locator("#new-secret")).to_have_value(re.compile(r"^spt_"))
+    page.locator("#api-tokens summary").first.click()
+    expect(page.get_by_role("button", name="Ja, trekk tilbake nøkkelen")).to_be_visible()
+    assert_accessible(page, "the API keys page with a new key")
+
 
 def test_home_in_english(axe_page: Page) -> None:
     page = axe_page
