@@ -112,7 +112,9 @@ async def account(user: User) -> Account:
 
 class TicketsQuery(msgspec.Struct):
     q: _described(
-        str, "Search by number (SUP-000123) or subject", max_length=tickets.SEARCH_MAX
+        str,
+        "Search by number (SUP-000123), subject or the text of its messages",
+        max_length=tickets.SEARCH_MAX,
     ) = ""
     status: validation.field(
         TicketStatus | None, message=N_("Ukjent status."), description="Only this status"
@@ -121,8 +123,8 @@ class TicketsQuery(msgspec.Struct):
     cursor: validation.field(
         str,
         message=CURSOR_INVALID,
-        max_length=10,
-        pattern=r"^[1-9][0-9]{0,8}$",
+        max_length=40,
+        pattern=r"^[A-Za-z0-9_-]{1,40}$",
         description="Where the page starts: `next` of the previous page",
     ) = ""
 
@@ -134,27 +136,35 @@ class TicketOut(msgspec.Struct):
     status: str
     product_code: str
     product_name: str
-    channel: str
     created_at: datetime.datetime
+    last_activity_at: datetime.datetime
+    billed_minutes: int  # of its time entries that are not voided
+    plan_minutes: int  # of those, covered by the plan
+    account_minutes: int  # taken from the time account
+    hourly_minutes: int  # billed at the hourly rate
+    cost_ore: int  # its hourly charges ex. MVA, unless cancelled or refunded
+    outstanding_ore: int  # of those, not paid yet
 
 
 class TicketList(msgspec.Struct):
-    tickets: list[TicketOut]  # newest first
+    tickets: list[TicketOut]  # the latest activity first
     next: str | None  # the `cursor` of the next page; null on the last one
 
 
 async def ticket_list(user: User, query: TicketsQuery) -> TicketList:
-    """A page of the company's tickets. The one place the API reads the ticket history: the
-    cursor is the history's page number for now, opaque to clients."""
-    number = int(query.cursor or 1)
-    found = await tickets.search(
-        company_id=user.company,
-        q=query.q,
-        status=query.status.value if query.status else "",
-        product=query.product,
-        page=number,
+    """A page of the company's ticket history (services/tickets.history), the same rows and
+    order as /portal/tickets."""
+    found = await tickets.history(
+        user.company,
+        tickets.HistoryFilter(
+            q=query.q,
+            status=query.status.value if query.status else "",
+            product=query.product,
+            after=query.cursor,
+        ),
     )
-    rows = found.tickets if found.page == number else []  # past the last page: none
+    if found.bad_cursor:
+        raise ValidationFailed({"cursor": CURSOR_INVALID})
     return TicketList(
         tickets=[
             TicketOut(
@@ -164,12 +174,18 @@ async def ticket_list(user: User, query: TicketsQuery) -> TicketList:
                 status=row.status,
                 product_code=row.product_code,
                 product_name=row.product_name,
-                channel=row.channel,
                 created_at=row.created_at,
+                last_activity_at=row.last_activity_at,
+                billed_minutes=row.billed_minutes,
+                plan_minutes=row.plan_minutes,
+                account_minutes=row.account_minutes,
+                hourly_minutes=row.hourly_minutes,
+                cost_ore=row.cost_ore,
+                outstanding_ore=row.outstanding_ore,
             )
-            for row in rows
+            for row in found.rows
         ],
-        next=str(number + 1) if number < found.pages else None,
+        next=found.next_after or None,
     )
 
 
