@@ -424,9 +424,8 @@ def chart_months(today: datetime.date) -> list[datetime.date]:
 
 
 async def overview(company_id: int, today: datetime.date) -> Overview:
-    """The products and the monthly support, in one statement. Support is the time entries
-    not voided, by the day support was given: the plan's billed minutes, the minutes taken
-    from the account and those billed by the hour (a split entry counts in both)."""
+    """The products and the monthly support, in one statement: the support days
+    (services/support_days.py) of the months shown."""
     months = chart_months(today)
     engine = LedgerEntry._meta.db
     [row] = await fetch(LedgerEntry, _overview_sql(engine), company_id, months[0])
@@ -445,15 +444,11 @@ async def overview(company_id: int, today: datetime.date) -> Overview:
 
 @functools.cache
 def _overview_sql(engine: Engine) -> str:
-    plan = Coverage.plan.value
     days = json_rows(
         engine,
-        f"SELECT te.performed_on AS day,"
-        f" sum(CASE WHEN te.coverage = '{plan}' THEN te.billed_minutes ELSE 0 END) AS plan,"
-        " sum(te.account_minutes) AS account, sum(te.hourly_minutes) AS hourly"
-        " FROM time_entry AS te WHERE te.company = {} AND te.voided_at IS NULL"
-        f" AND te.performed_on >= {date_parameter(engine)}"
-        " GROUP BY te.performed_on ORDER BY te.performed_on",
+        "SELECT sd.day, sd.plan_minutes AS plan, sd.account_minutes AS account,"
+        " sd.hourly_minutes AS hourly FROM support_day AS sd WHERE sd.company = {}"
+        f" AND sd.day >= {date_parameter(engine)} ORDER BY sd.day",
         UsageDay.__struct_fields__,
         order_by="day",
     )
