@@ -5,8 +5,8 @@
 Two companies with five years of history each, written in bulk (`bulk_company`): a small one
 (SMALL_TICKETS tickets) and a large one (LARGE_TICKETS tickets, about 500 000 ledger entries).
 Each ticket has a short thread and four to eight time entries; the history is what the
-portal's rules would have written, played through in time order: prepaid hours three times
-a year (each lot valid one year, debited first to expire first, its unused minutes written
+portal's rules would have written, played through in time order: prepaid hours every month
+(each lot valid one year, debited first to expire first, its unused minutes written
 off by an expiry entry when it ends), a "Fri support" plan for Fusion in the last year, hourly
 support (paid a month later, but for the last two months) where nothing else covers it, every
 ledger operation with the balance after it. tests/test_bench_seed.py checks the rules hold.
@@ -38,6 +38,9 @@ LOT_HOURS = 120
 PREPAID = ["inventor", "acad-mech", "vault", "inventor-cam"]
 # Most support is on the prepaid products; Fusion falls to the plan (last year) or hourly.
 PRODUCTS = (*PREPAID, *PREPAID, "fusion")
+# In bulk, prepaid hours are bought once a month, as many as the month's support takes
+# (a large company's four months would cost more than an order's amount can hold).
+BUY_EVERY_DAYS = 30
 
 
 async def seed(large_tickets: int = LARGE_TICKETS) -> None:
@@ -296,8 +299,8 @@ async def bulk_company(
     plans = [agreements.plan_period(today - datetime.timedelta(days=300))]
     plans.append(agreements.plan_period(plans[0][1] + datetime.timedelta(days=1)))
 
-    # The support to come, and the lots bought to pay for it: three a year, each about what
-    # the next four months of support on the prepaid products take.
+    # The support to come, and the lots bought to pay for it: one a month, each about what
+    # the next month of support on the prepaid products takes.
     entries = []  # (performed_on, ticket index, entry number, actual minutes)
     ticket_rows = []
     for n in range(tickets):
@@ -310,13 +313,13 @@ async def bulk_company(
     events: list[tuple[datetime.datetime, int, Any]] = []  # (at, order, what)
     bought = start
     while bought <= today:
-        hours = max(10, math.ceil(per_day * 122 * rng.uniform(0.85, 1.1) / 60))
+        hours = max(10, math.ceil(per_day * BUY_EVERY_DAYS * rng.uniform(0.85, 1.1) / 60))
         events.append((_at(bought, 3600 * 4), 0, ("credit", bought, hours)))
         expires_on = ledger.lot_expires_on(bought)
         if expires_on <= today:
             # The hourly sweep's write-off, early on the day the lot ends.
             events.append((_at(expires_on, -3600 * 5), 1, ("expiry",)))
-        bought += datetime.timedelta(days=122)
+        bought += datetime.timedelta(days=BUY_EVERY_DAYS)
     for number, entry in enumerate(entries):
         at = min(_at(entry[0], 3600 * 2 + 60 * entry[2] + number % 3600), now)
         events.append((at, 2, ("support", entry)))

@@ -31,7 +31,7 @@ async def test_the_bulk_history_follows_the_ledgers_rules(client):
 
     await assert_invariants(company_id)
     lots = await Lot.objects().where(Lot.company == company_id).order_by(Lot.id)
-    assert len(lots) == 9  # every 122 days for three years
+    assert len(lots) == 37  # every 30 days for three years
     ended = [lot for lot in lots if lot.expires_on <= today]
     assert ended and all(lot.remaining_minutes == 0 for lot in ended)
     stored, recomputed = await _stored_and_recomputed_balances(company_id)
