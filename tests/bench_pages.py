@@ -352,7 +352,11 @@ def _start(name: str, env: dict[str, str], work: Path, tree: Path = ROOT) -> Ser
 
 def _stop(served: Served) -> None:
     served.process.terminate()
-    served.process.wait(timeout=10)
+    try:
+        served.process.wait(timeout=30)
+    except subprocess.TimeoutExpired:  # still answering a slow page
+        served.process.kill()
+        served.process.wait(timeout=10)
 
 
 def bench_engine(name: str, env: dict[str, str]) -> None:

@@ -3,7 +3,7 @@ from piccolo.engine import engine_finder
 
 ID = "2026-12-01T17:57:06:000000"
 VERSION = "1.38.0"
-DESCRIPTION = "one support day per company and day, backfilled; outstanding charges indexed"
+DESCRIPTION = "one support day per company and day, backfilled; indexes for pages of one company"
 
 # As the chart counted them before they were stored: the time entries not voided, by day.
 BACKFILL = (
@@ -15,6 +15,12 @@ BACKFILL = (
 )
 INDEXES = {
     "support_day_company_day": "UNIQUE INDEX support_day_company_day ON support_day (company, day)",
+    # A company's latest entries (the time account page), newest first from its own rows. By
+    # id, PostgreSQL's generic plan for a prepared statement walks the primary key backwards
+    # and through a large company's newer entries to reach a small company's older ones.
+    "ledger_entry_company_time": (
+        "INDEX ledger_entry_company_time ON ledger_entry (company, created_at, id)"
+    ),
     # The dashboard sums what is owed: the few outstanding charges, not years of paid ones.
     "hourly_charge_outstanding": (
         "INDEX hourly_charge_outstanding ON hourly_charge (company) WHERE status = 'outstanding'"
