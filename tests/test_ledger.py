@@ -10,7 +10,7 @@ import pytest
 from backend.services import catalog, ledger
 from backend.services.errors import ValidationFailed
 from backend.services.ledger import Cause
-from backend.tables import EntryKind, LedgerEntry, Lot
+from backend.tables import EntryKind, LedgerEntry, LedgerOperation, Lot
 from tests.support import make_company
 
 TODAY = datetime.date(2026, 11, 26)
@@ -255,3 +255,86 @@ def test_adjustment_form_rules(minutes, reason, fields):
     with pytest.raises(ValidationFailed) as refused:
         ledger.parse_adjustment(minutes, reason)
     assert set(refused.value.errors) == fields
+
+
+async def _stored_and_recomputed_balances(company_id: int) -> tuple[list[int], list[int]]:
+    """Each operation's stored balance, and the ledger's running sum up to it, in the
+    statement's order (created_at, id)."""
+    operations = (
+        await LedgerOperation.select(
+            LedgerOperation.id, LedgerOperation.created_at, LedgerOperation.balance_after
+        )
+        .where(LedgerOperation.company == company_id)
+        .order_by(LedgerOperation.created_at, LedgerOperation.id)
+    )
+    moved: dict[int, int] = {}
+    for entry in await LedgerEntry.select(LedgerEntry.operation, LedgerEntry.minutes).where(
+        LedgerEntry.company == company_id
+    ):
+        moved[entry["operation"]] = moved.get(entry["operation"], 0) + entry["minutes"]
+    total, recomputed = 0, []
+    for operation in operations:
+        total += moved.get(operation["id"], 0)
+        recomputed.append(total)
+    return [o["balance_after"] for o in operations], recomputed
+
+
+async def test_the_stored_balance_is_the_ledgers_after_concurrent_operations():
+    """Debits on different lots (different products) take no lock of each other's lot, and a
+    credit takes none at all: the balance each operation stores must still be the ledger's
+    sum up to it, as the statement shows it."""
+    company_id, _ = await make_company()
+    await lot(company_id, 300, datetime.date(2027, 11, 26), f"i{company_id}")
+    await lot(company_id, 300, datetime.date(2027, 11, 26), f"v{company_id}", codes=("vault",))
+
+    def debit(n: int, product: str):
+        return ledger.debit(
+            company_id=company_id,
+            minutes=15,
+            on_date=TODAY,
+            key=f"cd{company_id}-{product}-{n}",
+            cause=WORK,
+            product_code=product,
+        )
+
+    results = await asyncio.gather(
+        *(debit(n, "inventor") for n in range(25)),
+        *(debit(n, "vault") for n in range(25)),
+        *(
+            lot(company_id, 30, datetime.date(2027, 11, 26), f"cc{company_id}-{n}")
+            for n in range(5)
+        ),
+    )
+
+    stored, recomputed = await _stored_and_recomputed_balances(company_id)
+    assert len(stored) == 2 + 50 + 5
+    assert stored == recomputed
+    debited = sum(r.debited_minutes for r in results if isinstance(r, ledger.DebitResult))
+    assert debited >= 300 + 300
+    assert stored[-1] == await ledger.balance(company_id, TODAY) == 600 + 150 - debited
+    await assert_invariants(company_id)
+
+
+async def test_the_migration_backfills_the_balance_the_ledger_says():
+    """A database from before the stored balance gets each operation's balance from its
+    entries (the migration's backfill), expiry and reversal included."""
+    from backend.piccolo_migrations.backend_2026_12_01t17_29_55_000000 import BACKFILL
+
+    company_id, _ = await make_company()
+    await lot(company_id, 120, datetime.date(2026, 11, 26), f"bo{company_id}")
+    await lot(company_id, 60, datetime.date(2027, 11, 26), f"bn{company_id}")
+    await ledger.debit(
+        company_id=company_id, minutes=45, on_date=TODAY, key=f"bd{company_id}", cause=WORK
+    )
+    await ledger.expire_lots(TODAY, company_id)
+    await ledger.reverse(
+        original_key=f"bd{company_id}", key=f"br{company_id}", cause=WORK, today=TODAY
+    )
+    written, _ = await _stored_and_recomputed_balances(company_id)
+    await LedgerOperation.update({LedgerOperation.balance_after: 0}).where(
+        LedgerOperation.company == company_id
+    )
+    await LedgerOperation._meta.db.run_ddl(BACKFILL)
+    stored, recomputed = await _stored_and_recomputed_balances(company_id)
+    assert stored == recomputed == written
+    assert stored[-1] == 60

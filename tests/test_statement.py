@@ -332,3 +332,32 @@ async def test_a_period_starts_from_the_balance_of_everything_before_it(client):
     assert [(row[1], row[9], row[11]) for row in rows] == [
         ("Kjøp av timer", "+60 min", "3 t 0 min")
     ]
+
+
+async def test_the_support_days_kept_are_what_the_migration_counts_from_the_time_entries(client):
+    """The chart's days are added to as time is logged and voided; a database from before
+    them gets them from its time entries (the migration's backfill): the two agree."""
+    from backend.piccolo_migrations.backend_2026_12_01t17_57_06_000000 import BACKFILL
+    from backend.tables import SupportDay
+
+    await catalog.seed_demo_catalog()
+    form = await register(client)
+    await _history(await _company_id(form["company_name"]))
+
+    def by_day(rows):
+        return {(r["company"], str(r["day"])): r for r in rows}
+
+    columns = (
+        SupportDay.company,
+        SupportDay.day,
+        SupportDay.plan_minutes,
+        SupportDay.account_minutes,
+        SupportDay.hourly_minutes,
+    )
+    kept = by_day(await SupportDay.select(*columns))
+    await SupportDay.delete(force=True)
+    await SupportDay._meta.db.run_ddl(BACKFILL)
+    counted = by_day(await SupportDay.select(*columns))
+    # A day whose entries were all voided keeps a row of zeros; the backfill writes none.
+    assert {k: v for k, v in kept.items() if any(v[c._meta.name] for c in columns[2:])} == counted
+    assert any(r["account_minutes"] == 45 for r in counted.values())

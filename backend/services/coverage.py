@@ -19,7 +19,16 @@ import msgspec
 
 from backend.db import is_unique_violation, write_transaction
 from backend.i18n import N_
-from backend.services import activity, agreements, catalog, charges, clock, ledger, policy
+from backend.services import (
+    activity,
+    agreements,
+    catalog,
+    charges,
+    clock,
+    ledger,
+    policy,
+    support_days,
+)
 from backend.services.errors import NotFound, ValidationFailed
 from backend.services.payments import Payments, run_after
 from backend.services.validation import convert, convert_field, field, line
@@ -226,6 +235,7 @@ async def record_time_entry(
             )
             await entry.save()
             await activity.record(ticket.id, entry.created_at)
+            await support_days.count(entry)
             if decision.hourly_minutes:
                 await HourlyCharge(
                     company=ticket.company,
@@ -274,6 +284,7 @@ async def void_time_entry(
         if not won:
             return entry  # voided already
         await activity.record(entry.ticket, voided_at)
+        await support_days.count(entry, -1)
         if entry.account_minutes:
             await ledger.reverse(
                 original_key=f"time:{entry.idempotency_key}",

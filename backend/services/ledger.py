@@ -5,6 +5,9 @@ Invariants, on SQLite and PostgreSQL alike, under concurrent requests:
 - no lot goes below zero;
 - the balance is the sum of the unexpired lots;
 - the same idempotency key never moves minutes twice.
+- each operation's `balance_after` is the sum of its company's entries up to it, in the
+  order (created_at, id) the statement shows: operations of a company are written one at a
+  time (the company row locked on PostgreSQL), each after the last one.
 
 Each call is one `LedgerOperation` (unique idempotency key), recorded even when it moves
 nothing, and its entries name it. Every change of `remaining_minutes` is a conditional UPDATE
@@ -28,13 +31,22 @@ from backend.db import (
     is_unique_violation,
     json_rows,
     json_values,
+    lock_row,
     write_transaction,
 )
 from backend.i18n import N_
 from backend.services import agreements, catalog
 from backend.services.errors import ValidationFailed
 from backend.services.validation import FieldError, convert, field, line
-from backend.tables import EntryKind, LedgerEntry, LedgerOperation, Lot, LotProduct, Order
+from backend.tables import (
+    Company,
+    EntryKind,
+    LedgerEntry,
+    LedgerOperation,
+    Lot,
+    LotProduct,
+    Order,
+)
 
 
 @dataclass(frozen=True)
@@ -89,17 +101,36 @@ async def _once(
             earlier = await LedgerOperation.objects().get(LedgerOperation.idempotency_key == key)
             if earlier is not None:
                 return _replay(earlier, key, company_id), False
+            # One operation of a company at a time (SQLite's writes are one at a time anyway),
+            # each after the last one in the statement's order, starting from its balance.
+            await lock_row(Company, company_id)
+            last = await (
+                LedgerOperation.select(LedgerOperation.balance_after, LedgerOperation.created_at)
+                .where(LedgerOperation.company == company_id)
+                .order_by(LedgerOperation.created_at, LedgerOperation.id, ascending=False)
+                .first()
+            )
+            now = datetime.datetime.now(datetime.UTC)
             operation = LedgerOperation(
                 idempotency_key=key,
                 company=company_id,
                 kind=kind.value,
                 requested_minutes=minutes,
+                # Another instance's clock may lag behind the last writer's.
+                created_at=max(now, last["created_at"]) if last else now,
             )
             await operation.save()
             operation.moved_minutes = await act(operation)
-            await LedgerOperation.update(
-                {LedgerOperation.moved_minutes: operation.moved_minutes}
-            ).where(LedgerOperation.id == operation.id)
+            await fetch(
+                LedgerOperation,
+                "UPDATE ledger_operation SET moved_minutes = {}, balance_after = {}"
+                " + (SELECT coalesce(sum(e.minutes), 0) FROM ledger_entry AS e"
+                " WHERE e.operation = {}) WHERE id = {}",
+                operation.moved_minutes,
+                last["balance_after"] if last else 0,
+                operation.id,
+                operation.id,
+            )
             return operation, True
     except Exception as error:
         if nested or not is_unique_violation(error):

@@ -16,6 +16,7 @@ import functools
 import io
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from string import Formatter
 
 import msgspec
 from piccolo.engine.base import Engine
@@ -153,36 +154,58 @@ async def page_of(
     """One page of the statement for the filter, from the row after `chosen.after`."""
     first, last = period_bounds(chosen, clock.today())
     source, row_id = _cursor(chosen.after)
-    start, end = _instant(first), _instant(last + datetime.timedelta(days=1))
-    args: list = [company_id, start, end, company_id, start, end]
-    args.extend([company_id, start, end, company_id, start])
-    if chosen.product:
-        args.extend([chosen.product, chosen.product])
-    args.extend([bool(source), source, row_id])
-    sql = _page_sql(LedgerEntry._meta.db, limit + 1, by_product=bool(chosen.product))
-    rows = await fetch(LedgerEntry, sql, *args)
+    values = {
+        "company": company_id,
+        "start": _instant(first),
+        "end": _instant(last + datetime.timedelta(days=1)),
+        "product": chosen.product,
+        "after": row_id,
+    }
+    sql, names = _page_sql(
+        LedgerEntry._meta.db, limit + 1, by_product=bool(chosen.product), after=source
+    )
+    rows = await fetch(LedgerEntry, sql, *(values[name] for name in names))
     found = [msgspec.convert(dict(row), StatementRow, strict=False) for row in rows]
     more = len(found) > limit
     found = found[:limit]
     return StatementPage(rows=found, next_after=found[-1].cursor if more and found else "")
 
 
-async def every_row(company_id: int, chosen: StatementFilter) -> AsyncIterator[StatementRow]:
-    """All the rows of the filter from its start, a page at a time (for the CSV export)."""
+async def every_row(company_id: int, chosen: StatementFilter) -> AsyncIterator[list[StatementRow]]:
+    """All the rows of the filter from its start, a page of CSV_BATCH at a time (for the CSV
+    export): each page is a keyset read of its own, so a long export never holds more."""
     after = chosen.after
     while True:
         page = await page_of(
             company_id, msgspec.structs.replace(chosen, after=after), limit=CSV_BATCH
         )
-        for row in page.rows:
-            yield row
+        if page.rows:
+            yield page.rows
         if not page.next_after:
             return
         after = page.next_after
 
 
+def _after_cursor(at: str, row_id: str, branch: str, after: str) -> str:
+    """SQL: the branch's row (`at`, `row_id`; its source is `branch`) comes after the cursor
+    row (of source `after`) in the statement's order (at, source, id), newest first. The
+    bound on `at` alone lets the index start at the cursor."""
+    if not after:
+        return "TRUE"
+    bound = f"{at} <= (SELECT cur.at FROM cur)"
+    if branch == after:
+        return f"{bound} AND ({at} < (SELECT cur.at FROM cur) OR {row_id} < {{after}})"
+    if branch < after:  # an "L" row at the cursor's time comes before a "T" cursor's
+        return bound
+    return f"{at} < (SELECT cur.at FROM cur)"
+
+
 @functools.cache
-def _page_sql(engine: Engine, limit: int, *, by_product: bool) -> str:
+def _page_sql(engine: Engine, limit: int, *, by_product: bool, after: str) -> tuple[str, list[str]]:
+    """The page's SQL with named `{name}` placeholders turned into `{}`, and the names in the
+    order of the placeholders. Each source's rows are read newest first by an index on
+    (company, created_at, id), LIMIT rows each; the balance after a ledger operation is
+    stored with it, and a time entry's is that of the last operation before it."""
     entry_columns = (
         "t.id AS ticket_id, t.subject AS ticket_subject, tech.name AS technician,"
         " t.product_code AS product_code, coalesce(cp.name, t.product_code) AS product_name,"
@@ -197,65 +220,79 @@ def _page_sql(engine: Engine, limit: int, *, by_product: bool) -> str:
         " LEFT JOIN portal_user AS tech ON tech.id = te.technician"
         " LEFT JOIN catalog_product AS cp ON cp.code = t.product_code"
     )
-    # The period's rows as keys with their minutes (each operation's in one pass over its
-    # entries), the balance after each as the opening balance plus a running sum; the filter
-    # and the page; then the details of that page only.
-    minutes = (
-        "SELECT e.operation, sum(e.minutes) AS minutes"
-        " FROM ledger_operation AS p JOIN ledger_entry AS e ON e.operation = p.id"
-        " WHERE p.company = {} AND p.created_at >= {} AND p.created_at < {}"
-        " GROUP BY e.operation"
-    )
     paid_for = coverage.paid_entry_joins("o")
-    # The time entry each operation paid for is looked up for every key only when the product
-    # filter needs it; otherwise for the page's rows alone.
-    keys = (
-        "SELECT 'L' AS source, o.id AS id, o.created_at AS at, m.minutes AS minutes,"
-        f" {'coalesce(td.id, tr.id)' if by_product else 'NULL'} AS entry_id"
-        f" FROM ledger_operation AS o JOIN m ON m.operation = o.id{paid_for if by_product else ''}"
-        " WHERE o.company = {} AND o.created_at >= {} AND o.created_at < {}"
-        " UNION ALL"
-        " SELECT 'T' AS source, te.id AS id, te.created_at AS at, 0 AS minutes, te.id AS entry_id"
-        " FROM time_entry AS te WHERE te.company = {} AND te.account_minutes = 0"
-        " AND te.created_at >= {} AND te.created_at < {}"
-    )
-    opening = (
-        "(SELECT coalesce(sum(e.minutes), 0) FROM ledger_entry AS e"
-        " JOIN ledger_operation AS o ON o.id = e.operation"
-        " WHERE o.company = {} AND o.created_at < {})"
-    )
+    if after == "L":
+        cursor = (
+            "SELECT o.created_at AS at FROM ledger_operation AS o"
+            " WHERE o.id = {after} AND o.company = {company}"
+        )
+    else:  # "T", or no cursor (then unused)
+        cursor = (
+            "SELECT te.created_at AS at FROM time_entry AS te"
+            " WHERE te.id = {after} AND te.company = {company} AND te.account_minutes = 0"
+        )
     # A product: its support, and the movements of lots that pay for it.
     lot_product = (
         "EXISTS (SELECT 1 FROM ledger_entry AS e JOIN lot_product AS lp ON lp.lot = e.lot"
-        " WHERE e.operation = b.id AND lp.product_code = {})"
+        " WHERE e.operation = o.id AND lp.product_code = {product})"
     )
-    product = (
-        " LEFT JOIN time_entry AS fe ON fe.id = b.entry_id"
+    operation_product = (
+        f"{paid_for}"
+        " LEFT JOIN time_entry AS fe ON fe.id = coalesce(td.id, tr.id)"
         " LEFT JOIN ticket AS ft ON ft.id = fe.ticket"
-        " WHERE (ft.product_code = {}"
-        f" OR (b.source = 'L' AND b.entry_id IS NULL AND {lot_product})) AND"
+    )
+    operations = (
+        "SELECT 'L' AS source, o.id AS id, o.created_at AS at FROM ledger_operation AS o"
+        f"{operation_product if by_product else ''}"
+        " WHERE o.company = {company} AND o.created_at >= {start} AND o.created_at < {end}"
+        " AND EXISTS (SELECT 1 FROM ledger_entry AS e WHERE e.operation = o.id)"
+        f" AND {_after_cursor('o.created_at', 'o.id', 'L', after)}"
+        + (
+            " AND (ft.product_code = {product}"
+            f" OR (coalesce(td.id, tr.id) IS NULL AND {lot_product}))"
+            if by_product
+            else ""
+        )
+        + f" ORDER BY o.created_at DESC, o.id DESC LIMIT {limit}"
+    )
+    support = (
+        "SELECT 'T' AS source, te.id AS id, te.created_at AS at FROM time_entry AS te"
+        f"{' JOIN ticket AS ft ON ft.id = te.ticket' if by_product else ''}"
+        " WHERE te.company = {company} AND te.account_minutes = 0"
+        " AND te.created_at >= {start} AND te.created_at < {end}"
+        f" AND {_after_cursor('te.created_at', 'te.id', 'T', after)}"
+        f"{' AND ft.product_code = {product}' if by_product else ''}"
+        f" ORDER BY te.created_at DESC, te.id DESC LIMIT {limit}"
     )
     page = (
-        f"SELECT b.* FROM b{product if by_product else ' WHERE'}"
-        " (NOT {} OR (b.at, b.source, b.id) <"
-        " (SELECT c.at, c.source, c.id FROM b AS c WHERE c.source = {} AND c.id = {}))"
-        f" ORDER BY b.at DESC, b.source DESC, b.id DESC LIMIT {limit}"
+        f"SELECT * FROM (SELECT * FROM ({operations}) AS l"
+        f" UNION ALL SELECT * FROM ({support}) AS s) AS u"
+        f" ORDER BY u.at DESC, u.source DESC, u.id DESC LIMIT {limit}"
     )
-    return (
-        f"WITH m AS ({minutes}), k AS ({keys}),"
-        f" b AS (SELECT k.*, CAST({opening} + sum(k.minutes) OVER"
-        " (ORDER BY k.at, k.source, k.id) AS BIGINT) AS balance FROM k),"
-        f" page AS ({page})"
+    balance_before = (
+        "(SELECT p.balance_after FROM ledger_operation AS p"
+        " WHERE p.company = {company} AND p.created_at <= page.at"
+        " ORDER BY p.created_at DESC, p.id DESC LIMIT 1)"
+    )
+    sql = (
+        f"WITH cur AS ({cursor}), page AS ({page})"
         f" SELECT page.source, page.id, page.at, coalesce(o.kind, '{SUPPORT}') AS kind,"
-        " page.minutes, coalesce((SELECT max(e.note) FROM ledger_entry AS e"
-        " WHERE page.source = 'L' AND e.operation = page.id), '') AS note, page.balance, "
+        " coalesce((SELECT sum(e.minutes) FROM ledger_entry AS e"
+        " WHERE page.source = 'L' AND e.operation = page.id), 0) AS minutes,"
+        " coalesce((SELECT max(e.note) FROM ledger_entry AS e"
+        " WHERE page.source = 'L' AND e.operation = page.id), '') AS note,"
+        f" CASE WHEN page.source = 'L' THEN o.balance_after"
+        f" ELSE coalesce({balance_before}, 0) END AS balance, "
         f"{entry_columns}"
         " FROM page LEFT JOIN ledger_operation AS o ON page.source = 'L' AND o.id = page.id"
         f"{paid_for}"
-        " LEFT JOIN time_entry AS te ON te.id = coalesce(page.entry_id, td.id, tr.id)"
+        " LEFT JOIN time_entry AS te ON te.id = CASE WHEN page.source = 'T' THEN page.id"
+        " ELSE coalesce(td.id, tr.id) END"
         f"{entry_tables}"
         " ORDER BY page.at DESC, page.source DESC, page.id DESC"
     )
+    names = [name for _, name, _, _ in Formatter().parse(sql) if name is not None]
+    return sql.format(*(), **{name: "{}" for name in names}), names
 
 
 def filter_values(chosen: StatementFilter) -> dict[str, str]:
@@ -325,8 +362,8 @@ def csv_fields(row: StatementRow) -> list[str]:
 
 
 async def csv_lines(company_id: int, chosen: StatementFilter) -> AsyncIterator[str]:
-    """The statement's rows for the filter, every page of them, as CSV lines: streamed, so a
-    long export holds one batch in memory at a time."""
+    """The statement's rows for the filter, every page of them, as CSV: streamed, one chunk
+    per page of CSV_BATCH rows, so a long export holds one page in memory at a time."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter=";", lineterminator="\r\n")
 
@@ -337,8 +374,8 @@ async def csv_lines(company_id: int, chosen: StatementFilter) -> AsyncIterator[s
         return buffer.getvalue()
 
     yield "\ufeff" + line([gettext(column) for column in CSV_COLUMNS])
-    async for row in every_row(company_id, msgspec.structs.replace(chosen, after="")):
-        yield line(csv_fields(row))
+    async for rows in every_row(company_id, msgspec.structs.replace(chosen, after="")):
+        yield "".join(line(csv_fields(row)) for row in rows)
 
 
 # --- the monthly chart -------------------------------------------------------------------
@@ -387,9 +424,8 @@ def chart_months(today: datetime.date) -> list[datetime.date]:
 
 
 async def overview(company_id: int, today: datetime.date) -> Overview:
-    """The products and the monthly support, in one statement. Support is the time entries
-    not voided, by the day support was given: the plan's billed minutes, the minutes taken
-    from the account and those billed by the hour (a split entry counts in both)."""
+    """The products and the monthly support, in one statement: the support days
+    (services/support_days.py) of the months shown."""
     months = chart_months(today)
     engine = LedgerEntry._meta.db
     [row] = await fetch(LedgerEntry, _overview_sql(engine), company_id, months[0])
@@ -408,15 +444,11 @@ async def overview(company_id: int, today: datetime.date) -> Overview:
 
 @functools.cache
 def _overview_sql(engine: Engine) -> str:
-    plan = Coverage.plan.value
     days = json_rows(
         engine,
-        f"SELECT te.performed_on AS day,"
-        f" sum(CASE WHEN te.coverage = '{plan}' THEN te.billed_minutes ELSE 0 END) AS plan,"
-        " sum(te.account_minutes) AS account, sum(te.hourly_minutes) AS hourly"
-        " FROM time_entry AS te WHERE te.company = {} AND te.voided_at IS NULL"
-        f" AND te.performed_on >= {date_parameter(engine)}"
-        " GROUP BY te.performed_on ORDER BY te.performed_on",
+        "SELECT sd.day, sd.plan_minutes AS plan, sd.account_minutes AS account,"
+        " sd.hourly_minutes AS hourly FROM support_day AS sd WHERE sd.company = {}"
+        f" AND sd.day >= {date_parameter(engine)} ORDER BY sd.day",
         UsageDay.__struct_fields__,
         order_by="day",
     )

@@ -133,9 +133,11 @@ def _account_sql(engine: Engine) -> str:
         " LEFT JOIN time_entry AS te ON le.cause_type = 'time_entry'"
         " AND te.id = coalesce(td.id, tr.id)"
         " LEFT JOIN ticket AS t ON t.id = te.ticket"
-        f" WHERE le.company = {{}} ORDER BY le.id DESC LIMIT {LATEST_ENTRIES}",
+        # By time (an index of the company's entries has it), not by id alone: see the index.
+        " WHERE le.company = {}"
+        f" ORDER BY le.created_at DESC, le.id DESC LIMIT {LATEST_ENTRIES}",
         AccountEntry.__struct_fields__,
-        order_by="id DESC",
+        order_by="created_at DESC, id DESC",
     )
     products = catalog.products_json(engine)
     return f"SELECT {lots} AS lots, {entries} AS entries, {products} AS products"

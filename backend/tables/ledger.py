@@ -50,6 +50,11 @@ class LedgerOperation(Table, tablename="ledger_operation"):
     kind = Varchar(length=20, choices=EntryKind)
     requested_minutes = Integer()
     moved_minutes = Integer(default=0)
+    # The sum of the company's ledger entries up to and including this operation's, in the
+    # order (created_at, id): what the statement shows as the balance after it. Written by
+    # backend/services/ledger.py with the company locked, so operations of one company come
+    # one at a time and each starts from the last one's balance.
+    balance_after = Integer(default=0)
     created_at = Timestamptz(default=TimestamptzNow())
 
 

@@ -98,3 +98,16 @@ class HourlyCharge(Table, tablename="hourly_charge"):
     status = Varchar(length=20, choices=ChargeStatus, default=ChargeStatus.outstanding.value)
     order = ForeignKey(references=Order, null=True, index=True)
     created_at = Timestamptz(default=TimestamptzNow())
+
+
+class SupportDay(Table, tablename="support_day"):
+    """A company's support on one day (Europe/Oslo), by how it was paid: the time entries not
+    voided, added up as they are logged and voided (backend/services/support_days.py), so the
+    statement's chart reads a year of days, not a year of time entries. One row per company
+    and day (a unique index)."""
+
+    company = ForeignKey(references=Company)
+    day = Date()
+    plan_minutes = Integer(default=0)  # billed minutes covered by the plan
+    account_minutes = Integer(default=0)  # taken from the time account
+    hourly_minutes = Integer(default=0)  # billed at the hourly rate
