@@ -324,9 +324,11 @@ async def bulk_company(
             # The hourly sweep's write-off, early on the day the lot ends.
             events.append((_at(expires_on, -3600 * 5), 1, ("expiry",)))
         bought += datetime.timedelta(days=BUY_EVERY_DAYS)
+    logged: dict[int, datetime.datetime] = {}  # ticket index → its latest time entry
     for number, entry in enumerate(entries):
         at = min(_at(entry[0], 3600 * 2 + 60 * entry[2] + number % 3600), now)
         events.append((at, 2, ("support", entry)))
+        logged[entry[1]] = max(at, logged.get(entry[1], at))
     events.sort(key=lambda event: (event[0], event[1]))
 
     ticket_ids = []
@@ -344,6 +346,7 @@ async def bulk_company(
             status=status,
             opened_by=superuser,
             created_at=opened_at,
+            last_activity_at=max(opened_at, logged.get(n, opened_at)),
             waiting_since=opened_at if status in ("open", "in_progress") else None,
         )
         ticket_ids.append(ticket_id)

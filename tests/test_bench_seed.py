@@ -16,6 +16,7 @@ from backend.tables import (
     LedgerOperation,
     Lot,
     SupportDay,
+    Ticket,
     TimeEntry,
 )
 from tests.bench_seed import BENCH_PASSWORD, bulk_company
@@ -69,6 +70,16 @@ async def test_the_bulk_history_follows_the_ledgers_rules(client):
         )
     written = await SupportDay.objects().where(SupportDay.company == company_id)
     assert {d.day: (d.plan_minutes, d.account_minutes, d.hourly_minutes) for d in written} == days
+    latest_entry: dict[int, datetime.datetime] = {}
+    for entry in entries:
+        latest_entry[entry.ticket] = max(
+            entry.created_at, latest_entry.get(entry.ticket, entry.created_at)
+        )
+    for ticket in await Ticket.objects().where(Ticket.company == company_id):
+        # The history's order: what activity.record would have kept.
+        assert ticket.last_activity_at == max(
+            ticket.created_at, latest_entry.get(ticket.id, ticket.created_at)
+        )
     operations = await LedgerOperation.count().where(LedgerOperation.company == company_id)
     assert operations == len(stored)
 
