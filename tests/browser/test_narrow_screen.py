@@ -46,10 +46,8 @@ async def company_with_history() -> dict[str, object]:
     """A company with something on every page: a lot, tickets with time, hourly charges, a paid
     order; and an admin of the reseller."""
     from backend.services import catalog, clock, coverage, ledger
-    from backend.services.money import mva_ore
     from backend.services.users import create_staff
-    from backend.tables import Order, User
-    from tests.support import make_company, make_ticket, new_email
+    from tests.support import make_company, make_order, make_ticket, new_email
 
     await catalog.seed_demo_catalog()
     company_id, email = await make_company("Smal Skjerm og Langt Firmanavn Mekaniske Verksted AS")
@@ -77,20 +75,7 @@ async def company_with_history() -> dict[str, object]:
             note="Gjennomgang på telefon",
             key=f"narrow-time-{ticket.id}-{n}",
         )
-    superuser = await User.objects().get(User.email == email)
-    order = Order(
-        company=company_id,
-        created_by=superuser.id,
-        kind="topup",
-        status="paid",
-        hours=5,
-        product_codes="inventor",
-        amount_ore=550_000,
-        mva_ore=mva_ore(550_000),
-        total_ore=550_000 + mva_ore(550_000),
-        paid_at=clock.now(),
-    )
-    await order.save()
+    order = await make_order(company_id)
     return {
         "email": email,
         "admin_email": admin_email,
@@ -231,25 +216,11 @@ def test_on_a_wide_screen_the_menu_is_a_row_of_links(page: Page, live_server: st
 
 async def company_with_pending_order() -> dict[str, object]:
     from backend.services import catalog
-    from backend.services.money import mva_ore
-    from backend.tables import Order, User
-    from tests.support import make_company
+    from tests.support import make_company, make_order
 
     await catalog.seed_demo_catalog()
     company_id, email = await make_company()
-    superuser = await User.objects().get(User.email == email)
-    order = Order(
-        company=company_id,
-        created_by=superuser.id,
-        kind="topup",
-        status="pending",
-        hours=5,
-        product_codes="inventor",
-        amount_ore=550_000,
-        mva_ore=mva_ore(550_000),
-        total_ore=550_000 + mva_ore(550_000),
-    )
-    await order.save()
+    order = await make_order(company_id, status="pending")
     return {"email": email, "order": order.id}
 
 
