@@ -199,6 +199,7 @@ def _environment(language: str, auto_reload: bool) -> Environment:
         entry_labels=_translated(time_account.ENTRY_LABELS, language),
         statement_labels=_translated(statement.KIND_LABELS, language),
         channel_labels=_translated(tickets.CHANNEL_LABELS, language),
+        paid_by_labels=_translated(statement.PAID_BY_LABELS, language),
         can=_can,
         has_receipt=orders.has_receipt,
         # What a self-refreshing region listens for: `hx-trigger="{{ region_trigger.balance }}"`.
