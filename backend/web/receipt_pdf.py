@@ -14,9 +14,7 @@ from backend.services.money import format_nok
 from backend.services.orders import Receipt
 from backend.services.validation import format_org_number
 from backend.tables import Order
-from backend.web.templating import _date as date_text
-from backend.web.templating import _datetime as datetime_text
-from backend.web.templating import hours_minutes
+from backend.web.templating import date_text, datetime_text, hours_minutes
 
 # Debian's fonts-dejavu-core (the Makefile installs it): every letter a name may have, æøå
 # included, which the PDF core fonts (latin-1) would not promise.
