@@ -139,6 +139,25 @@ async def test_the_receipt_as_a_pdf_says_what_the_page_says(tmp_path):
     assert "Betalt med kort via Stripe." in text
 
 
+async def test_the_receipt_pdf_takes_any_name_and_address_a_company_may_have(tmp_path):
+    """Letters outside latin-1 (what the PDF core fonts hold), a name as long as registration
+    allows and an address without a space to wrap at: the PDF still comes, with all of it."""
+    await catalog.seed_demo_catalog()
+    settings = load_settings({**os.environ, **SELLER, "PORTAL_VAR_DIR": str(tmp_path)})
+    name = ("Łódź Ωmega Čeština Ğüneş Mekanikk " * 6)[:196] + " AS"
+    company_id, email = await make_company(name)
+    address = "Langgata" * 25  # 200 characters
+    await Company.update({Company.address: address}).where(Company.id == company_id)
+    order = await make_order(company_id)
+    async with AsyncTestClient(app=create_app(settings, db_pool=False)) as browser:
+        await login(browser, email)
+        response = await browser.get(f"/portal/orders/{order.id}/receipt.pdf")
+    assert response.status_code == 200 and response.content.startswith(b"%PDF-")
+    text = " ".join(_pdf_text(response.content).split())
+    assert "Łódź Ωmega Čeština Ğüneş Mekanikk" in text
+    assert text.replace(" ", "").count("Langgata") == 25
+
+
 async def test_no_receipt_for_another_companys_order_or_an_unpaid_one(client, other_client):
     await catalog.seed_demo_catalog()
     form = await register(client)
