@@ -289,53 +289,33 @@ async def time_entries(ticket: Ticket) -> list[dict[str, Any]]:
     )
 
 
-def _search_text(q: str) -> str:
-    """The search box's text as searched: control characters (which PostgreSQL refuses in
-    text, and a query string may carry) dropped, trimmed, at most SEARCH_MAX characters."""
-    return validation.CONTROL_CHARACTER.sub("", q).strip()[:SEARCH_MAX]
-
-
-# The tickets with a message the customer can see (not an internal note) that contains the
-# searched text: a `WITH` of the history's statement (_seen_in_messages), read once for both
-# the page and its count. A correlated EXISTS in each made PostgreSQL read every message twice.
-_SEEN_IN_MESSAGES = "seen_in_messages"
-
-
-def _seen_in_messages(q: str) -> tuple[str, list[Any]]:
-    """The `WITH` clause (and its value) that `_product_and_query(..., customer_text=True)`
-    refers to; none without a search."""
-    text = _search_text(q)
-    if not text:
-        return "", []
-    by_message, pattern = contains_text("m.body", text)
-    return (
-        f"WITH {_SEEN_IN_MESSAGES} AS MATERIALIZED (SELECT m.ticket FROM ticket_message AS m"
-        f" WHERE NOT m.internal AND {by_message}) ",
-        [pattern],
-    )
-
-
 def _product_and_query(product: str, q: str, *, customer_text: bool) -> tuple[list[str], list[Any]]:
     """SQL conditions on `ticket` (with their values) for the product filter and the search
     box, shared by the history and the queue. The box finds a number (SUP-000123 or 123) or
     text in the subject; with `customer_text`, also in the description and in the messages
-    the customer can see (the statement starts with `_seen_in_messages(q)`), never in
-    internal notes. An unknown product matches nothing."""
+    the customer can see, never in internal notes. Filters come from query strings: control
+    characters (which PostgreSQL refuses in text) are dropped, an unknown product matches
+    nothing."""
     conditions: list[str] = []
     args: list[Any] = []
     product = validation.CONTROL_CHARACTER.sub("", product)
     if product:
         conditions.append("ticket.product_code = {}")
         args.append(product)
-    q = _search_text(q)
+    q = validation.CONTROL_CHARACTER.sub("", q).strip()[:SEARCH_MAX]
     if not q:
         return conditions, args
     by_subject, pattern = contains_text("ticket.subject", q)
     found_by, found_args = [by_subject], [pattern]
     if customer_text:
         by_description, _ = contains_text("ticket.description", q)
-        found_by += [by_description, f"ticket.id IN (SELECT ticket FROM {_SEEN_IN_MESSAGES})"]
-        found_args.append(pattern)
+        by_message, _ = contains_text("m.body", q)
+        found_by += [
+            by_description,
+            "EXISTS (SELECT 1 FROM ticket_message AS m WHERE m.ticket = ticket.id"
+            f" AND NOT m.internal AND {by_message})",
+        ]
+        found_args += [pattern, pattern]
     if number := NUMBER.match(q):
         found_by.insert(0, "ticket.id = {}")
         found_args.insert(0, int(number.group(1)))
@@ -512,10 +492,7 @@ async def history(company_id: int, chosen: HistoryFilter) -> HistoryPage:
     if start is not None:
         page_where = f"{where} AND (ticket.last_activity_at, ticket.id) < ({{}}, {{}})"
         page_args = [*args, *start]
-    seen, seen_args = _seen_in_messages(chosen.q)
-    [row] = await fetch(
-        Ticket, seen + _history_sql(page_where, where), *seen_args, *page_args, *args
-    )
+    [row] = await fetch(Ticket, _history_sql(page_where, where), *page_args, *args)
     found = from_json(row["tickets"], list[HistoryRow])
     more_rows = len(found) > HISTORY_PAGE_SIZE
     found = found[:HISTORY_PAGE_SIZE]
