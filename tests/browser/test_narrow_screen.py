@@ -262,6 +262,7 @@ def test_the_open_menu_stays_open_while_a_region_of_the_page_refreshes(
         # A link in it still folds it as it leads on.
         nav.get_by_role("link", name="Saker", exact=True).click()
         expect(page.get_by_role("heading", level=1)).to_have_text("Saker")
+        expect(nav.get_by_role("link", name="Oversikt", exact=True)).to_be_hidden()
         assert menu_expanded(page) is False
     finally:
         context.close()
