@@ -130,3 +130,36 @@ async def make_ticket(
     ticket.last_activity_at = ticket.created_at
     await ticket.save()
     return ticket
+
+
+async def make_order(
+    company_id: int,
+    *,
+    kind: str = "topup",
+    status: str = "paid",
+    hours: int = 5,
+    amount: int = 550_000,
+) -> Any:
+    """An order of the company's superuser straight in the database, paid now unless its
+    `status` says otherwise."""
+    from backend.services import clock
+    from backend.services.money import mva_ore
+    from backend.tables import Order, Role, User
+
+    superuser = await User.objects().get(
+        (User.company == company_id) & (User.role == Role.superuser.value)
+    )
+    order = Order(
+        company=company_id,
+        created_by=superuser.id,
+        kind=kind,
+        status=status,
+        hours=hours if kind == "topup" else 0,
+        product_codes="inventor,vault",
+        amount_ore=amount,
+        mva_ore=mva_ore(amount),
+        total_ore=amount + mva_ore(amount),
+        paid_at=clock.now() if status == "paid" else None,
+    )
+    await order.save()
+    return order

@@ -11,10 +11,9 @@ from litestar.testing import AsyncTestClient
 
 from backend.app import create_app
 from backend.config import load_settings
-from backend.services import catalog, clock
-from backend.services.money import mva_ore
-from backend.tables import Company, Order, User
-from tests.support import login, make_company, register
+from backend.services import catalog
+from backend.tables import Company
+from tests.support import login, make_company, make_order, register
 
 SELLER = {
     "SELLER_NAME": "Brødrene Johnsen SALEIMPEX AS",
@@ -23,32 +22,14 @@ SELLER = {
 }
 
 
-async def _order(company_id: int, *, kind="topup", status="paid", hours=5, amount=550_000):
-    superuser = await User.objects().get(User.company == company_id)
-    order = Order(
-        company=company_id,
-        created_by=superuser.id,
-        kind=kind,
-        status=status,
-        hours=hours if kind == "topup" else 0,
-        product_codes="inventor,vault",
-        amount_ore=amount,
-        mva_ore=mva_ore(amount),
-        total_ore=amount + mva_ore(amount),
-        paid_at=clock.now() if status == "paid" else None,
-    )
-    await order.save()
-    return order
-
-
 async def test_the_order_history_lists_every_order_in_pages(client, other_client):
     await catalog.seed_demo_catalog()
     form = await register(client)
     company_id = (await Company.select(Company.id).where(Company.name == form["company_name"]))[-1][
         "id"
     ]
-    orders = [await _order(company_id, amount=100_000 * (n + 1)) for n in range(27)]
-    pending = await _order(company_id, kind="plan", status="pending", amount=900_000)
+    orders = [await make_order(company_id, amount=100_000 * (n + 1)) for n in range(27)]
+    pending = await make_order(company_id, kind="plan", status="pending", amount=900_000)
 
     first = (await client.get("/portal/orders")).text
     ids = re.findall(r'<td><a href="/portal/orders/(\d+)">', first)
@@ -59,7 +40,7 @@ async def test_the_order_history_lists_every_order_in_pages(client, other_client
     assert f'href="/portal/orders/{orders[-1].id}/receipt"' in first
     assert f'href="/portal/orders/{pending.id}/receipt"' not in first
     older = re.search(r'href="(/portal/orders\?older_than=\d+)"', first).group(1)  # type: ignore[union-attr]
-    await _order(company_id)  # a new one does not shift the next page
+    await make_order(company_id)  # a new one does not shift the next page
     second = (await client.get(older)).text
     rest = [int(i) for i in re.findall(r'<td><a href="/portal/orders/(\d+)">', second)]
     assert rest == [o.id for o in orders[:3][::-1]]
@@ -76,7 +57,7 @@ async def test_the_order_history_in_english_names_the_plan_as_not_free(client):
     company_id = (await Company.select(Company.id).where(Company.name == form["company_name"]))[-1][
         "id"
     ]
-    await _order(company_id, kind="plan")
+    await make_order(company_id, kind="plan")
     await client.get("/language/en?next=/portal/orders")
     page = (await client.get("/portal/orders")).text
     assert "Unlimited support (Fri support), 6 months: Autodesk Inventor, Autodesk Vault" in page
@@ -87,7 +68,7 @@ async def test_the_receipt_names_seller_and_buyer_and_adds_up(tmp_path):
     await catalog.seed_demo_catalog()
     settings = load_settings({**os.environ, **SELLER, "PORTAL_VAR_DIR": str(tmp_path)})
     company_id, email = await make_company("Kjøper Mekanikk AS")
-    order = await _order(company_id, amount=550_000)
+    order = await make_order(company_id, amount=550_000)
     async with AsyncTestClient(app=create_app(settings, db_pool=False)) as browser:
         await login(browser, email)
         receipt = (await browser.get(f"/portal/orders/{order.id}/receipt")).text.replace(
@@ -133,7 +114,7 @@ async def test_the_receipt_as_a_pdf_says_what_the_page_says(tmp_path):
     await catalog.seed_demo_catalog()
     settings = load_settings({**os.environ, **SELLER, "PORTAL_VAR_DIR": str(tmp_path)})
     company_id, email = await make_company("Kjøper Ærlig Øvre Åsen AS")
-    order = await _order(company_id, amount=550_000)
+    order = await make_order(company_id, amount=550_000)
     async with AsyncTestClient(app=create_app(settings, db_pool=False)) as browser:
         await login(browser, email)
         page = (await browser.get(f"/portal/orders/{order.id}/receipt")).text
@@ -158,14 +139,33 @@ async def test_the_receipt_as_a_pdf_says_what_the_page_says(tmp_path):
     assert "Betalt med kort via Stripe." in text
 
 
+async def test_the_receipt_pdf_takes_any_name_and_address_a_company_may_have(tmp_path):
+    """Letters outside latin-1 (what the PDF core fonts hold), a name as long as registration
+    allows and an address without a space to wrap at: the PDF still comes, with all of it."""
+    await catalog.seed_demo_catalog()
+    settings = load_settings({**os.environ, **SELLER, "PORTAL_VAR_DIR": str(tmp_path)})
+    name = ("Łódź Ωmega Čeština Ğüneş Mekanikk " * 6)[:196] + " AS"
+    company_id, email = await make_company(name)
+    address = "Langgata" * 25  # 200 characters
+    await Company.update({Company.address: address}).where(Company.id == company_id)
+    order = await make_order(company_id)
+    async with AsyncTestClient(app=create_app(settings, db_pool=False)) as browser:
+        await login(browser, email)
+        response = await browser.get(f"/portal/orders/{order.id}/receipt.pdf")
+    assert response.status_code == 200 and response.content.startswith(b"%PDF-")
+    text = " ".join(_pdf_text(response.content).split())
+    assert "Łódź Ωmega Čeština Ğüneş Mekanikk" in text
+    assert text.replace(" ", "").count("Langgata") == 25
+
+
 async def test_no_receipt_for_another_companys_order_or_an_unpaid_one(client, other_client):
     await catalog.seed_demo_catalog()
     form = await register(client)
     company_id = (await Company.select(Company.id).where(Company.name == form["company_name"]))[-1][
         "id"
     ]
-    paid = await _order(company_id)
-    unpaid = await _order(company_id, kind="plan", status="pending")
+    paid = await make_order(company_id)
+    unpaid = await make_order(company_id, kind="plan", status="pending")
     assert (await client.get(f"/portal/orders/{paid.id}/receipt.pdf")).status_code == 200
     for path in ("/receipt", "/receipt.pdf"):
         assert (await client.get(f"/portal/orders/{unpaid.id}{path}")).status_code == 404
@@ -182,7 +182,7 @@ async def test_the_receipt_pdf_in_english(client):
     company_id = (await Company.select(Company.id).where(Company.name == form["company_name"]))[-1][
         "id"
     ]
-    order = await _order(company_id, kind="plan")
+    order = await make_order(company_id, kind="plan")
     await client.get("/language/en?next=/portal")
     page = (await client.get(f"/portal/orders/{order.id}/receipt")).text
     assert "Download PDF" in page and ">Menu</summary>" in page

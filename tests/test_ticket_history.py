@@ -243,6 +243,29 @@ async def test_another_companys_tickets_are_not_found_by_any_search(client, othe
         assert listed((await client.get("/portal/tickets", params={"q": q})).text) == []
 
 
+async def test_a_search_found_in_replies_pages_and_counts_with_the_filters(client, other_client):
+    """Text found in the replies, with a product, a status and "Vis flere": the page and its
+    count find the same tickets, and replies on another company's tickets find none."""
+    theirs = await signed_in_superuser(other_client)
+    await tickets.add_message(theirs, await open_ticket(theirs), "Flensbolten har løsnet.")
+    superuser = await signed_in_superuser(client)
+    found = []
+    for n in range(50):
+        ticket = await open_ticket(
+            superuser, subject=f"Sak {n}", product=("vault", "inventor")[n % 2]
+        )
+        if n % 13:  # a few without the word
+            await tickets.add_message(superuser, ticket, f"Flensbolten nummer {n} har løsnet.")
+            found += [ticket] if ticket.product_code == "inventor" else []
+    chosen = {"q": "flensbolten", "product": "inventor", "status": "open"}
+    first = (await client.get("/portal/tickets", params=chosen)).text
+    assert f"{len(found)} saker" in first and len(found) > tickets.HISTORY_PAGE_SIZE
+    pages = await every_page(
+        client, "/portal/tickets?" + "&".join(f"{k}={v}" for k, v in chosen.items())
+    )
+    assert [i for page in pages for i in page] == [t.id for t in reversed(found)]
+
+
 async def test_filters_by_status_and_product_and_keeps_them_in_vis_flere(client, history):
     staff = await technician()
     for ticket in history[:3]:

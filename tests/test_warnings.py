@@ -101,3 +101,34 @@ def test_ends_soon_counts_30_days_from_today():
     assert warnings.ends_soon(today + datetime.timedelta(days=29), today)
     assert not warnings.ends_soon(today + datetime.timedelta(days=30), today)
     assert not warnings.ends_soon(today - datetime.timedelta(days=1), today)
+
+
+async def test_a_member_is_told_of_charges_outstanding_but_not_asked_to_pay(client, other_client):
+    """Only the superuser pays (SPEC §1): a member's warning links to the charges to read."""
+    from tests.test_tickets import signed_in_member
+
+    await catalog.seed_demo_catalog()
+    form = await register(client)
+    company_id = await _company_id(form["company_name"])
+    technician = await create_staff(
+        email=new_email("tekniker-medlem"), name="Tor", role="technician", password=PASSWORD
+    )
+    ticket = await make_ticket(company_id, "Uten avtale", product="fusion")
+    await coverage.record_time_entry(
+        ticket=ticket,
+        technician=technician,
+        actual=30,
+        performed_on=clock.today(),
+        channel="phone",
+        note="",
+        key=f"warn-member-{ticket.id}",
+    )
+    assert "Se og betal" in _warnings((await client.get("/portal")).text)
+    await signed_in_member(other_client, company_id)
+    region = {"HX-Request": "true", "HX-Target": "warnings"}
+    for shown in (
+        _warnings((await other_client.get("/portal")).text),
+        (await other_client.get("/portal", headers=region)).text,
+    ):
+        assert "Timebasert support er ikke betalt:" in shown
+        assert 'href="/portal/charges"' in shown and "Se og betal" not in shown

@@ -14,7 +14,6 @@ from backend.services import (
     catalog,
     charges,
     clock,
-    companies,
     ledger,
     orders,
     pricing,
@@ -26,8 +25,8 @@ from backend.web.errors import FormView
 from backend.web.events import BALANCE_CHANGED, announce
 from backend.web.forms import form_operation, read_query, read_values
 from backend.web.guards import allowed
-from backend.web.receipt_pdf import Receipt, receipt_pdf
 from backend.web.receipt_pdf import filename as pdf_filename
+from backend.web.receipt_pdf import receipt_pdf
 from backend.web.templating import asks_for_region, page, redirect
 
 PRICE_REGION = "price-preview"
@@ -106,19 +105,6 @@ async def _order_problem_context(request: Request, values: dict, errors: dict) -
     return await _order_context(request, order, error=next(iter(errors.values()), ""))
 
 
-async def _receipt(request: Request, order_id: int) -> Receipt:
-    """What a receipt says, page or PDF: only for a paid order of the user's own company."""
-    order = await orders.get_paid_order(request.user, order_id)
-    return Receipt(
-        order=order,
-        description=await orders.describe(order),
-        agreement=await orders.agreement_for(order),
-        lot=await orders.lot_for(order),
-        buyer=await companies.get_company(order.company),
-        seller=request.app.state.settings.seller,
-    )
-
-
 PLAN_FORM = FormView("portal/plan.html", "portal/_plan_form.html", _plan_context)
 TOPUP_FORM = FormView("portal/topup.html", "portal/_topup_form.html", _topup_context)
 CHARGES_FORM = FormView("portal/charges.html", "portal/_charges_pay.html", _charges_context)
@@ -193,13 +179,10 @@ class OrdersController(Controller):
     async def show_order_status(self, request: Request, order_id: FromPath[int]) -> Template:
         """The order page's status region, which polls itself until the order is final."""
         order = await orders.get_order(request.user, order_id)
-        response = Template(
-            "portal/_order_status.html",
-            context=await _order_context(request, order),
-            media_type=MediaType.HTML,
-        )
+        context = await _order_context(request, order)
+        response = Template("portal/_order_status.html", context=context, media_type=MediaType.HTML)
         # The poll's last answer: paid (minutes, a plan, charges settled) or given up.
-        if order.status in orders.FINAL_STATUSES:
+        if context["final"]:
             announce(response, BALANCE_CHANGED)
         return response
 
@@ -221,22 +204,13 @@ class OrdersController(Controller):
 
     @get("/orders/{order_id:int}/receipt", name="receipt")
     async def show_receipt(self, request: Request, order_id: FromPath[int]) -> Template:
-        receipt = await _receipt(request, order_id)
-        return page(
-            request,
-            "portal/receipt.html",
-            order=receipt.order,
-            description=receipt.description,
-            agreement=receipt.agreement,
-            lot=receipt.lot,
-            buyer=receipt.buyer,
-            seller=receipt.seller,
-        )
+        receipt = await orders.receipt(request.user, order_id, request.app.state.settings.seller)
+        return page(request, "portal/receipt.html", **vars(receipt))
 
     @get("/orders/{order_id:int}/receipt.pdf", name="receipt_pdf")
     async def download_receipt(self, request: Request, order_id: FromPath[int]) -> Response:
         """The receipt as a PDF to keep or send on ("Last ned PDF")."""
-        receipt = await _receipt(request, order_id)
+        receipt = await orders.receipt(request.user, order_id, request.app.state.settings.seller)
         return Response(
             receipt_pdf(receipt),
             media_type="application/pdf",

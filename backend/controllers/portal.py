@@ -105,7 +105,6 @@ class PortalController(Controller):
             "found": found,
             "filters": filters,
             "bounds": statement.period_bounds(chosen, clock.today()),
-            "paid_by_labels": statement.PAID_BY_LABELS,
             "csv_url": f"/portal/usage.csv?{urlencode(filters)}",
             "next_url": f"/portal/usage?{urlencode({**filters, 'after': found.next_after})}",
         }

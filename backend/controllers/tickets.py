@@ -9,7 +9,7 @@ from litestar import Controller, Request, get, post
 from litestar.params import FromPath, FromQuery
 from litestar.response import Response, Template
 
-from backend.services import catalog, clock, coverage, statement, tickets
+from backend.services import catalog, clock, coverage, tickets
 from backend.tables import Ticket
 from backend.web.errors import FormView
 from backend.web.events import TICKETS_CHANGED
@@ -81,7 +81,6 @@ class TicketsController(Controller):
             "found": found,
             "filters": filters,
             "products": found.offer.products,
-            "paid_by_labels": statement.PAID_BY_LABELS,
             "count_limit": tickets.COUNT_LIMIT,
             "first_url": f"/portal/tickets?{urlencode(kept)}" if kept else "/portal/tickets",
             "next_url": f"/portal/tickets?{urlencode({**kept, 'after': found.next_after})}",

@@ -13,11 +13,13 @@ from typing import Any
 
 import msgspec
 
+from backend.config import Seller
 from backend.db import fetch, from_json, is_unique_violation, json_rows, write_transaction
 from backend.i18n import N_, gettext
 from backend.services import (
     catalog,
     charges,
+    companies,
     fulfilment,
     policy,
     pricing,
@@ -347,12 +349,31 @@ def has_receipt(order: Order | HistoryLine) -> bool:
     return order.paid_at is not None
 
 
-async def get_paid_order(user: User, order_id: int) -> Order:
-    """The order a receipt (page or PDF) is for: the user's company's, and paid."""
+@dataclass(frozen=True)
+class Receipt:
+    """What a receipt (kvittering) says, on the page and in the PDF."""
+
+    order: Order
+    description: str
+    agreement: Agreement | None
+    lot: Lot | None
+    buyer: Company
+    seller: Seller
+
+
+async def receipt(user: User, order_id: int, seller: Seller) -> Receipt:
+    """The receipt for an order: only for a paid order of the user's own company."""
     order = await get_order(user, order_id)
     if not has_receipt(order):
         raise NotFound("no receipt for an order not paid")
-    return order
+    return Receipt(
+        order=order,
+        description=await describe(order),
+        agreement=await agreement_for(order),
+        lot=await lot_for(order),
+        buyer=await companies.get_company(order.company),
+        seller=seller,
+    )
 
 
 async def refresh_order(order: Order, session_id: str, payments: Payments) -> Order:

@@ -3,21 +3,18 @@ fpdf2 (pure Python, no browser)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 
-from backend.config import Seller
 from backend.i18n import gettext
 from backend.services.ledger import last_usable_day
 from backend.services.money import format_nok
+from backend.services.orders import Receipt
 from backend.services.validation import format_org_number
-from backend.tables import Agreement, Company, Lot, Order
-from backend.web.templating import _date as date_text
-from backend.web.templating import _datetime as datetime_text
-from backend.web.templating import hours_minutes
+from backend.tables import Order
+from backend.web.templating import date_text, datetime_text, hours_minutes
 
 # Debian's fonts-dejavu-core (the Makefile installs it): every letter a name may have, æøå
 # included, which the PDF core fonts (latin-1) would not promise.
@@ -26,16 +23,6 @@ FONT = "DejaVu"
 
 LINE = 6  # mm
 AMOUNT_WIDTH = 45  # mm, the right-hand column of amounts
-
-
-@dataclass(frozen=True)
-class Receipt:
-    order: Order
-    description: str
-    agreement: Agreement | None
-    lot: Lot | None
-    buyer: Company
-    seller: Seller
 
 
 def filename(order: Order) -> str:

@@ -35,13 +35,13 @@ TEMPLATES_DIR = Path(__file__).resolve().parent.parent.parent / "frontend" / "te
 NUMERIC_DATETIME = "dd.MM.yyyy HH:mm"
 
 
-def _date(value: datetime.date | None) -> str:
+def date_text(value: datetime.date | None) -> str:
     # Digits only, the same in every language: what Babel's "dd.MM.yyyy" gives, at a fraction
     # of its cost (lists show dozens).
     return f"{value.day:02}.{value.month:02}.{value.year}" if value else ""
 
 
-def _datetime(value: datetime.datetime | None, pattern: str = NUMERIC_DATETIME) -> str:
+def datetime_text(value: datetime.datetime | None, pattern: str = NUMERIC_DATETIME) -> str:
     if value is None:
         return ""
     if pattern == NUMERIC_DATETIME:
@@ -62,7 +62,7 @@ def _numeric_datetime(value: datetime.datetime) -> str:
     # Babel reads a naive datetime as UTC; so does this.
     aware = value if value.tzinfo else value.replace(tzinfo=datetime.UTC)
     local = aware.astimezone(OSLO)
-    return f"{_date(local)} {local.hour:02}:{local.minute:02}"
+    return f"{date_text(local)} {local.hour:02}:{local.minute:02}"
 
 
 def _month(value: datetime.date) -> str:
@@ -177,8 +177,8 @@ def _environment(language: str, auto_reload: bool) -> Environment:
     env.filters.update(
         # Babel's currency formatting is slow next to the rest of a page; amounts repeat.
         nok=_format_nok,
-        date=_date,
-        datetime=_datetime,
+        date=date_text,
+        datetime=datetime_text,
         month=_month,
         org_number=format_org_number,
         phone=_format_phone,
@@ -199,6 +199,7 @@ def _environment(language: str, auto_reload: bool) -> Environment:
         entry_labels=_translated(time_account.ENTRY_LABELS, language),
         statement_labels=_translated(statement.KIND_LABELS, language),
         channel_labels=_translated(tickets.CHANNEL_LABELS, language),
+        paid_by_labels=_translated(statement.PAID_BY_LABELS, language),
         can=_can,
         has_receipt=orders.has_receipt,
         # What a self-refreshing region listens for: `hx-trigger="{{ region_trigger.balance }}"`.

@@ -56,17 +56,15 @@
     }
   });
 
-  // The narrow screen's menu (layout.html, a <details>) closes once a link in it has led on.
-  document.addEventListener("htmx:afterSettle", function () {
-    document.querySelectorAll("details.nav-menu[open]").forEach(function (menu) {
-      menu.open = false;
-    });
-  });
-
-  // After boosted navigation, move focus to the new content so keyboard and screen-reader
-  // users start reading where the page changed.
+  // After boosted navigation (a link or form that led to another page), the narrow screen's
+  // menu (layout.html, a <details>) folds again, and focus moves to the new content so
+  // keyboard and screen-reader users start reading where the page changed. Any other swap (a
+  // region refreshing itself, an order's status poll) leaves both where they are.
   document.addEventListener("htmx:afterSettle", function (event) {
     if (event.detail.target && event.detail.target.id === "main" && event.detail.boosted) {
+      document.querySelectorAll("details.nav-menu[open]").forEach(function (menu) {
+        menu.open = false;
+      });
       event.detail.target.focus({ preventScroll: true });
     }
   });

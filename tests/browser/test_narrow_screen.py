@@ -46,10 +46,8 @@ async def company_with_history() -> dict[str, object]:
     """A company with something on every page: a lot, tickets with time, hourly charges, a paid
     order; and an admin of the reseller."""
     from backend.services import catalog, clock, coverage, ledger
-    from backend.services.money import mva_ore
     from backend.services.users import create_staff
-    from backend.tables import Order, User
-    from tests.support import make_company, make_ticket, new_email
+    from tests.support import make_company, make_order, make_ticket, new_email
 
     await catalog.seed_demo_catalog()
     company_id, email = await make_company("Smal Skjerm og Langt Firmanavn Mekaniske Verksted AS")
@@ -77,20 +75,7 @@ async def company_with_history() -> dict[str, object]:
             note="Gjennomgang på telefon",
             key=f"narrow-time-{ticket.id}-{n}",
         )
-    superuser = await User.objects().get(User.email == email)
-    order = Order(
-        company=company_id,
-        created_by=superuser.id,
-        kind="topup",
-        status="paid",
-        hours=5,
-        product_codes="inventor",
-        amount_ore=550_000,
-        mva_ore=mva_ore(550_000),
-        total_ore=550_000 + mva_ore(550_000),
-        paid_at=clock.now(),
-    )
-    await order.save()
+    order = await make_order(company_id)
     return {
         "email": email,
         "admin_email": admin_email,
@@ -227,3 +212,58 @@ def test_on_a_wide_screen_the_menu_is_a_row_of_links(page: Page, live_server: st
     for name in ("Oversikt", "Saker", "Tidskonto", "Forbruk", "Fri support", "Firma"):
         expect(nav.get_by_role("link", name=name, exact=True)).to_be_visible()
     expect(nav.get_by_text("Meny", exact=True)).to_be_hidden()
+
+
+async def company_with_pending_order() -> dict[str, object]:
+    from backend.services import catalog
+    from tests.support import make_company, make_order
+
+    await catalog.seed_demo_catalog()
+    company_id, email = await make_company()
+    order = await make_order(company_id, status="pending")
+    return {"email": email, "order": order.id}
+
+
+# The path of the next request htmx settles, once the portal's own listeners have run.
+NEXT_SETTLE = """() => new Promise(resolve =>
+  document.addEventListener("htmx:afterSettle", event => resolve(event.detail.pathInfo.requestPath),
+                            {once: true}))"""
+WATCH_NEXT_SETTLE = f"() => {{ window.nextSettle = ({NEXT_SETTLE})(); }}"
+
+
+def test_the_open_menu_stays_open_while_a_region_of_the_page_refreshes(
+    browser, live_server: str, console_errors: list[str]
+) -> None:
+    """An order waiting for payment polls its status every two seconds, and the dashboard's
+    regions refresh when the tab is shown again: neither is the menu leading on."""
+    data = run_in_new_loop(company_with_pending_order())
+    context = browser.new_context(base_url=live_server, locale="nb-NO", viewport=PHONE)
+    context.set_default_timeout(10_000)
+    try:
+        page = context.new_page()
+        page.on("pageerror", lambda error: console_errors.append(f"pageerror: {error}"))
+        sign_in(page, live_server, str(data["email"]), "/portal")
+        nav = page.get_by_role("navigation", name="Hovedmeny")
+
+        page.goto(f"/portal/orders/{data['order']}")
+        nav.get_by_text("Meny", exact=True).click()
+        assert menu_expanded(page) is True
+        assert page.evaluate(NEXT_SETTLE) == f"/portal/orders/{data['order']}/status"
+        assert menu_expanded(page) is True
+        expect(nav.get_by_role("link", name="Saker", exact=True)).to_be_visible()
+
+        page.goto("/portal")
+        nav.get_by_text("Meny", exact=True).click()
+        page.evaluate(WATCH_NEXT_SETTLE)
+        page.evaluate("htmx.trigger(document.body, 'page-shown')")  # the tab shown again
+        assert page.evaluate("window.nextSettle") == "/portal"
+        assert menu_expanded(page) is True
+
+        # A link in it still folds it as it leads on.
+        nav.get_by_role("link", name="Saker", exact=True).click()
+        expect(page.get_by_role("heading", level=1)).to_have_text("Saker")
+        expect(nav.get_by_role("link", name="Oversikt", exact=True)).to_be_hidden()
+        assert menu_expanded(page) is False
+    finally:
+        context.close()
+    assert_no_console_errors(console_errors)
