@@ -26,6 +26,10 @@ def listens_to(event: str) -> str:
     return f"{event} from:body, {PAGE_SHOWN} from:body"
 
 
+# Told to the portal's other tabs too (static/app.js, a BroadcastChannel): the dashboard open
+# in one tab refreshes its regions when a payment is confirmed or charges are paid in another.
+SHARED_BETWEEN_TABS = (BALANCE_CHANGED, TICKETS_CHANGED)
+
 # The `hx-trigger` of each kind of region, for the templates.
 REGION_TRIGGERS = {
     "balance": listens_to(BALANCE_CHANGED),

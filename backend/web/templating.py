@@ -27,7 +27,7 @@ from backend.services import ledger, orders, policy, statement, tickets, time_ac
 from backend.services.availability import OSLO, support_hours
 from backend.services.money import format_nok
 from backend.services.validation import format_org_number, format_phone
-from backend.web.events import REGION_TRIGGERS, announce
+from backend.web.events import REGION_TRIGGERS, SHARED_BETWEEN_TABS, announce
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent.parent / "frontend" / "templates"
 
@@ -204,6 +204,7 @@ def _environment(language: str, auto_reload: bool) -> Environment:
         has_receipt=orders.has_receipt,
         # What a self-refreshing region listens for: `hx-trigger="{{ region_trigger.balance }}"`.
         region_trigger=REGION_TRIGGERS,
+        shared_events=" ".join(SHARED_BETWEEN_TABS),
         # Whose messages are support's, in a thread.
         staff_roles=policy.STAFF,
     )

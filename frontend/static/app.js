@@ -49,6 +49,33 @@
     }
   });
 
+  // What changed in one tab is told to the portal's other tabs (the events on <body>'s
+  // data-shared-events, backend/web/events.py): a dashboard left open there refreshes its
+  // regions when an order is confirmed paid or charges are paid here.
+  if ("BroadcastChannel" in window) {
+    var tabs = new BroadcastChannel("portal-events");
+    var fromOtherTab = false;
+    var shared = (document.body.dataset.sharedEvents || "").split(" ").filter(Boolean);
+    shared.forEach(function (name) {
+      document.body.addEventListener(name, function () {
+        if (!fromOtherTab) {
+          tabs.postMessage(name);
+        }
+      });
+    });
+    tabs.addEventListener("message", function (message) {
+      if (shared.indexOf(message.data) < 0) {
+        return;
+      }
+      fromOtherTab = true;
+      try {
+        htmx.trigger(document.body, message.data);
+      } finally {
+        fromOtherTab = false;
+      }
+    });
+  }
+
   // "Skriv ut" on the receipt (the print stylesheet leaves only the receipt on paper).
   document.addEventListener("click", function (event) {
     if (event.target instanceof Element && event.target.closest("[data-print]")) {

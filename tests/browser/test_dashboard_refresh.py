@@ -10,7 +10,12 @@ import datetime
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.support import assert_no_console_errors, run_in_new_loop
+from tests.browser.support import (
+    assert_no_console_errors,
+    pay_on_sandbox,
+    run_in_new_loop,
+    start_top_up,
+)
 from tests.browser.test_time_account import sign_in
 
 pytestmark = pytest.mark.browser
@@ -67,4 +72,47 @@ def test_the_regions_refresh_on_their_events_without_reloading_the_page(
     # The regions were replaced, not nested inside themselves.
     assert page.locator("#time-account").count() == 1
     assert page.locator("#open-tickets").count() == 1
+    assert_no_console_errors(console_errors)
+
+
+async def pending_order_and_hour_price(company_id: int) -> tuple[int, int]:
+    """The company's newest order (placed, not paid yet) and the prepaid hour's price in øre."""
+    from backend.tables import Order, PriceList
+
+    order = (
+        await Order.objects()
+        .where(Order.company == company_id)
+        .order_by(Order.id, ascending=False)
+        .first()
+    )
+    prices = await PriceList.objects().first()
+    assert order is not None and order.status == "pending" and prices is not None
+    return order.id, prices.prepaid_hour_price_ore
+
+
+def test_a_payment_confirmed_in_another_tab_refreshes_the_dashboard(
+    page: Page, live_server: str, console_errors: list[str]
+) -> None:
+    from backend.services.money import mva_ore
+
+    company_id, email = run_in_new_loop(company_with_a_lot())
+    sign_in(page, live_server, email)
+    balance = page.locator("#time-account .balance strong")
+    expect(balance).to_have_text("2 t 0 min")
+    page.evaluate("window.notReloaded = true")
+
+    # A second tab pays a pack of 5 hours; a third has the order's page open, waiting on it.
+    paying = page.context.new_page()
+    start_top_up(paying, 5)
+    order_id, hour_price_ore = run_in_new_loop(pending_order_and_hour_price(company_id))
+    waiting = page.context.new_page()
+    waiting.goto(f"/portal/orders/{order_id}")
+    expect(waiting.locator("#order-status")).not_to_contain_text("Betalt")
+    pay_on_sandbox(paying, 5 * hour_price_ore + mva_ore(5 * hour_price_ore))
+    expect(waiting.locator("#order-status")).to_contain_text("Betalt", timeout=15_000)
+
+    # The first tab was neither shown again nor reloaded: the waiting tab's status poll
+    # announced balance-changed, and the dashboard heard it from there.
+    expect(balance).to_have_text("7 t 0 min")
+    assert page.evaluate("window.notReloaded") is True
     assert_no_console_errors(console_errors)
