@@ -164,6 +164,9 @@ def create_app(
     async def on_shutdown() -> None:
         for job in jobs:
             job.cancel()
+        # Until each has left its transaction: a connection left open mid-write would keep the
+        # process from exiting (SQLite) or hold a lock (PostgreSQL).
+        await asyncio.gather(*jobs, return_exceptions=True)
         try:
             if sandbox is not None:
                 await sandbox.state.sandbox.aclose()  # a mounted app gets no lifespan events
