@@ -32,7 +32,7 @@ from backend.controllers.staff import StaffController
 from backend.controllers.tickets import TicketsController
 from backend.controllers.webhooks import WebhooksController
 from backend.db import close_pool, open_pool
-from backend.services import clock, ledger
+from backend.services import clock, ledger, outbox
 from backend.services.demo import DEMO_PASSWORD, seed_demo
 from backend.services.payments import Payments
 from backend.tables import Company
@@ -125,6 +125,7 @@ def create_app(
 ) -> Litestar:
     settings = settings or _settings_or_exit()
     production = settings.production
+    outbox.configure(settings)
     session_config = RotatingSessionConfig(
         key="__Host-session" if production else "session",
         secure=production,
@@ -154,6 +155,7 @@ def create_app(
                 print(f"  {email:24} {role}", flush=True)
         if background_jobs:
             jobs.append(asyncio.create_task(_expiry_sweep()))
+            jobs.append(asyncio.create_task(outbox.run_sender(settings)))
         # What start-up loaded lives as long as the process: kept out of the collector's full
         # passes, which would otherwise walk all of it and stall the requests in flight.
         gc.collect()
@@ -162,6 +164,9 @@ def create_app(
     async def on_shutdown() -> None:
         for job in jobs:
             job.cancel()
+        # Until each has left its transaction: a connection left open mid-write would keep the
+        # process from exiting (SQLite) or hold a lock (PostgreSQL).
+        await asyncio.gather(*jobs, return_exceptions=True)
         try:
             if sandbox is not None:
                 await sandbox.state.sandbox.aclose()  # a mounted app gets no lifespan events
@@ -187,6 +192,11 @@ def create_app(
         from backend.controllers.bench import BenchController
 
         route_handlers.append(BenchController)
+    if not production:
+        # Mails written as files (no SMTP_URL) to read in the browser: never in production.
+        from backend.controllers.dev_mail import DevMailController
+
+        route_handlers.append(DevMailController)
     sandbox = None
     # Its hosted page takes fake payments: never in production, whatever the settings say.
     if settings.payments_sandbox and not settings.production:

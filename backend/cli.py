@@ -27,8 +27,10 @@ def main() -> None:
 
     # The same check as the server's start: a production machine missing its keys is told
     # so by its first command, not at the first payment.
+    from backend.services import outbox
+
     try:
-        load_settings()
+        outbox.configure(load_settings())
     except ConfigError as error:
         raise click.ClickException(str(error)) from None
 
@@ -75,6 +77,16 @@ def expire_lots_command() -> None:
 
     minutes = asyncio.run(ledger.expire_lots(clock.today()))
     click.echo(f"Wrote off {minutes} expired minutes")
+
+
+@main.command("send-mail")
+def send_mail_command() -> None:
+    """Send the mail that is due in the outbox (what every instance does every few seconds)."""
+    from backend.config import load_settings
+    from backend.services import outbox
+
+    sent = asyncio.run(outbox.send_due(load_settings()))
+    click.echo(f"Sent {sent} mails")
 
 
 @main.command("create-staff")

@@ -9,6 +9,7 @@ import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from email.utils import parseaddr
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -28,9 +29,14 @@ PRODUCTION_REQUIRED = (
     "SELLER_NAME",
     "SELLER_ORG_NUMBER",
     "SELLER_ADDRESS",
+    # Where mail goes out (services/outbox.py): production never writes mail to files instead.
+    "SMTP_URL",
+    "MAIL_FROM",
 )
 # Development's seller (the reseller of the seed offer); its org.nr. is left out of receipts.
 DEVELOPMENT_SELLER_NAME = "Brødrene Johnsen SALEIMPEX AS"
+DEVELOPMENT_MAIL_FROM = "support@localhost"
+SMTP_SCHEMES = {"smtp": 25, "smtps": 465}
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,11 @@ class Settings:
     # DB_POOL_SIZE: PostgreSQL connections per process, at least the requests it serves at once.
     db_pool_size: int = 32
     seller: Seller = Seller(DEVELOPMENT_SELLER_NAME, "", "")
+    # SMTP_URL (smtp://user:pass@host:587 or smtps://…); None: mails are written as .eml files
+    # under `mail_dir` and shown at /dev/mail (development only).
+    smtp_url: str | None = field(default=None, repr=False)
+    mail_from: str = DEVELOPMENT_MAIL_FROM
+    mail_dir: Path = VAR_DIR / "mail"
 
     @property
     def production(self) -> bool:
@@ -109,6 +120,24 @@ def _check_base_url(base_url: str, *, production: bool) -> None:
     if production and parts.scheme != "https":
         # Production cookies are Secure and __Host-: over plain http nobody could sign in.
         raise ConfigError(f"PORTAL_BASE_URL must be an https:// address in production: {base_url}")
+
+
+def _check_smtp_url(url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in SMTP_SCHEMES or not parts.hostname:
+        raise ConfigError("SMTP_URL must look like smtp://user:password@host:587 or smtps://host")
+    try:
+        parts.port  # noqa: B018 - a port that is not a number raises here
+    except ValueError:
+        raise ConfigError("SMTP_URL has a port that is not a number") from None
+
+
+def _check_mail_from(mail_from: str) -> None:
+    _, address = parseaddr(mail_from)
+    if "@" not in address or any(c in mail_from for c in "\r\n"):
+        raise ConfigError(
+            f"MAIL_FROM must be an address, e.g. Support <support@example.no>: {mail_from!r}"
+        )
 
 
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
@@ -163,6 +192,11 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         org_number=seller_org_number,
         address=environ.get("SELLER_ADDRESS", "").strip(),
     )
+    smtp_url = environ.get("SMTP_URL", "").strip() or None
+    if smtp_url:
+        _check_smtp_url(smtp_url)
+    mail_from = environ.get("MAIL_FROM", "").strip() or DEVELOPMENT_MAIL_FROM
+    _check_mail_from(mail_from)
     return Settings(
         env=env,
         database_url=environ.get("DATABASE_URL", "").strip() or DEFAULT_DATABASE_URL,
@@ -179,4 +213,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         bench=_flag(environ.get("PORTAL_BENCH")),
         db_pool_size=int(pool_size),
         seller=seller,
+        smtp_url=smtp_url,
+        mail_from=mail_from,
+        mail_dir=Path(environ.get("MAIL_DIR", "").strip() or var_dir / "mail"),
     )

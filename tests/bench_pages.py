@@ -242,6 +242,9 @@ def _production_env(env: dict[str, str], work: Path, port: int) -> dict[str, str
         "SELLER_NAME": "Benk AS",
         "SELLER_ORG_NUMBER": "923609016",
         "SELLER_ADDRESS": "Benkveien 1, 0150 Oslo",
+        # Production mode wants an SMTP server; the bench queues no mail.
+        "SMTP_URL": "smtp://127.0.0.1:1",
+        "MAIL_FROM": "support@bench.invalid",
     }
 
 

@@ -45,6 +45,8 @@ for _name in (
     "STRIPE_SECRET_KEY",
     "STRIPE_WEBHOOK_SECRET",
     "STRIPE_API_BASE",
+    "MAIL_FROM",
+    "MAIL_DIR",
 ):
     os.environ.pop(_name, None)
 
@@ -57,15 +59,25 @@ async def _admin(sql: str) -> None:
         await connection.close()
 
 
-def pytest_sessionstart(session: pytest.Session) -> None:
-    from backend.cli import migrate
+_smtp: Any = None
 
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    global _smtp
+    from backend.cli import migrate
+    from tests import smtp_server
+
+    # Before any portal is served: every sender of the run delivers to this one server.
+    _smtp = smtp_server.start()
+    os.environ["SMTP_URL"] = _smtp[2]
     if _PG_DATABASE:
         asyncio.run(_admin(f'CREATE DATABASE "{_PG_DATABASE}"'))
     asyncio.run(migrate())
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _smtp is not None:
+        _smtp[0].stop()
     if _PG_DATABASE:
         asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{_PG_DATABASE}" WITH (FORCE)'))
 
@@ -81,6 +93,12 @@ def _run_to_the_end(coroutine: Coroutine[Any, Any, Any]) -> Any:
         return asyncio.run(coroutine)
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as worker:
         return worker.submit(asyncio.run, coroutine).result(timeout=60)
+
+
+@pytest.fixture
+def smtp() -> Any:
+    """The run's SMTP server (tests/smtp_server.py): what it was sent, by recipient."""
+    return _smtp[1]
 
 
 @pytest.fixture(autouse=True)

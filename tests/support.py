@@ -21,6 +21,9 @@ PRODUCTION_ENV = {
     "SELLER_NAME": "Brødrene Johnsen SALEIMPEX AS",
     "SELLER_ORG_NUMBER": "923 609 016",
     "SELLER_ADDRESS": "Industrivegen 1, 2069 Jessheim",
+    # Nothing is sent there unless a test queues mail and runs a sender.
+    "SMTP_URL": "smtp://portal:mail-password@127.0.0.1:1",
+    "MAIL_FROM": "Support <support@portal.example>",
 }
 
 

@@ -144,6 +144,22 @@ async def test_success_page_and_repeated_webhooks_give_one_plan(person, sandbox)
     assert await Agreement.count().where(Agreement.order == placed.id) == 1
 
 
+async def test_the_superuser_gets_one_receipt_mail_from_the_served_portal(person, sandbox, smtp):
+    """As under `make run` with an SMTP server: the success page and the webhook both report
+    the payment, and the portal's own sender (its background task) mails one receipt."""
+    placed, session_id = await checkout(person, kind="plan", products=["inventor", "vault"])
+    await complete(sandbox, session_id, "paid")
+    await person.get(f"/portal/orders/{placed.id}?session_id={session_id}")
+    await settled_events(sandbox, session_id)
+    superuser = await User.objects().get(User.id == placed.created_by)
+    [mail] = await smtp.wait_for(superuser.email)
+    assert mail["Subject"] == f"Kvittering for bestilling nr. {placed.id}"
+    text = mail.get_body(("plain",)).get_content()
+    assert "Fri support 6 mnd: Autodesk Inventor, Autodesk Vault" in text and "Periode: " in text
+    await asyncio.sleep(1)
+    assert len(smtp.messages_to(superuser.email)) == 1
+
+
 async def test_declined_card_leaves_the_order_waiting(person, sandbox):
     placed, session_id = await checkout(person, kind="topup", hours="1", products=["inventor"])
     await complete(sandbox, session_id, "declined")

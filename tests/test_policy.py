@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -82,6 +84,10 @@ ROUTES: dict[str, Rule] = {
     "staff_companies": Rule(("work_queue", "view_companies")),
     "staff_company": Rule(("work_queue", "view_companies"), "company"),
     "staff_company_adjust": Rule(("work_queue", "adjust_minutes"), "company"),
+    # Development only (not in production): the mails written as files.
+    "dev_mail": PUBLIC,
+    "dev_mail_message": PUBLIC,
+    "dev_mail_html": PUBLIC,
     # Last: it signs the walker out.
     "logout": PUBLIC,
 }
@@ -195,6 +201,17 @@ async def own_objects(superuser: Any, technician: Any) -> dict[str, Any]:
     }
 
 
+def written_mail(directory: Path) -> str:
+    """A mail as the development sender writes it (for /dev/mail/{name}): its file name."""
+    message = EmailMessage()
+    message["Subject"] = "Kvittering"
+    message.set_content("Takk for betalingen.")
+    message.add_alternative("<p>Takk for betalingen.</p>", subtype="html")
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "20261201-120000-00000001.eml").write_bytes(message.as_bytes())
+    return "20261201-120000-00000001.eml"
+
+
 def fill(path: str, objects: dict[str, Any]) -> str:
     ids = {
         "ticket_id": objects["ticket"].id,
@@ -205,6 +222,7 @@ def fill(path: str, objects: dict[str, Any]) -> str:
         "number": tickets.ticket_number(objects["ticket"].id),
         "code": "en",
         "file_path": "app.js",
+        "name": objects["mail"],
     }
     return re.sub(r"\{(\w+):\w+\}", lambda m: str(ids[m.group(1)]), path)
 
@@ -251,6 +269,7 @@ async def test_every_route_answers_every_role_as_the_policy_says(app, settings):
     clients = await walkers(settings)
     try:
         objects = await own_objects(clients["superuser"][0], clients["technician"][0])
+        objects["mail"] = written_mail(settings.mail_dir)
         routes = sorted(walkable(app), key=lambda r: list(ROUTES).index(r[0]))
         mismatches = []
         for who, (user, client) in clients.items():

@@ -7,11 +7,11 @@ order only from its current session.
 
 An order is fulfilled exactly once — from a verified webhook or from the success page's look at
 the session, whichever comes first — because the order's status moves from pending/processing
-to paid with one conditional UPDATE, in the same transaction as the plan or lot it creates and
-the event id it records. A second payment for an order that is no longer open is refunded.
-Calls to the provider that a change leads to run after its transaction (`payments.After`).
-A refund of a top-up writes off the lot's unused minutes; of a plan ends it; of hourly charges
-marks them refunded.
+to paid with one conditional UPDATE, in the same transaction as the plan or lot it creates, the
+event id it records and the receipt mail it writes to the outbox (services/outbox.py). A second
+payment for an order that is no longer open is refunded. Calls to the provider that a change
+leads to run after its transaction (`payments.After`). A refund of a top-up writes off the lot's
+unused minutes; of a plan ends it; of hourly charges marks them refunded.
 """
 
 from __future__ import annotations
@@ -22,8 +22,17 @@ from functools import partial
 from typing import Any
 
 from backend.db import is_unique_violation, lock_row, write_transaction
-from backend.i18n import N_
-from backend.services import agreements, charges, clock, ledger, orders, pricing
+from backend.i18n import DEFAULT_LANGUAGE, N_, speaking
+from backend.services import (
+    agreements,
+    charges,
+    clock,
+    companies,
+    ledger,
+    orders,
+    outbox,
+    pricing,
+)
 from backend.services.errors import MalformedEvent
 from backend.services.payments import After, Payments, PaymentsError, run_after
 from backend.services.validation import MAX_ID
@@ -273,7 +282,22 @@ async def _fulfil(order: Order, session: Mapping[str, Any], event_id: str | None
                 cause=ledger.Cause(type="order", id=str(order.id)),
                 order_id=order.id,
             )
+        await _mail_receipt(order.id, order.company)
     return after
+
+
+async def _mail_receipt(order_id: int, company_id: int) -> None:
+    """The receipt to the company's superuser, written with the payment: once per order."""
+    superuser = await companies.get_superuser(company_id)
+    if superuser is None:
+        return
+    # Users choose no language of their own yet (issue 11, account self-service): Norwegian.
+    language = DEFAULT_LANGUAGE
+    with speaking(language):
+        receipt = await orders.receipt(superuser, order_id, outbox.letterhead().seller)
+    await outbox.queue(
+        superuser.email, "receipt", {"receipt": receipt}, f"receipt:{order_id}", language=language
+    )
 
 
 async def _paid_again(

@@ -3,6 +3,7 @@ from backend.tables.api_tokens import ApiToken
 from backend.tables.catalog import PriceList, Product
 from backend.tables.companies import Company
 from backend.tables.ledger import EntryKind, LedgerEntry, LedgerOperation, Lot, LotProduct
+from backend.tables.mail import MailStatus, OutboxMail
 from backend.tables.orders import CheckoutSession, Order, OrderKind, OrderStatus, StripeEvent
 from backend.tables.sessions import BrowserSession
 from backend.tables.sign_in import SignInCounter
@@ -35,9 +36,11 @@ __all__ = [
     "LedgerOperation",
     "Lot",
     "LotProduct",
+    "MailStatus",
     "Order",
     "OrderKind",
     "OrderStatus",
+    "OutboxMail",
     "PriceList",
     "Product",
     "Role",

@@ -10,10 +10,18 @@ from typing import Any
 from urllib.parse import urlencode
 
 from babel.dates import format_date, format_datetime
-from jinja2 import Environment, FileSystemLoader, TemplateNotFound, pass_context, select_autoescape
+from jinja2 import (
+    Environment,
+    FileSystemLoader,
+    TemplateNotFound,
+    pass_context,
+    pass_eval_context,
+    select_autoescape,
+)
 from jinja2 import Template as JinjaTemplate
 from jinja2.ext import Extension
 from jinja2.lexer import Token, TokenStream
+from jinja2.nodes import EvalContext
 from jinja2.runtime import Context
 from litestar import MediaType, Request
 from litestar.exceptions import TemplateNotFoundException
@@ -164,11 +172,14 @@ def _translated(labels: Mapping[str, str], language: str) -> dict[str, str]:
     return {key: translations.gettext(label) for key, label in labels.items()}
 
 
-def _environment(language: str, auto_reload: bool) -> Environment:
+def _environment(language: str, auto_reload: bool, *, mail: bool = False) -> Environment:
     env = _Environment(
         loader=FileSystemLoader(TEMPLATES_DIR),
         auto_reload=auto_reload,
-        autoescape=select_autoescape(default=True, default_for_string=True),
+        # A mail's text part (mail/*.txt) is plain text: escaping would show "&amp;" in it.
+        autoescape=select_autoescape(["html"], default=False, default_for_string=False)
+        if mail
+        else select_autoescape(default=True, default_for_string=True),
         trim_blocks=True,
         lstrip_blocks=True,
         extensions=[_TranslatedLiterals],
@@ -221,6 +232,24 @@ def create_template_engine(*, auto_reload: bool = True) -> JinjaTemplateEngine:
     return _LanguageEngine(
         {language: _environment(language, auto_reload) for language in i18n.LANGUAGES}
     )
+
+
+@functools.cache
+def mail_environment(language: str) -> Environment:
+    """The mails' templates (frontend/templates/mail/) in `language`, with the pages' filters;
+    the HTML part escaped, the text part as it is."""
+    env = _environment(language, auto_reload=False, mail=True)
+    env.globals["_"] = _translate_for_mail
+    return env
+
+
+@pass_eval_context
+def _translate_for_mail(eval_context: EvalContext, message: str, **variables: Any) -> str:
+    """`_(…)` in mails: escaped in the HTML part, as it is in the text part."""
+    if eval_context.autoescape:
+        return _translate(message, **variables)
+    translated = i18n.gettext(message)
+    return translated % variables if variables else translated
 
 
 def wants_fragment(request: Request) -> bool:
