@@ -31,6 +31,9 @@ PRODUCTION_REQUIRED = (
 )
 # Development's seller (the reseller of the seed offer); its org.nr. is left out of receipts.
 DEVELOPMENT_SELLER_NAME = "Brødrene Johnsen SALEIMPEX AS"
+# Enhetsregisteret's open API (no key): production's default. Development (`make run`, the
+# tests) looks nothing up unless BRREG_API_URL names a register, so it never calls the internet.
+PUBLIC_BRREG_API_URL = "https://data.brreg.no/enhetsregisteret/api"
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,8 @@ class Settings:
     # DB_POOL_SIZE: PostgreSQL connections per process, at least the requests it serves at once.
     db_pool_size: int = 32
     seller: Seller = Seller(DEVELOPMENT_SELLER_NAME, "", "")
+    # Where the registration form looks organisation numbers up; None: no lookups.
+    brreg_api_url: str | None = None
 
     @property
     def production(self) -> bool:
@@ -109,6 +114,19 @@ def _check_base_url(base_url: str, *, production: bool) -> None:
     if production and parts.scheme != "https":
         # Production cookies are Secure and __Host-: over plain http nobody could sign in.
         raise ConfigError(f"PORTAL_BASE_URL must be an https:// address in production: {base_url}")
+
+
+def _brreg_api_url(value: str, *, production: bool) -> str | None:
+    """BRREG_API_URL: unset or empty is the public register in production and no lookups in
+    development; "off" is no lookups anywhere."""
+    value = value.strip().rstrip("/")
+    if value.lower() == "off" or (not value and not production):
+        return None
+    url = value or PUBLIC_BRREG_API_URL
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ConfigError(f"BRREG_API_URL must be an absolute http(s) address or off, not {url!r}")
+    return url
 
 
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
@@ -179,4 +197,5 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         bench=_flag(environ.get("PORTAL_BENCH")),
         db_pool_size=int(pool_size),
         seller=seller,
+        brreg_api_url=_brreg_api_url(environ.get("BRREG_API_URL", ""), production=production),
     )
