@@ -32,7 +32,7 @@ from backend.controllers.staff import StaffController
 from backend.controllers.tickets import TicketsController
 from backend.controllers.webhooks import WebhooksController
 from backend.db import close_pool, open_pool
-from backend.services import clock, ledger, outbox
+from backend.services import brreg, clock, ledger, outbox
 from backend.services.demo import DEMO_PASSWORD, seed_demo
 from backend.services.payments import Payments
 from backend.tables import Company
@@ -221,6 +221,7 @@ def create_app(
                     webhook_secret=settings.stripe_webhook_secret,
                     api_base=settings.stripe_api_base,
                 ),
+                "brreg": brreg.Enhetsregisteret(settings.brreg_api_url),
             }
         ),
         middleware=[

@@ -37,6 +37,9 @@ PRODUCTION_REQUIRED = (
 DEVELOPMENT_SELLER_NAME = "Brødrene Johnsen SALEIMPEX AS"
 DEVELOPMENT_MAIL_FROM = "support@localhost"
 SMTP_SCHEMES = {"smtp": 25, "smtps": 465}
+# Enhetsregisteret's open API (no key): production's default. Development (`make run`, the
+# tests) looks nothing up unless BRREG_API_URL names a register, so it never calls the internet.
+PUBLIC_BRREG_API_URL = "https://data.brreg.no/enhetsregisteret/api"
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,8 @@ class Settings:
     smtp_url: str | None = field(default=None, repr=False)
     mail_from: str = DEVELOPMENT_MAIL_FROM
     mail_dir: Path = VAR_DIR / "mail"
+    # Where the registration form looks organisation numbers up; None: no lookups.
+    brreg_api_url: str | None = None
 
     @property
     def production(self) -> bool:
@@ -138,6 +143,19 @@ def _check_mail_from(mail_from: str) -> None:
         raise ConfigError(
             f"MAIL_FROM must be an address, e.g. Support <support@example.no>: {mail_from!r}"
         )
+
+
+def _brreg_api_url(value: str, *, production: bool) -> str | None:
+    """BRREG_API_URL: unset or empty is the public register in production and no lookups in
+    development; "off" is no lookups anywhere."""
+    value = value.strip().rstrip("/")
+    if value.lower() == "off" or (not value and not production):
+        return None
+    url = value or PUBLIC_BRREG_API_URL
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ConfigError(f"BRREG_API_URL must be an absolute http(s) address or off, not {url!r}")
+    return url
 
 
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
@@ -216,4 +234,5 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         smtp_url=smtp_url,
         mail_from=mail_from,
         mail_dir=Path(environ.get("MAIL_DIR", "").strip() or var_dir / "mail"),
+        brreg_api_url=_brreg_api_url(environ.get("BRREG_API_URL", ""), production=production),
     )

@@ -47,6 +47,8 @@ for _name in (
     "STRIPE_API_BASE",
     "MAIL_FROM",
     "MAIL_DIR",
+    # Tests look organisation numbers up only in tests/brreg_server.py, never on the internet.
+    "BRREG_API_URL",
 ):
     os.environ.pop(_name, None)
 
@@ -129,6 +131,31 @@ def app(settings):
 async def client(app) -> AsyncIterator:
     from litestar.testing import AsyncTestClient
 
+    async with AsyncTestClient(app=app) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="session")
+def fake_register() -> Iterator[Any]:
+    """Enhetsregisteret's stand-in on loopback (tests/brreg_server.py)."""
+    from tests.brreg_server import FakeRegister
+
+    register = FakeRegister().start()
+    yield register
+    register.stop()
+
+
+@pytest.fixture
+async def register_client(settings, fake_register) -> AsyncIterator:
+    """A browser on a portal that looks organisation numbers up in `fake_register`."""
+    import dataclasses
+
+    from litestar.testing import AsyncTestClient
+
+    from backend.app import create_app
+
+    looking_up = dataclasses.replace(settings, brreg_api_url=fake_register.base_url)
+    app = create_app(looking_up, db_pool=False, background_jobs=False)
     async with AsyncTestClient(app=app) as test_client:
         yield test_client
 

@@ -24,7 +24,15 @@ from backend.tables import (
     TimeEntry,
     User,
 )
-from tests.support import PASSWORD, login, make_company, new_email, post_form, register
+from tests.support import (
+    PASSWORD,
+    login,
+    make_company,
+    new_email,
+    new_org_number,
+    post_form,
+    register,
+)
 
 TODAY = clock.today()
 # Digits str.isdigit accepts: "²" int() refuses (a ValueError, once a 500); "١٢" (Arabic-Indic)
@@ -383,6 +391,34 @@ async def test_control_characters_in_search_filters_are_ignored(client, other_cl
         await client.get("/portal/tickets", params=params),
     ):
         assert response.status_code == 200, response.url
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["\x00", "974\x00760673", "9" * 5000, "١٢٣٤٥٦٧٨٩", "²", "974 760 673" * 50, "%00", ""],
+)
+async def test_the_company_lookup_answers_any_query(register_client, fake_register, value):
+    """GET /register/company (Enhetsregisteret, issue 11) with odd values in every field, and
+    a register that answers an entity full of odd text."""
+    number = new_org_number()
+    fake_register.answer(
+        number,
+        body={
+            "organisasjonsnummer": number,
+            "navn": "Null\x00 <b>AS</b> " + "x" * 500,
+            "forretningsadresse": {"adresse": ["\x1b[31m", ""], "postnummer": "12\x0034"},
+        },
+    )
+    params = {name: value for name in ("company_name", "address", "postal_code", "city")}
+    for org_number in (value, number):
+        response = await register_client.get(
+            "/register/company",
+            params={**params, "org_number": org_number, "extra": value},
+            headers={"HX-Request": "true", "HX-Target": "register-org"},
+        )
+        assert response.status_code == 200, (org_number[:20], response.status_code)
+        assert "<b>AS</b>" not in response.text
+        assert "\x00" not in response.text and "\x1b" not in response.text
 
 
 # Nothing internal shown

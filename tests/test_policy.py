@@ -40,6 +40,7 @@ ROUTES: dict[str, Rule] = {
     "language": PUBLIC,
     "register": PUBLIC,
     "register_submit": PUBLIC,
+    "register_lookup": PUBLIC,
     "login": PUBLIC,
     "login_submit": PUBLIC,
     "dashboard": COMPANY,

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 
 from backend.db import is_unique_violation
 from backend.i18n import N_
-from backend.services import policy, validation
+from backend.services import brreg, policy, validation
 from backend.services.errors import NotFound, ValidationFailed
 from backend.services.users import hash_password_async
 from backend.tables import Company, Role, User
@@ -43,15 +44,21 @@ ORG_NUMBER_TAKEN = N_("Dette organisasjonsnummeret er allerede registrert.")
 EMAIL_TAKEN = N_("Det finnes allerede en bruker med denne e-postadressen.")
 
 
-async def register_company(form: Registration) -> User:
+async def register_company(
+    form: Registration, register: brreg.Enhetsregisteret | None = None
+) -> User:
     """Create a company and its superuser, the person registering (SPEC §1).
 
     The fields are checked as the form is read (Registration); here what needs the database:
-    the organisation number and e-mail are not taken.
+    the organisation number and e-mail are not taken; and what needs Enhetsregisteret, when
+    it answers: the company is not deleted, bankrupt or being wound up.
     Nothing is created unless all of it holds.
     """
-    if taken := await _taken(form):
-        raise ValidationFailed(taken)
+    errors = await _taken(form)
+    if "org_number" not in errors and register is not None:
+        errors.update(await _refused(register, form.org_number))
+    if errors:
+        raise ValidationFailed(errors)
 
     # Hashed before the transaction: on SQLite an open write transaction holds the database's
     # one write lock, and nobody should wait a quarter of a second for our hash.
@@ -83,6 +90,11 @@ async def register_company(form: Registration) -> User:
     return user
 
 
+async def _refused(register: brreg.Enhetsregisteret, org_number: str) -> dict[str, str]:
+    refused = brreg.refusal(await register.look_up(org_number))
+    return {"org_number": refused} if refused else {}
+
+
 async def _taken(form: Registration) -> dict[str, str]:
     taken: dict[str, str] = {}
     if await Company.exists().where(Company.org_number == form.org_number):
@@ -90,6 +102,86 @@ async def _taken(form: Registration) -> dict[str, str]:
     if await User.exists().where(User.email == form.email):
         taken["email"] = EMAIL_TAKEN
     return taken
+
+
+class CompanyLookupQuery(msgspec.Struct):
+    """The registration form's company fields as they stand when the org.nr. changes;
+    `use_register` "1": the user asked for the register's values over what they wrote."""
+
+    org_number: validation.field(str, max_length=40) = ""
+    company_name: validation.field(str, max_length=200) = ""
+    address: validation.field(str, max_length=200) = ""
+    postal_code: validation.field(str, max_length=4) = ""
+    city: validation.field(str, max_length=100) = ""
+    use_register: validation.field(str, max_length=1) = ""
+
+
+FILLED_FROM_REGISTER = N_(
+    "Fylt inn fra Enhetsregisteret. Sjekk opplysningene – du kan endre dem før du registrerer."
+)
+OFFERED_FROM_REGISTER = N_("Enhetsregisteret har andre opplysninger om firmaet:")
+NOT_IN_REGISTER = N_(
+    "Fant ikke organisasjonsnummeret i Enhetsregisteret. Sjekk nummeret, eller fyll inn"
+    " firmaopplysningene selv."
+)
+
+
+@dataclass
+class CompanyLookup:
+    """What the form's company fields show after a lookup: `form` with the fields the
+    register fills in (`filled`), `errors` by field, a `notice`, and `offered`: what the
+    register has for fields the user had written otherwise. `replace`: the register's values
+    were asked for over the user's."""
+
+    form: dict[str, str]
+    errors: dict[str, str] = field(default_factory=dict)
+    notice: str | None = None
+    filled: list[str] = field(default_factory=list)
+    offered: dict[str, str] = field(default_factory=dict)
+    replace: bool = False
+
+
+async def look_up_company(
+    register: brreg.Enhetsregisteret, query: CompanyLookupQuery
+) -> CompanyLookup:
+    """The registration form's company fields, the empty ones filled in from Enhetsregisteret.
+    An org.nr. that is not valid gets its message; a register that does not answer leaves the
+    fields as they were, with no message."""
+    typed = msgspec.structs.asdict(query)
+    del typed["use_register"]
+    result = CompanyLookup(form=dict(typed), replace=query.use_register == "1")
+    if not query.org_number.strip():
+        return result
+    try:
+        org_number = validation.org_number(query.org_number)
+    except validation.FieldError as error:
+        result.errors["org_number"] = error.message
+        return result
+    entity = await register.look_up(org_number)
+    if refused := brreg.refusal(entity):
+        result.errors["org_number"] = refused
+    elif entity is not None and not entity.registered:
+        result.notice = NOT_IN_REGISTER
+    else:
+        _fill(result, brreg.suggested_fields(entity))
+    return result
+
+
+def _fill(result: CompanyLookup, suggested: dict[str, str]) -> None:
+    """An empty field takes the register's value; one written otherwise is offered it."""
+    for name, value in suggested.items():
+        written = " ".join(result.form[name].split())
+        if written == value:
+            continue
+        if written and not result.replace:
+            result.offered[name] = value
+        else:
+            result.form[name] = value
+            result.filled.append(name)
+    if result.offered:
+        result.notice = OFFERED_FROM_REGISTER
+    elif result.filled:
+        result.notice = FILLED_FROM_REGISTER
 
 
 async def get_company(company_id: int) -> Company:

@@ -3,6 +3,9 @@
   "use strict";
   // htmx would inject an inline <style> for its indicators, which the CSP blocks.
   htmx.config.includeIndicatorStyles = false;
+  // Nor does it allow style attributes, which htmx would copy from an element it swaps to its
+  // new self while settling (a style="" left by a tool on an input is enough to be refused).
+  htmx.config.attributesToSettle = ["class", "width", "height"];
   // Swap form re-renders with their messages (422) and the throttling message (429).
   htmx.config.responseHandling = [
     { code: "204", swap: false },
@@ -38,6 +41,26 @@
       field.form.querySelectorAll('input[name="hours"][type="number"]').forEach(function (box) {
         box.value = "";
       });
+    }
+  });
+
+  // The registration form's lookup in Enhetsregisteret only ever helps: an answer other than
+  // its own (429 from the rate limit) leaves the form as it is, and a field the user has
+  // written in while the register was asked keeps what they wrote (_register_lookup.html).
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var asking = event.detail.elt;
+    if (asking && asking.hasAttribute("data-swap-only-ok") && event.detail.xhr.status !== 200) {
+      event.detail.shouldSwap = false;
+    }
+  });
+  document.addEventListener("htmx:oobBeforeSwap", function (event) {
+    var incoming = event.detail.fragment && event.detail.fragment.firstElementChild;
+    if (!incoming || !incoming.hasAttribute("data-fill-if-empty")) {
+      return;
+    }
+    var written = event.detail.target.querySelector("input");
+    if (written && written.value.trim() !== "") {
+      event.detail.shouldSwap = false;
     }
   });
 
