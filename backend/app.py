@@ -22,6 +22,7 @@ from litestar.template.config import TemplateConfig
 from piccolo.engine.sqlite import SQLiteEngine
 
 from backend.config import ConfigError, Settings, load_settings
+from backend.controllers.account import AccountController
 from backend.controllers.api import BEARER, ApiController
 from backend.controllers.auth import AuthController
 from backend.controllers.orders import ChargesController, OrdersController
@@ -179,6 +180,7 @@ def create_app(
         PublicController,
         RegistrationController,
         AuthController,
+        AccountController,
         PortalController,
         OrdersController,
         TicketsController,
@@ -225,8 +227,9 @@ def create_app(
             }
         ),
         middleware=[
-            language_middleware,
             session_config.middleware,
+            # After the session: a signed-in user's pages are in the user's own language.
+            language_middleware,
             DefineMiddleware(SessionUserMiddleware, exclude=NO_SESSION_PATHS),
         ],
         csrf_config=csrf_config,

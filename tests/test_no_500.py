@@ -367,6 +367,34 @@ async def test_control_characters_in_sign_in_and_orders_are_refused(client):
     assert await Order.count().where(Order.company == company_id) == 0
 
 
+@pytest.mark.parametrize(
+    "changed",
+    [
+        {"current_password": "riktig\x00"},
+        {"new_password": "nytt-passord\x00-2", "new_password_confirm": "nytt-passord\x00-2"},
+        {"current_password": "9" * 5000},
+        {"new_password": "x" * 5000, "new_password_confirm": "x" * 5000},
+        {"ukjent": "felt"},
+    ],
+)
+async def test_control_characters_and_odd_input_in_a_password_change_are_refused(client, changed):
+    _, superuser = await sign_in_superuser(client)
+    form = {
+        "current_password": PASSWORD,
+        "new_password": "nytt-passord-2",
+        "new_password_confirm": "nytt-passord-2",
+        **changed,
+    }
+
+    response = await post_form(client, "/account/password", form)
+
+    assert response.status_code == 422 and 'id="password-form"' in response.text
+    assert (await User.objects().get(User.id == superuser.id)).password_hash == (
+        superuser.password_hash
+    )
+    assert (await client.get("/portal")).status_code == 200
+
+
 async def test_line_breaks_and_tabs_from_a_textarea_are_text(client):
     _, superuser = await sign_in_superuser(client)
     ticket = await own_ticket(superuser)

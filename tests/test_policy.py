@@ -43,6 +43,8 @@ ROUTES: dict[str, Rule] = {
     "register_lookup": PUBLIC,
     "login": PUBLIC,
     "login_submit": PUBLIC,
+    "password": Rule(("manage_own_account",)),
+    "password_change": Rule(("manage_own_account",)),
     "dashboard": COMPANY,
     "account": COMPANY,
     "usage": COMPANY,
@@ -242,6 +244,9 @@ def test_every_action_in_the_table_is_a_policy_action():
     ("role", "action", "allowed"),
     [
         (None, "view_company", False),
+        (None, "manage_own_account", False),
+        ("member", "manage_own_account", True),
+        ("technician", "manage_own_account", True),
         ("superuser", "buy", True),
         ("member", "buy", False),
         ("member", "view_company", True),

@@ -37,6 +37,7 @@ PINNED = {
     "api tickets": 2,  # the session with its user; the page with its count and the catalog
     "api ticket": 5,  # the session with its user; the ticket; its thread; its time; its product
     "api usage": 2,  # the session with its user; a page of rows with balances
+    "password": 1,  # the session with its user, nothing else
 }
 # A dashboard region asked for alone (it refreshes itself): the session with its user; the
 # company with all its regions, as the whole page reads it.
@@ -63,6 +64,7 @@ async def _company_pages(client: AsyncTestClient, company_id: int) -> dict[str, 
         "api tickets": "/api/v1/tickets",
         "api ticket": f"/api/v1/tickets/{latest['id']}",
         "api usage": "/api/v1/usage",
+        "password": "/account/password",
     }
 
 

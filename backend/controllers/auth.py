@@ -8,7 +8,7 @@ import msgspec
 from litestar import Controller, Request, get, post
 from litestar.response import Response, Template
 
-from backend.controllers.public import safe_next
+from backend.controllers.public import remember_language, safe_next
 from backend.i18n import N_
 from backend.services import policy, users, validation
 from backend.services.errors import ValidationFailed
@@ -21,7 +21,7 @@ WRONG_CREDENTIALS = N_("Feil e-postadresse eller passord.")
 TOO_MANY_ATTEMPTS = N_("For mange mislykkede innlogginger. Vent noen minutter før du prøver igjen.")
 
 
-def _client_ip(request: Request) -> str:
+def client_ip(request: Request) -> str:
     # The socket's peer, or the address a configured proxy forwarded (FORWARDED_ALLOW_IPS,
     # see `portal serve`): never a header a client wrote itself.
     return request.client.host if request.client else "unknown"
@@ -61,12 +61,15 @@ class AuthController(Controller):
     )
     async def login(self, request: Request) -> Response:
         form = await read_form(request, LoginForm)
-        user = await users.sign_in(form.email, form.password, ip=_client_ip(request))
+        user = await users.sign_in(form.email, form.password, ip=client_ip(request))
         if user is None:
             raise ValidationFailed({"form": WRONG_CREDENTIALS})
         sign_in(request, user)
         landing = "/staff" if policy.can(user, "work_queue") else "/portal"
-        return redirect(request, safe_next(form.next, landing))
+        response = redirect(request, safe_next(form.next, landing))
+        # The user's own language, on this browser too once they sign out.
+        remember_language(response, users.language_of(user))
+        return response
 
     @post("/logout", name="logout")
     async def logout(self, request: Request) -> Response:

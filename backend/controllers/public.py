@@ -7,11 +7,16 @@ from litestar.params import FromPath
 from litestar.response import Redirect, Response, Template
 
 from backend.i18n import LANGUAGES
-from backend.services import catalog, health
+from backend.services import catalog, health, users
 from backend.services.availability import availability_now
 from backend.web.templating import page
 
 LANGUAGE_COOKIE = "lang"
+
+
+def remember_language(response: Response, language: str) -> None:
+    """The browser's language (for its pages while nobody is signed in on it)."""
+    response.set_cookie(LANGUAGE_COOKIE, language, max_age=365 * 24 * 3600, samesite="lax")
 
 
 def safe_next(url: str | None, default: str = "/") -> str:
@@ -35,7 +40,10 @@ class PublicController(Controller):
     async def switch_language(self, request: Request, code: FromPath[str]) -> Redirect:
         response = Redirect(safe_next(request.query_params.get("next")), status_code=303)
         if code in LANGUAGES:
-            response.set_cookie(LANGUAGE_COOKIE, code, max_age=365 * 24 * 3600, samesite="lax")
+            remember_language(response, code)
+            # A signed-in user's choice is theirs on every browser, and for their mails.
+            if (user := request.scope.get("user")) is not None:
+                await users.set_language(user, code)
         return response
 
     @get("/favicon.ico", name="favicon", include_in_schema=False)

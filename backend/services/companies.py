@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 
 from backend.db import is_unique_violation
-from backend.i18n import N_
+from backend.i18n import N_, current_language
 from backend.services import brreg, policy, validation
 from backend.services.errors import NotFound, ValidationFailed
 from backend.services.users import hash_password_async
@@ -31,13 +31,11 @@ class Registration(CompanyDetails):
     org_number: validation.OrgNumber
     email: validation.Email
     password: validation.Password
-    password_confirm: validation.field(str, max_length=1024)
+    password_confirm: validation.PasswordConfirmation
 
     @classmethod
     def check_together(cls, values: Mapping[str, Any]) -> dict[str, str]:
-        if values.get("password_confirm") != values.get("password"):
-            return {"password_confirm": N_("Passordene er ikke like.")}
-        return {}
+        return validation.passwords_match(values, "password", "password_confirm")
 
 
 ORG_NUMBER_TAKEN = N_("Dette organisasjonsnummeret er allerede registrert.")
@@ -80,6 +78,8 @@ async def register_company(
                 role=Role.superuser.value,
                 company=company.id,
                 password_hash=password_hash,
+                # The language the form was filled in: a choice made before there was a user.
+                language=current_language.get(),
             )
             await user.save()
     except Exception as error:

@@ -29,6 +29,8 @@ STAFF: Final = frozenset({TECHNICIAN, ADMIN})
 
 # action: the roles that may do it. Read it as SPEC §1's table turned sideways.
 ACTIONS: Final[dict[str, frozenset[str]]] = {
+    # Everyone signed in keeps their own account: their password.
+    "manage_own_account": COMPANY | STAFF,
     # The company's own pages: agreements, minutes, statement, tickets, orders.
     "view_company": COMPANY,
     "view_ticket": COMPANY | STAFF,

@@ -1,4 +1,5 @@
-"""People who sign in: passwords, sign-in, sign-in throttling and staff accounts (SPEC §1)."""
+"""People who sign in: passwords, sign-in, sign-in throttling, staff accounts, and what each
+user keeps for themselves: their password and their language (SPEC §1)."""
 
 from __future__ import annotations
 
@@ -22,11 +23,11 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from backend.config import cheap_password_hashing
-from backend.db import writing
-from backend.i18n import N_
+from backend.db import write_transaction, writing
+from backend.i18n import DEFAULT_LANGUAGE, LANGUAGES, N_
 from backend.services import validation
 from backend.services.errors import DomainError, ValidationFailed
-from backend.tables import Role, SignInCounter, User
+from backend.tables import BrowserSession, Role, SignInCounter, User
 
 
 def password_hasher(environ: Mapping[str, str]) -> PasswordHasher:
@@ -254,3 +255,62 @@ async def sign_in(
     if user is not None:
         await throttle.succeeded(reservation)
     return user
+
+
+# --- what each user keeps for themselves -----------------------------------------------------
+
+
+class PasswordChange(msgspec.Struct):
+    # Only its length: a wrong current password is told as one, whatever was typed.
+    current_password: validation.field(
+        str, max_length=1024, min_length=1, required=N_("Skriv inn passordet du har nå.")
+    )
+    # The rule registration has (validation.Password), and the same repetition.
+    new_password: validation.Password
+    new_password_confirm: validation.PasswordConfirmation
+
+    @classmethod
+    def check_together(cls, values: Mapping[str, Any]) -> dict[str, str]:
+        return validation.passwords_match(values, "new_password", "new_password_confirm")
+
+
+WRONG_CURRENT_PASSWORD = N_("Passordet er feil. Passordet ditt er ikke endret.")
+
+
+async def change_password(
+    user: User, form: PasswordChange, *, ip: str, throttle: LoginThrottle | None = None
+) -> None:
+    """The signed-in user's new password, if the current one they typed is right: every
+    session of theirs ends with it (a browser someone else may hold is signed out), so the
+    caller signs the current browser in again with a fresh session id.
+
+    The current password is a password taken from the network: it is checked under the
+    sign-in throttle, against the same counts for the e-mail and the address (TooManyAttempts),
+    so a stolen session cannot be used to guess it."""
+    throttle = throttle or LoginThrottle()
+    reservation = await throttle.reserve(user.email, ip)
+    # The hash as this request read it, with the session.
+    if not await _verify(user.password_hash, form.current_password):
+        raise ValidationFailed({"current_password": WRONG_CURRENT_PASSWORD})
+    await throttle.succeeded(reservation)
+    # Before the transaction: SQLite's write lock would be held for the whole hash.
+    password_hash = await hash_password_async(form.new_password)
+    async with write_transaction(User._meta.db):
+        await User.update({User.password_hash: password_hash}).where(User.id == user.id)
+        await BrowserSession.delete().where(BrowserSession.user_id == user.id)
+
+
+def language_of(user: User) -> str:
+    """The language of the user's pages and mails: the one they chose, Norwegian until then."""
+    language = getattr(user, "language", None)
+    return language if language in LANGUAGES else DEFAULT_LANGUAGE
+
+
+async def set_language(user: User, language: str) -> None:
+    """Keep the user's choice of language (a language the portal has; anything else is no
+    choice), for their pages on every browser and for their mails."""
+    if language not in LANGUAGES or language == user.language:
+        return
+    async with writing(User._meta.db):
+        await User.update({User.language: language}).where(User.id == user.id)
+    user.language = language

@@ -307,3 +307,14 @@ Password = field(
     message=N_("Passordet kan ha høyst 128 tegn."),
     check=password,
 )
+# What the second of two password boxes is checked against (`passwords_match`).
+PasswordConfirmation = field(str, max_length=1024)
+PASSWORDS_DIFFER = N_("Passordene er ikke like.")
+
+
+def passwords_match(values: Mapping[str, Any], first: str, second: str) -> dict[str, str]:
+    """A new password typed twice, in fields `first` and `second` (registration, a password
+    change): the second's message when they differ. For a form's `check_together`."""
+    if values.get(second) != values.get(first):
+        return {second: PASSWORDS_DIFFER}
+    return {}

@@ -26,3 +26,5 @@ class User(Table, tablename="portal_user"):
     active = Boolean(default=True)
     created_at = Timestamptz(default=TimestamptzNow())
     last_login_at = Timestamptz(null=True, default=None)
+    # The language the user chose for their pages and mails (i18n.LANGUAGES).
+    language = Varchar(length=8, default="nb")

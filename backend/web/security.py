@@ -61,7 +61,7 @@ def security_headers(production: bool) -> Any:
         if message["type"] != "http.response.start":
             return
         headers = [*message.get("headers", ()), *every_response]
-        if scope["path"].startswith(("/portal", "/staff", "/api")):
+        if scope["path"].startswith(("/portal", "/staff", "/api", "/account")):
             headers.append(no_store)
         message["headers"] = headers
 
