@@ -20,7 +20,7 @@ from litestar.testing import AsyncTestClient
 from backend.app import create_app
 from backend.config import ConfigError, load_settings
 from backend.db import write_transaction
-from backend.services import clock, fulfilment, orders, outbox
+from backend.services import clock, fulfilment, orders, outbox, users
 from backend.services.money import format_nok
 from backend.tables import MailStatus, Order, OutboxMail, Role, User
 from tests.support import PRODUCTION_ENV, make_company, make_order, new_email
@@ -101,8 +101,19 @@ async def test_a_paid_order_mails_its_receipt_to_the_superuser_once(client, sett
     assert len(smtp.messages_to(superuser.email)) == 1
 
 
+async def test_a_superuser_who_chose_english_gets_the_receipt_in_english(client, settings, smtp):
+    order = await pending_topup("5")
+    superuser = await superuser_of(order.company)
+    await users.set_language(superuser, "en")
+    await fulfilment.apply_session(session_of(order), f"evt_en_{order.id}")
+    await outbox.send_due(settings)
+
+    [message] = await smtp.wait_for(superuser.email)
+    assert message["Subject"] == f"Receipt for order no. {order.id}"
+    assert "Amount excl. VAT" in message.get_body(("plain",)).get_content()
+
+
 async def test_the_receipt_speaks_the_readers_language():
-    """Users choose no language yet (Norwegian for everyone); the mail itself already can."""
     company_id, _ = await make_company("Språk & Co AS")
     receipt = await paid_receipt(company_id)
     head = outbox.letterhead()

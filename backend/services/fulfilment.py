@@ -22,7 +22,7 @@ from functools import partial
 from typing import Any
 
 from backend.db import is_unique_violation, lock_row, write_transaction
-from backend.i18n import DEFAULT_LANGUAGE, N_, speaking
+from backend.i18n import N_, speaking
 from backend.services import (
     agreements,
     charges,
@@ -32,6 +32,7 @@ from backend.services import (
     orders,
     outbox,
     pricing,
+    users,
 )
 from backend.services.errors import MalformedEvent
 from backend.services.payments import After, Payments, PaymentsError, run_after
@@ -291,8 +292,7 @@ async def _mail_receipt(order_id: int, company_id: int) -> None:
     superuser = await companies.get_superuser(company_id)
     if superuser is None:
         return
-    # Users choose no language of their own yet (issue 11, account self-service): Norwegian.
-    language = DEFAULT_LANGUAGE
+    language = users.language_of(superuser)
     with speaking(language):
         receipt = await orders.receipt(superuser, order_id, outbox.letterhead().seller)
     await outbox.queue(
