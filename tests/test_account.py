@@ -329,3 +329,15 @@ async def test_a_language_the_portal_has_not_is_no_choice(client):
     assert users.language_of(await User.objects().get(User.email == email)) == "nb"
     # A value that reached the column some other way still means Norwegian.
     assert users.language_of(User(language="klingon")) == "nb"
+
+
+async def test_a_link_on_another_site_does_not_change_the_language(client):
+    _, email = await make_company()
+    await login(client, email)
+    for site in ("cross-site", "same-site"):
+        await client.get("/language/en", headers={"Sec-Fetch-Site": site})
+        assert users.language_of(await User.objects().get(User.email == email)) == "nb"
+        assert '<html lang="nb">' in (await client.get("/portal")).text
+    # From the portal's own menu.
+    await client.get("/language/en", headers={"Sec-Fetch-Site": "same-origin"})
+    assert users.language_of(await User.objects().get(User.email == email)) == "en"

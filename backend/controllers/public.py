@@ -39,6 +39,10 @@ class PublicController(Controller):
     @get("/language/{code:str}", name="language")
     async def switch_language(self, request: Request, code: FromPath[str]) -> Redirect:
         response = Redirect(safe_next(request.query_params.get("next")), status_code=303)
+        # A GET that changes what is stored: only from our own pages (or typed in), never from
+        # a link on another site (browsers name the site that started a navigation).
+        if request.headers.get("sec-fetch-site") in {"cross-site", "same-site"}:
+            return response
         if code in LANGUAGES:
             remember_language(response, code)
             # A signed-in user's choice is theirs on every browser, and for their mails.
