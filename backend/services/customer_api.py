@@ -167,22 +167,7 @@ async def ticket_list(user: User, query: TicketsQuery) -> TicketList:
         raise ValidationFailed({"cursor": CURSOR_INVALID})
     return TicketList(
         tickets=[
-            TicketOut(
-                number=tickets.ticket_number(row.id),
-                id=row.id,
-                subject=row.subject,
-                status=row.status,
-                product_code=row.product_code,
-                product_name=row.product_name,
-                created_at=row.created_at,
-                last_activity_at=row.last_activity_at,
-                billed_minutes=row.billed_minutes,
-                plan_minutes=row.plan_minutes,
-                account_minutes=row.account_minutes,
-                hourly_minutes=row.hourly_minutes,
-                cost_ore=row.cost_ore,
-                outstanding_ore=row.outstanding_ore,
-            )
+            TicketOut(number=tickets.ticket_number(row.id), **msgspec.structs.asdict(row))
             for row in found.rows
         ],
         next=found.next_after or None,
