@@ -165,6 +165,23 @@ async def test_two_runs_at_once_mail_one_fall_once(settings, smtp):
     assert await OutboxMail.count().where(OutboxMail.recipient == email) == 1
 
 
+async def test_a_run_that_read_before_another_mailed_does_not_mail_the_same_fall(settings, smtp):
+    """Run A reads the company, minutes are used, run B reads, mails and commits; then A goes
+    on with what it read: the fall is mailed once, though A's key (its last operation) differs
+    from B's."""
+    company_id, email = await make_company()
+    await credit(company_id, 45)
+    [stale] = (await warnings._read_batch(company_id - 1, clock.today()))[:1]
+    assert stale.summary.company.id == company_id
+    await use(company_id, 15)
+    assert await warnings.send_warnings() >= 1
+    mails = warnings._due_mails(stale, clock.today())
+    assert [template for _, template, _ in mails] == ["low_balance"]
+    assert await warnings._queue(stale, mails) == 0
+    await outbox.send_due(settings)
+    assert len(smtp.messages_to(email)) == 1
+
+
 # --- a lot or the plan ending ------------------------------------------------------------------
 
 
