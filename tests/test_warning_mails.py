@@ -133,6 +133,20 @@ async def test_a_top_up_and_a_new_fall_between_two_runs_mails_again(settings, sm
     assert "0 t 20 min igjen" in text_of(smtp.messages_to(email)[1])
 
 
+async def test_an_account_used_up_at_once_is_warned_of(settings, smtp, client):
+    """From 1 t 30 min straight to nothing (the rest billed by the hour): the account is still
+    in its year, and empty is below any threshold."""
+    company_id, email = await make_company("Tom Konto AS")
+    await credit(company_id, 90)
+    await warn_and_send(settings)
+    await use(company_id, 120)
+    await warn_and_send(settings)
+    [message] = smtp.messages_to(email)
+    assert "0 t 0 min igjen" in text_of(message)
+    assert (await login(client, email)).status_code == 303
+    assert low_balance_shown((await client.get("/portal")).text)
+
+
 async def test_minutes_used_while_low_are_no_new_fall(settings, smtp):
     """Only a balance back at or above the threshold arms the next mail: a top-up that leaves
     it below does not."""

@@ -45,8 +45,11 @@ def ends_soon(last_day: datetime.date, today: datetime.date) -> bool:
 
 
 def runs_low(summary: AccountSummary) -> bool:
-    """The time account is below the company's threshold (0: never)."""
-    return bool(summary.lots) and summary.remaining_minutes < summary.company.low_balance_minutes
+    """The company's time account (used up or not) is below the company's threshold (0:
+    never)."""
+    return (
+        summary.has_time_account and summary.remaining_minutes < summary.company.low_balance_minutes
+    )
 
 
 def account_warnings(summary: AccountSummary, today: datetime.date) -> list[Warning]:
@@ -216,6 +219,7 @@ async def _read_batch(after: int, today: datetime.date) -> list[_Company]:
             orders=[],
             product_names={},
             outstanding_ore=0,
+            has_time_account=bool(row["has_time_account"]),
         )
         found.append(
             _Company(
@@ -246,6 +250,7 @@ def _batch_sql(engine: Engine) -> str:
         "SELECT c.id, c.name, c.low_balance_minutes,"
         " c.low_balance_mailed_at_operation AS mailed_at, u.email, u.language,"
         f" {ledger.open_lots_json(engine, 'c.id', 'p.today')} AS lots,"
+        f" {ledger.has_time_account_sql('c.id', 'p.today')} AS has_time_account,"
         f" {agreements.current_and_future_plans_json(engine, 'c.id', 'p.today')} AS plans,"
         f" {last_operation} AS last_operation,"
         f" (c.low_balance_mailed_at_operation IS NULL OR {back_up_since}) AS rearmed"
