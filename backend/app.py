@@ -33,7 +33,7 @@ from backend.controllers.staff import StaffController
 from backend.controllers.tickets import TicketsController
 from backend.controllers.webhooks import WebhooksController
 from backend.db import close_pool, open_pool
-from backend.services import brreg, clock, ledger, outbox
+from backend.services import brreg, clock, ledger, outbox, warnings
 from backend.services.demo import DEMO_PASSWORD, seed_demo
 from backend.services.payments import Payments
 from backend.tables import Company
@@ -157,6 +157,7 @@ def create_app(
         if background_jobs:
             jobs.append(asyncio.create_task(_expiry_sweep()))
             jobs.append(asyncio.create_task(outbox.run_sender(settings)))
+            jobs.append(asyncio.create_task(warnings.run_daily()))
         # What start-up loaded lives as long as the process: kept out of the collector's full
         # passes, which would otherwise walk all of it and stall the requests in flight.
         gc.collect()

@@ -89,6 +89,15 @@ def send_mail_command() -> None:
     click.echo(f"Sent {sent} mails")
 
 
+@main.command("send-warnings")
+def send_warnings_command() -> None:
+    """Queue the warning mails due today (what every instance does daily at 07:00)."""
+    from backend.services import warnings
+
+    queued = asyncio.run(warnings.send_warnings())
+    click.echo(f"Queued {queued} warning mails")
+
+
 @main.command("create-staff")
 @click.option("--email", required=True)
 @click.option("--name", required=True)

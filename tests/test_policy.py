@@ -53,6 +53,7 @@ ROUTES: dict[str, Rule] = {
     "price_preview": COMPANY,
     "company": COMPANY,
     "company_update": Rule(("view_company", "edit_company")),
+    "low_balance_update": Rule(("view_company", "edit_company")),
     "plan": COMPANY,
     "topup": COMPANY,
     "charges": COMPANY,

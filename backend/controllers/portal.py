@@ -29,12 +29,30 @@ from backend.web.templating import asks_for_region, form_response, page, redirec
 async def _company_context(
     request: Request, values: dict[str, Any], errors: dict[str, str]
 ) -> dict[str, Any]:
+    company = await companies.get_company(request.user.company)
     return {
-        "company": await companies.get_company(request.user.company),
+        "company": company,
         "superuser": request.user,
         "form": values,
         "errors": errors,
         "saved": False,
+        **_warning_form(company),
+    }
+
+
+async def _warning_context(
+    request: Request, values: dict[str, Any], errors: dict[str, str]
+) -> dict[str, Any]:
+    company = await companies.get_company(request.user.company)
+    return {
+        "company": company,
+        "superuser": request.user,
+        "form": _company_form(company, request.user),
+        "errors": {},
+        "saved": False,
+        "warning_form": values,
+        "warning_errors": errors,
+        "warning_saved": False,
     }
 
 
@@ -54,6 +72,7 @@ DASHBOARD_REGIONS = {
 }
 
 COMPANY_FORM = FormView("portal/company.html", "portal/_company_form.html", _company_context)
+WARNING_FORM = FormView("portal/company.html", "portal/_low_balance_form.html", _warning_context)
 
 
 async def _tokens_context(
@@ -141,6 +160,7 @@ class PortalController(Controller):
             form=_company_form(company, superuser),
             errors={},
             saved=False,
+            **_warning_form(company),
         )
 
     @post(
@@ -164,6 +184,31 @@ class PortalController(Controller):
             form=_company_form(company, superuser),
             errors={},
             saved=True,
+            **_warning_form(company),
+        )
+
+    @post(
+        "/company/warnings",
+        name="low_balance_update",
+        operation_class=form_operation(warnings.LowBalanceThreshold),
+        guards=[allowed("edit_company")],
+        opt={"form": WARNING_FORM},
+    )
+    async def update_low_balance(self, request: Request) -> Template:
+        form = await read_form(request, warnings.LowBalanceThreshold)
+        company = await warnings.set_low_balance_threshold(request.user, form)
+        superuser = await companies.get_superuser(company.id)
+        return form_response(
+            request,
+            "portal/company.html",
+            "portal/_low_balance_form.html",
+            200,
+            company=company,
+            superuser=superuser,
+            form=_company_form(company, superuser),
+            errors={},
+            saved=False,
+            **_warning_form(company, saved=True),
         )
 
     @get("/company/api", name="company_api", guards=[allowed("manage_api_tokens")])
@@ -199,6 +244,14 @@ class PortalController(Controller):
             context = await _tokens_context(request, {}, {})
             return Template("portal/_api_tokens.html", context=context, status_code=200)
         return redirect(request, "/portal/company/api")
+
+
+def _warning_form(company: Company, *, saved: bool = False) -> dict[str, Any]:
+    return {
+        "warning_form": {"low_balance_minutes": str(company.low_balance_minutes)},
+        "warning_errors": {},
+        "warning_saved": saved,
+    }
 
 
 def _company_form(company: Company, superuser: User | None) -> dict[str, str]:

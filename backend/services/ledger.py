@@ -524,6 +524,16 @@ def open_lots_json(engine, company: str, today: str) -> str:
     )
 
 
+def has_time_account_sql(company: str, today: str) -> str:
+    """Whether the company has a time account in force: a lot within its year (`expires_on`
+    after `today`), used up or not (SPEC §2), so an account that ran dry is still one that
+    runs low. An SQL expression for a page's single query, like `open_lots_json`."""
+    return (
+        f"EXISTS (SELECT 1 FROM time_lot AS l WHERE l.company = {company}"
+        f" AND l.expires_on > {today})"
+    )
+
+
 @dataclass(frozen=True)
 class OpenLot:
     """A lot as pages show it (a read, not a row to save)."""

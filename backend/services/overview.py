@@ -27,6 +27,8 @@ class AccountSummary:
     outstanding_ore: int  # hourly charges not paid yet, ex. MVA
     superuser: dict[str, str] | None = None  # name, email, phone
     open_tickets: list[tickets.OpenTicket] = field(default_factory=list)
+    # A lot within its year, used up or not (ledger.has_time_account_sql).
+    has_time_account: bool = False
 
     @property
     def active_plan(self) -> agreements.PlanPeriod | None:
@@ -67,6 +69,7 @@ async def account_summary(company_id: int) -> AccountSummary:
         outstanding_ore=int(row.pop("outstanding_ore")),
         superuser=superusers[0] if superusers else None,
         open_tickets=from_json(row.pop("open_tickets"), list[tickets.OpenTicket]),
+        has_time_account=bool(row.pop("has_time_account")),
         company=Company(**row, _exists_in_db=True),
     )
 
@@ -86,6 +89,7 @@ def _summary_sql(engine: Engine) -> str:
     return (
         f"SELECT {company_columns},"
         f" {ledger.open_lots_json(engine, 'c.id', 'p.today')} AS lots,"
+        f" {ledger.has_time_account_sql('c.id', 'p.today')} AS has_time_account,"
         f" {agreements.current_and_future_plans_json(engine, 'c.id', 'p.today')} AS plans,"
         f" {orders.recent_orders_json(engine, 'c.id', RECENT_ORDERS)} AS orders,"
         f" {charges.outstanding_ore_sql('c.id')} AS outstanding_ore,"

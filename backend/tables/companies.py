@@ -1,4 +1,4 @@
-from piccolo.columns import Timestamptz, Varchar
+from piccolo.columns import Integer, Timestamptz, Varchar
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
@@ -13,3 +13,9 @@ class Company(Table, tablename="company"):
     created_at = Timestamptz(default=TimestamptzNow())
     # One Stripe Customer per company, created at its first checkout.
     stripe_customer_id = Varchar(length=255, null=True, default=None, unique=True)
+    # Below this many minutes the time account is running low (SPEC §7); 0: never warned.
+    low_balance_minutes = Integer(default=60)
+    # The company's last ledger operation when the low-balance mail was last written: the
+    # next one waits for an operation after it that left the balance at or above the
+    # threshold (services/warnings.py). NULL: never mailed.
+    low_balance_mailed_at_operation = Integer(null=True, default=None)
