@@ -306,11 +306,3 @@ async def test_an_english_user_gets_the_mail_and_pages_in_english(client, settin
     assert changed["Subject"] == "Your password has been changed"
     asked = await forgot(client, new_email("ukjent"))
     assert "If the address belongs to an account" in asked.text
-
-
-@pytest.mark.parametrize("token", ["x", "a" * 43, "a" * 5000, "%00", "æøå", "..%2F..%2Flogin"])
-async def test_a_made_up_link_is_refused_calmly(client, token):
-    page = await client.get(f"/password/reset/{token}")
-    assert page.status_code in (404, 410) and "Internal" not in page.text
-    refused = await set_new(client, f"/password/reset/{token}")
-    assert refused.status_code in (404, 422)
