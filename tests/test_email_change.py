@@ -142,6 +142,22 @@ async def test_the_link_works_in_a_browser_signed_out(client, other_client, sett
     assert (await login(other_client, new)).status_code == 303
 
 
+async def test_htmx_gets_the_confirmation_region_with_the_answer(client, settings, smtp):
+    user = await superuser(client)
+    new = new_email("ny")
+    link = await asked_for(client, settings, smtp, new)
+    htmx = {"HX-Request": "true", "HX-Target": "email-confirm"}
+
+    done = await post_form(client, link, {}, headers=htmx)
+    again = await post_form(client, link, {}, headers=htmx)
+
+    assert done.status_code == 200 and CHANGED in done.text
+    assert "<html" not in done.text and "<h1" not in done.text
+    assert done.text.lstrip().startswith('<div id="email-confirm">')
+    assert again.status_code == 422 and DEAD_LINK in again.text and "<h1" not in again.text
+    assert await email_of(user.id) == new
+
+
 async def test_a_wrong_password_sends_nothing(client, settings, smtp):
     user = await superuser(client)
     new = new_email("ny")

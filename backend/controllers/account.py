@@ -122,6 +122,13 @@ class EmailConfirmationController(Controller):
         if signed_in is not None:
             # Every session of the user has ended; this browser goes on, under a fresh id.
             sign_in(request, user)
-        return page(
-            request, CONFIRM_PAGE, token=token, new_email=user.email, confirmed=True, errors={}
+        return form_response(
+            request,
+            CONFIRM_PAGE,
+            CONFIRM_FORM_REGION,
+            200,
+            token=token,
+            new_email=user.email,
+            confirmed=True,
+            errors={},
         )
