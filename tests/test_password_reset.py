@@ -107,6 +107,7 @@ async def test_a_reset_link_sets_a_new_password_once_and_ends_every_session(
     # Nothing changes until the form is sent.
     page = await third_client.get(link)
     assert page.status_code == 200 and "Nytt passord" in page.text
+    assert page.headers["cache-control"] == "no-store"
     assert await signed_in(client) and await signed_in(other_client)
 
     done = await set_new(third_client, link)
