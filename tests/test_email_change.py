@@ -310,3 +310,23 @@ async def test_an_english_user_gets_both_mails_in_english(client, settings, smtp
     assert "Contact support at once" in notice.get_body(("html",)).get_content()
     done = await confirm(client, confirm_link(confirmation, settings))
     assert "Your e-mail address has been changed to" in done.text
+
+
+async def test_changing_the_password_cancels_a_change_someone_else_asked_for(
+    client, settings, smtp
+):
+    """What the notice to the old address advises: the link sent to the new one stops working."""
+    user = await superuser(client)
+    new = new_email("ny")
+    link = await asked_for(client, settings, smtp, new)
+    form = {
+        "current_password": PASSWORD,
+        "new_password": "nytt-hemmelig-passord-2",
+        "new_password_confirm": "nytt-hemmelig-passord-2",
+    }
+    assert (await post_form(client, "/account/password", form)).status_code == 200
+
+    refused = await confirm(client, link)
+
+    assert refused.status_code == 422 and DEAD_LINK in refused.text
+    assert await email_of(user.id) == user.email
