@@ -59,7 +59,7 @@ class PasswordResetController(Controller):
         response = form_response(
             request, FORGOT_PAGE, FORGOT_FORM_REGION, 200, form={}, errors={}, asked=True
         )
-        response.background = BackgroundTask(password_reset.send_link, form.email)
+        response.background = BackgroundTask(password_reset.send_link_after_answering, form.email)
         return response
 
     @get("/reset/{token:str}", name="password_reset")

@@ -18,6 +18,7 @@ password.
 from __future__ import annotations
 
 import datetime
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,6 +30,8 @@ from backend.services import account_links, outbox, users, validation
 from backend.services.errors import ValidationFailed
 from backend.services.users import LoginThrottle, TooManyAttempts
 from backend.tables import LinkPurpose, User
+
+logger = logging.getLogger("portal.password_reset")
 
 RESET_LIFETIME = datetime.timedelta(hours=1)
 FORGOT_PER_ADDRESS = 5
@@ -93,6 +96,15 @@ async def send_link(email: str) -> bool:
             language=users.language_of(user),
         )
     return True
+
+
+async def send_link_after_answering(email: str) -> None:
+    """send_link, run once the visitor has had the answer: a failure can no longer reach them
+    (they may ask again), so it goes to the log."""
+    try:
+        await send_link(email)
+    except Exception:
+        logger.exception("a reset link could not be made or queued")
 
 
 async def user_of_link(token: str) -> User | None:
