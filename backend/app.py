@@ -22,10 +22,11 @@ from litestar.template.config import TemplateConfig
 from piccolo.engine.sqlite import SQLiteEngine
 
 from backend.config import ConfigError, Settings, load_settings
-from backend.controllers.account import AccountController
+from backend.controllers.account import AccountController, EmailConfirmationController
 from backend.controllers.api import BEARER, ApiController
 from backend.controllers.auth import AuthController
 from backend.controllers.orders import ChargesController, OrdersController
+from backend.controllers.password import PasswordResetController
 from backend.controllers.portal import PortalController
 from backend.controllers.public import PublicController
 from backend.controllers.registration import RegistrationController
@@ -182,6 +183,8 @@ def create_app(
         RegistrationController,
         AuthController,
         AccountController,
+        EmailConfirmationController,
+        PasswordResetController,
         PortalController,
         OrdersController,
         TicketsController,

@@ -395,6 +395,53 @@ async def test_control_characters_and_odd_input_in_a_password_change_are_refused
     assert (await client.get("/portal")).status_code == 200
 
 
+@pytest.mark.parametrize(
+    "form",
+    [
+        {"email": "sjef\x00@example.no"},
+        {"email": "x" * 5000},
+        {"email": "æøå@"},
+        {"email": "a@example.no", "ukjent": "felt"},
+        {},
+    ],
+)
+async def test_odd_input_in_a_forgotten_password_request_is_refused(client, form):
+    response = await post_form(client, "/password/forgot", form)
+    assert response.status_code == 422 and 'id="forgot-form"' in response.text
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        {"new_email": "ny\x00@example.no"},
+        {"new_email": "x" * 5000},
+        {"current_password": "riktig\x00"},
+        {"current_password": "9" * 5000},
+        {"ukjent": "felt"},
+    ],
+)
+async def test_odd_input_in_an_email_change_is_refused(client, changed):
+    _, superuser = await sign_in_superuser(client)
+    form = {"new_email": new_email("ny"), "current_password": PASSWORD, **changed}
+
+    response = await post_form(client, "/account/email", form)
+
+    assert response.status_code == 422 and 'id="email-form"' in response.text
+    assert (await User.objects().get(User.id == superuser.id)).email == superuser.email
+
+
+@pytest.mark.parametrize(
+    "token", ["x", "a" * 43, "9" * 5000, "%00", "%C3%A6%C3%B8", "..%2Flogin", "%E2%80%AE"]
+)
+@pytest.mark.parametrize("path", ["/password/reset/", "/account/email/confirm/"])
+async def test_made_up_links_are_refused_calmly(client, path, token):
+    page = await client.get(path + token)
+    assert page.status_code in (404, 410), page.status_code
+    form = {"new_password": "nytt-passord-12", "new_password_confirm": "nytt-passord-12"}
+    posted = await post_form(client, path + token, form if "reset" in path else {})
+    assert posted.status_code in (404, 422), posted.status_code
+
+
 async def test_line_breaks_and_tabs_from_a_textarea_are_text(client):
     _, superuser = await sign_in_superuser(client)
     ticket = await own_ticket(superuser)

@@ -45,6 +45,15 @@ ROUTES: dict[str, Rule] = {
     "login_submit": PUBLIC,
     "password": Rule(("manage_own_account",)),
     "password_change": Rule(("manage_own_account",)),
+    "email": Rule(("manage_own_account",)),
+    "email_change": Rule(("manage_own_account",)),
+    # A mailed link is its own permission: for whoever holds it, signed in or not.
+    "email_confirm": PUBLIC,
+    "email_confirm_submit": PUBLIC,
+    "password_forgot": PUBLIC,
+    "password_forgot_submit": PUBLIC,
+    "password_reset": PUBLIC,
+    "password_reset_submit": PUBLIC,
     "dashboard": COMPANY,
     "account": COMPANY,
     "usage": COMPANY,
@@ -227,6 +236,7 @@ def fill(path: str, objects: dict[str, Any]) -> str:
         "code": "en",
         "file_path": "app.js",
         "name": objects["mail"],
+        "token": "no-such-link",
     }
     return re.sub(r"\{(\w+):\w+\}", lambda m: str(ids[m.group(1)]), path)
 

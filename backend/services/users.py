@@ -10,6 +10,7 @@ import functools
 import hashlib
 import ipaddress
 import os
+import secrets
 import sys
 import threading
 import time
@@ -25,7 +26,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from backend.config import cheap_password_hashing
 from backend.db import write_transaction, writing
 from backend.i18n import DEFAULT_LANGUAGE, LANGUAGES, N_
-from backend.services import validation
+from backend.services import account_links, outbox, validation
 from backend.services.errors import DomainError, ValidationFailed
 from backend.tables import BrowserSession, Role, SignInCounter, User
 
@@ -138,7 +139,12 @@ async def create_staff(*, email: str, name: str, role: str, password: str) -> Us
 
 
 class TooManyAttempts(DomainError):
-    """Too many sign-in attempts for this e-mail or from this address: wait for the window."""
+    """Too many sign-in attempts for this e-mail or from this address: wait for the window.
+    `message`: what to tell, when the attempts were not sign-ins (forgotten passwords)."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or "too many attempts")
+        self.message = message
 
 
 @dataclass(frozen=True)
@@ -175,31 +181,39 @@ class LoginThrottle:
     """
 
     def __init__(
-        self, *, limit: int = 5, window: int = 300, now_ms: Callable[[], int] | None = None
+        self,
+        *,
+        limit: int = 5,
+        window: int = 300,
+        ip_limit: int | None = None,
+        prefix: str = "",
+        now_ms: Callable[[], int] | None = None,
     ) -> None:
         self.limit = limit
+        # Per client address, when it differs from the e-mail's (an office shares one).
+        self.ip_limit = limit if ip_limit is None else ip_limit
         self.window_ms = window * 1000
+        # Counters of another kind of request ("reset-": forgotten passwords) are their own.
+        self.prefix = prefix
         self._now_ms = now_ms or (lambda: int(time.time() * 1000))
 
-    @staticmethod
-    def email_subject(email: str) -> str:
+    def email_subject(self, email: str) -> str:
         # Hashed: the login form takes any text as e-mail, and the table need not hold addresses.
         digest = hashlib.sha256(email.strip().lower().encode()).hexdigest()
-        return f"email:{digest}"
+        return f"{self.prefix}email:{digest}"
 
-    @staticmethod
-    def ip_subject(ip: str) -> str:
+    def ip_subject(self, ip: str) -> str:
         try:
             address = ipaddress.ip_address(ip)
         except ValueError:
-            return f"ip:{ip[:90]}"
+            return f"{self.prefix}ip:{ip[:80]}"
         if isinstance(address, ipaddress.IPv6Address):
             if address.ipv4_mapped is not None:
-                return f"ip:{address.ipv4_mapped}"
+                return f"{self.prefix}ip:{address.ipv4_mapped}"
             # One IPv6 subscriber gets a whole /64: counting single addresses would give an
             # attacker 2^64 fresh counters.
-            return f"ip:{ipaddress.ip_network(f'{address}/64', strict=False)}"
-        return f"ip:{address}"
+            return f"{self.prefix}ip:{ipaddress.ip_network(f'{address}/64', strict=False)}"
+        return f"{self.prefix}ip:{address}"
 
     async def _count(self, subject: str) -> tuple[int, int]:
         now = self._now_ms()
@@ -214,7 +228,7 @@ class LoginThrottle:
         count (nor a row per e-mail an attacker makes up)."""
         ip_subject = self.ip_subject(ip)
         ip_attempts, ip_window_ends = await self._count(ip_subject)
-        if ip_attempts > self.limit:
+        if ip_attempts > self.ip_limit:
             raise TooManyAttempts()
         email_subject = self.email_subject(email)
         email_attempts, _ = await self._count(email_subject)
@@ -277,27 +291,60 @@ class PasswordChange(msgspec.Struct):
 WRONG_CURRENT_PASSWORD = N_("Passordet er feil. Passordet ditt er ikke endret.")
 
 
-async def change_password(
-    user: User, form: PasswordChange, *, ip: str, throttle: LoginThrottle | None = None
+async def check_current_password(
+    user: User,
+    password: str,
+    *,
+    ip: str,
+    wrong: str,
+    field: str = "current_password",
+    throttle: LoginThrottle | None = None,
 ) -> None:
-    """The signed-in user's new password, if the current one they typed is right: every
-    session of theirs ends with it (a browser someone else may hold is signed out), so the
-    caller signs the current browser in again with a fresh session id.
+    """The signed-in user's current password, typed again to confirm a change to their
+    account: ValidationFailed with `wrong` on `field` unless it is right.
 
-    The current password is a password taken from the network: it is checked under the
-    sign-in throttle, against the same counts for the e-mail and the address (TooManyAttempts),
-    so a stolen session cannot be used to guess it."""
+    It is a password taken from the network: checked under the sign-in throttle, against the
+    same counts for the e-mail and the address (TooManyAttempts), so a stolen session cannot
+    be used to guess it."""
     throttle = throttle or LoginThrottle()
     reservation = await throttle.reserve(user.email, ip)
     # The hash as this request read it, with the session.
-    if not await _verify(user.password_hash, form.current_password):
-        raise ValidationFailed({"current_password": WRONG_CURRENT_PASSWORD})
+    if not await _verify(user.password_hash, password):
+        raise ValidationFailed({field: wrong})
     await throttle.succeeded(reservation)
+
+
+async def change_password(
+    user: User, form: PasswordChange, *, ip: str, throttle: LoginThrottle | None = None
+) -> None:
+    """The signed-in user's new password, if the current one they typed is right (checked as
+    check_current_password does): every session of theirs ends with it (a browser someone
+    else may hold is signed out), so the caller signs the current browser in again with a
+    fresh session id."""
+    await check_current_password(
+        user, form.current_password, ip=ip, wrong=WRONG_CURRENT_PASSWORD, throttle=throttle
+    )
     # Before the transaction: SQLite's write lock would be held for the whole hash.
     password_hash = await hash_password_async(form.new_password)
     async with write_transaction(User._meta.db):
-        await User.update({User.password_hash: password_hash}).where(User.id == user.id)
-        await BrowserSession.delete().where(BrowserSession.user_id == user.id)
+        await replace_password(user, password_hash)
+
+
+async def replace_password(user: User, password_hash: str) -> None:
+    """Inside the caller's write transaction: the user's new password (its hash). Every session
+    of theirs ends, no link mailed to them (a reset, an e-mail change) works any longer, and
+    they are told by mail, in case it was not them."""
+    await User.update({User.password_hash: password_hash}).where(User.id == user.id)
+    await BrowserSession.delete().where(BrowserSession.user_id == user.id)
+    await account_links.end_links_of(user.id)
+    # Each change is a cause of its own.
+    await outbox.queue(
+        user.email,
+        "password_changed",
+        {"user": user},
+        f"password-changed:{user.id}:{secrets.token_hex(8)}",
+        language=language_of(user),
+    )
 
 
 def language_of(user: User) -> str:

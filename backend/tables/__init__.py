@@ -1,3 +1,4 @@
+from backend.tables.account_links import AccountLink, LinkPurpose
 from backend.tables.agreements import Agreement, AgreementProduct
 from backend.tables.api_tokens import ApiToken
 from backend.tables.catalog import PriceList, Product
@@ -21,6 +22,7 @@ from backend.tables.tickets import (
 from backend.tables.users import Role, User
 
 __all__ = [
+    "AccountLink",
     "Agreement",
     "AgreementProduct",
     "ApiToken",
@@ -34,6 +36,7 @@ __all__ = [
     "HourlyCharge",
     "LedgerEntry",
     "LedgerOperation",
+    "LinkPurpose",
     "Lot",
     "LotProduct",
     "MailStatus",

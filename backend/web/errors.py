@@ -173,8 +173,8 @@ def payments_failed(request: Request, failure: PaymentsError) -> Response:
     return _again(request, {"form": PAYMENTS_DOWN}, _posted(request), 503)
 
 
-def too_many_attempts(request: Request, _: TooManyAttempts) -> Response:
-    return _again(request, {"form": TOO_MANY_ATTEMPTS}, _posted(request), 429)
+def too_many_attempts(request: Request, refused: TooManyAttempts) -> Response:
+    return _again(request, {"form": refused.message or TOO_MANY_ATTEMPTS}, _posted(request), 429)
 
 
 def not_found(request: Request, _: NotFound) -> Response:

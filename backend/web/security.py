@@ -61,7 +61,8 @@ def security_headers(production: bool) -> Any:
         if message["type"] != "http.response.start":
             return
         headers = [*message.get("headers", ()), *every_response]
-        if scope["path"].startswith(("/portal", "/staff", "/api", "/account")):
+        # /password: the reset pages carry their link in the address and the form.
+        if scope["path"].startswith(("/portal", "/staff", "/api", "/account", "/password")):
             headers.append(no_store)
         message["headers"] = headers
 
