@@ -25,6 +25,7 @@ from backend.config import ConfigError, Settings, load_settings
 from backend.controllers.account import AccountController
 from backend.controllers.api import BEARER, ApiController
 from backend.controllers.auth import AuthController
+from backend.controllers.members import InvitationController, MembersController
 from backend.controllers.orders import ChargesController, OrdersController
 from backend.controllers.portal import PortalController
 from backend.controllers.public import PublicController
@@ -182,6 +183,8 @@ def create_app(
         AuthController,
         AccountController,
         PortalController,
+        MembersController,
+        InvitationController,
         OrdersController,
         TicketsController,
         ChargesController,

@@ -274,6 +274,23 @@ class PasswordChange(msgspec.Struct):
         return validation.passwords_match(values, "new_password", "new_password_confirm")
 
 
+async def confirm_password(
+    user: User, password: str, *, ip: str, throttle: LoginThrottle | None = None
+) -> bool:
+    """Whether `password` is the signed-in user's current one (they confirm a change with it).
+
+    A password taken from the network: checked under the sign-in throttle, against the same
+    counts for the e-mail and the address (TooManyAttempts), so a stolen session cannot be used
+    to guess it."""
+    throttle = throttle or LoginThrottle()
+    reservation = await throttle.reserve(user.email, ip)
+    # The hash as this request read it, with the session.
+    if not await _verify(user.password_hash, password):
+        return False
+    await throttle.succeeded(reservation)
+    return True
+
+
 WRONG_CURRENT_PASSWORD = N_("Passordet er feil. Passordet ditt er ikke endret.")
 
 
@@ -287,12 +304,8 @@ async def change_password(
     The current password is a password taken from the network: it is checked under the
     sign-in throttle, against the same counts for the e-mail and the address (TooManyAttempts),
     so a stolen session cannot be used to guess it."""
-    throttle = throttle or LoginThrottle()
-    reservation = await throttle.reserve(user.email, ip)
-    # The hash as this request read it, with the session.
-    if not await _verify(user.password_hash, form.current_password):
+    if not await confirm_password(user, form.current_password, ip=ip, throttle=throttle):
         raise ValidationFailed({"current_password": WRONG_CURRENT_PASSWORD})
-    await throttle.succeeded(reservation)
     # Before the transaction: SQLite's write lock would be held for the whole hash.
     password_hash = await hash_password_async(form.new_password)
     async with write_transaction(User._meta.db):
