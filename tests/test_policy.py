@@ -4,6 +4,7 @@ backend/services/policy.py says — sign in, 403, 404 (another company's object)
 from __future__ import annotations
 
 import re
+import secrets
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
@@ -28,8 +29,6 @@ class Rule:
     obj: str | None = None
     action: str | None = None
 
-
-INVITATION_TOKEN = "walk-the-invitation-link-token"
 
 PUBLIC = Rule()
 COMPANY = Rule(("view_company",))
@@ -217,10 +216,11 @@ async def own_objects(superuser: Any, technician: Any) -> dict[str, Any]:
     await member.save()
     invitation = await members.invite(superuser, {"email": new_email("invitert")})
     # A link of its own, for the invitation pages (the walk withdraws the one above).
+    link_token = secrets.token_urlsafe(16)
     link = Invitation(
         company=superuser.company,
         email=new_email("lenke"),
-        token_hash=members.hash_token(INVITATION_TOKEN),
+        token_hash=members.hash_token(link_token),
         invited_by=superuser.id,
         expires_at=clock.now() + members.INVITATION_VALID,
     )
@@ -228,6 +228,7 @@ async def own_objects(superuser: Any, technician: Any) -> dict[str, Any]:
     return {
         "member": {"company": superuser.company, "id": member.id},
         "invitation": {"company": superuser.company, "id": invitation.id},
+        "link_token": link_token,
         "ticket": ticket,
         "token": {"company": superuser.company, "id": token.id},
         "order": order,
@@ -256,7 +257,7 @@ def fill(path: str, objects: dict[str, Any]) -> str:
         "token_id": objects["token"]["id"],
         "user_id": objects["member"]["id"],
         "invitation_id": objects["invitation"]["id"],
-        "token": INVITATION_TOKEN,
+        "token": objects["link_token"],
         "number": tickets.ticket_number(objects["ticket"].id),
         "code": "en",
         "file_path": "app.js",
