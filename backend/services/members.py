@@ -322,6 +322,9 @@ async def hand_over(superuser: User, user_id: int, values: dict[str, Any], *, ip
                 .returning(User.id)
             )
             if not demoted:
+                # Handed over meanwhile (another tab, another browser): the form shown again
+                # shows what this user now is, a member.
+                superuser.role = Role.member.value
                 raise ValidationFailed({"form": ALREADY_HANDED_OVER}, {})
             promoted = await (
                 User.update({User.role: Role.superuser.value})

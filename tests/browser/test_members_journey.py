@@ -88,3 +88,53 @@ def test_a_colleague_joins_from_the_mailed_link_and_sees_the_statement_but_canno
     expect(page.locator("#members")).to_contain_text("Kari Kollega")
     expect(page.locator("#members")).to_contain_text("Ingen invitasjoner venter.")
     assert_no_console_errors(console_errors)
+
+
+async def seed_members_page() -> tuple[str, str]:
+    """A company with a member and a pending invitation: (superuser e-mail, the link's token)."""
+    from backend.services import clock, members
+    from backend.services.users import hash_password
+    from backend.tables import Invitation, Role, User
+
+    company_id, email = await make_company(f"Tilgjengelige brukere {secrets.token_hex(3)} AS")
+    superuser = await User.objects().get(User.email == email)
+    await User(
+        email=new_email("medlem"),
+        name="Mona Medlem",
+        phone="+4722334466",
+        role=Role.member.value,
+        company=company_id,
+        password_hash=hash_password("medlemmets-passord-1"),
+    ).save()
+    token = secrets.token_urlsafe(32)
+    await Invitation(
+        company=company_id,
+        email=new_email("invitert"),
+        token_hash=members.hash_token(token),
+        invited_by=superuser.id,
+        expires_at=clock.now() + members.INVITATION_VALID,
+    ).save()
+    return email, token
+
+
+def test_the_members_page_and_the_invitation_are_accessible(
+    axe_page: Page, live_server: str
+) -> None:
+    from tests.browser.test_accessibility import assert_accessible
+
+    page = axe_page
+    email, token = run_in_new_loop(seed_members_page())
+    sign_in(page, live_server, email)
+    page.goto("/portal/company/members")
+    row = page.locator("#members tr:has-text('Mona Medlem')")
+    row.get_by_text("Gjør til superbruker…").click()
+    row.get_by_label("Ditt passord").fill("ikke-passordet-1")
+    row.get_by_role("button", name="Gi superbrukerrollen til Mona Medlem").click()
+    expect(page.locator("#members .field-error")).to_have_text(
+        "Passordet er feil. Superbrukerrollen er ikke gitt videre."
+    )
+    assert_accessible(page, "the members page with a wrong password")
+
+    page.goto(f"/invitation/{token}")
+    expect(page.get_by_role("button", name="Bli medlem")).to_be_visible()
+    assert_accessible(page, "the invitation page")
