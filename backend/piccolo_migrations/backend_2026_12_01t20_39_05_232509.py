@@ -38,7 +38,7 @@ class User(Table, tablename="portal_user", schema=None):
 
 ID = "2026-12-01T20:39:05:232509"
 VERSION = "1.38.0"
-DESCRIPTION = "True"
+DESCRIPTION = "member invitations"
 
 
 async def forwards():
