@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import secrets
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -44,7 +45,12 @@ def invitation_path(smtp: Any, email: str) -> str:
 
 
 def test_a_colleague_joins_from_the_mailed_link_and_sees_the_statement_but_cannot_buy(
-    page: Page, staff_page: Page, live_server: str, console_errors: list[str], smtp: Any
+    page: Page,
+    staff_page: Page,
+    live_server: str,
+    console_errors: list[str],
+    smtp: Any,
+    screenshot_dir: Path,
 ) -> None:
     superuser_email = run_in_new_loop(seed_company())
     colleague = new_email("kollega")
@@ -60,6 +66,7 @@ def test_a_colleague_joins_from_the_mailed_link_and_sees_the_statement_but_canno
     expect(page.get_by_role("status")).to_have_text(f"Invitasjonen er sendt til {colleague}.")
     expect(page.locator("#members")).to_contain_text("Invitasjoner som venter")
     expect(page.locator(f"#members tr:has-text('{colleague}')")).to_be_visible()
+    page.screenshot(path=screenshot_dir / "members-invited.png", full_page=True)
 
     # 2. The colleague follows the link in the mail, in a browser of their own.
     member = staff_page
@@ -70,6 +77,7 @@ def test_a_colleague_joins_from_the_mailed_link_and_sees_the_statement_but_canno
     accept.locator('[name="phone"]').fill("922 33 444")
     accept.locator('[name="password"]').fill("kollegaens-passord-1")
     accept.locator('[name="password_confirm"]').fill("kollegaens-passord-1")
+    member.screenshot(path=screenshot_dir / "invitation.png", full_page=True)
     accept.get_by_role("button", name="Bli medlem").click()
     expect(member).to_have_url(f"{live_server}/portal")
 
