@@ -25,6 +25,7 @@ from backend.config import ConfigError, Settings, load_settings
 from backend.controllers.account import AccountController, EmailConfirmationController
 from backend.controllers.api import BEARER, ApiController
 from backend.controllers.auth import AuthController
+from backend.controllers.members import InvitationController, MembersController
 from backend.controllers.orders import ChargesController, OrdersController
 from backend.controllers.password import PasswordResetController
 from backend.controllers.portal import PortalController
@@ -186,6 +187,8 @@ def create_app(
         EmailConfirmationController,
         PasswordResetController,
         PortalController,
+        MembersController,
+        InvitationController,
         OrdersController,
         TicketsController,
         ChargesController,

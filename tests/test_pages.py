@@ -11,7 +11,7 @@ import pytest
 from backend.services.availability import OSLO, availability_at
 from backend.services.catalog import seed_demo_catalog
 from backend.services.demo import DEMO_PASSWORD, seed_demo
-from backend.tables import Company, PriceList, User
+from backend.tables import Company, OutboxMail, PriceList, User
 from tests.support import PASSWORD, PRODUCTION_ENV, login, new_email, register
 
 
@@ -89,12 +89,16 @@ async def test_dashboard_shows_company_superuser_and_no_agreement(client):
     assert "Ingen avtale ennå." in html
 
 
-async def test_demo_seed_is_idempotent_and_its_accounts_sign_in(client):
+async def test_demo_seed_is_idempotent_and_its_accounts_sign_in(client, other_client):
     first = await seed_demo()
     second = await seed_demo()
     assert first == second
     assert await Company.count().where(Company.name == "Demo Mekanikk AS") == 1
-    assert await User.count().where(User.email.like("%@demo.no")) == 3
+    assert await User.count().where(User.email.like("%@demo.no")) == 4
+    # The colleague invited once, however often the seed runs: one invitation, one mail.
+    assert await OutboxMail.count().where(OutboxMail.recipient == "kollega@demo.no") == 1
+    member = await login(other_client, "medlem@demo.no", DEMO_PASSWORD)
+    assert member.headers["location"] == "/portal"
     response = await login(client, "superbruker@demo.no", DEMO_PASSWORD)
     assert response.headers["location"] == "/portal"
     assert "Demo Mekanikk AS" in (await client.get("/portal")).text

@@ -4,6 +4,7 @@ backend/services/policy.py says — sign in, 403, 404 (another company's object)
 from __future__ import annotations
 
 import re
+import secrets
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
@@ -13,9 +14,9 @@ import pytest
 from litestar.routes import HTTPRoute
 from litestar.testing import AsyncTestClient
 
-from backend.services import api_tokens, catalog, clock, orders, policy, tickets
+from backend.services import api_tokens, catalog, clock, members, orders, policy, tickets
 from backend.services.users import create_staff, hash_password
-from backend.tables import Order, Role, User
+from backend.tables import Invitation, Order, Role, User
 from tests.support import PASSWORD, login, make_company, new_email
 
 
@@ -69,6 +70,15 @@ ROUTES: dict[str, Rule] = {
     "company_api": Rule(("view_company", "manage_api_tokens")),
     "api_token_create": Rule(("view_company", "manage_api_tokens")),
     "api_token_revoke": Rule(("view_company", "manage_api_tokens"), "token"),
+    "members": COMPANY,
+    "invitation_create": Rule(("view_company", "manage_members")),
+    "invitation_resend": Rule(("view_company", "manage_members"), "invitation"),
+    "invitation_withdraw": Rule(("view_company", "manage_members"), "invitation"),
+    "superuser_handover": Rule(("view_company", "manage_members"), "member"),
+    "member_remove": Rule(("view_company", "manage_members"), "member"),
+    # The link in an invitation mail: the token is the permission.
+    "invitation": PUBLIC,
+    "invitation_accept": PUBLIC,
     "api_account": COMPANY,
     "api_tickets": COMPANY,
     "api_ticket": Rule(("view_company",), "ticket"),
@@ -205,7 +215,30 @@ async def own_objects(superuser: Any, technician: Any) -> dict[str, Any]:
     )
     order = await Order.objects().get(Order.id == order.id)
     token, _ = await api_tokens.create_token(superuser, {"name": "Rapportserver"})
+    # Not the walking member: the superuser's walk removes this one.
+    member = User(
+        email=new_email("fjernes"),
+        name="Ola Objekt",
+        role=Role.member.value,
+        company=superuser.company,
+        password_hash=hash_password(PASSWORD),
+    )
+    await member.save()
+    invitation = await members.invite(superuser, {"email": new_email("invitert")})
+    # A link of its own, for the invitation pages (the walk withdraws the one above).
+    link_token = secrets.token_urlsafe(16)
+    link = Invitation(
+        company=superuser.company,
+        email=new_email("lenke"),
+        token_hash=members.hash_token(link_token),
+        invited_by=superuser.id,
+        expires_at=clock.now() + members.INVITATION_VALID,
+    )
+    await link.save()
     return {
+        "member": {"company": superuser.company, "id": member.id},
+        "invitation": {"company": superuser.company, "id": invitation.id},
+        "link_token": link_token,
         "ticket": ticket,
         "token": {"company": superuser.company, "id": token.id},
         "order": order,
@@ -232,11 +265,14 @@ def fill(path: str, objects: dict[str, Any]) -> str:
         "entry_id": objects["entry"]["id"],
         "company_id": objects["company"]["id"],
         "token_id": objects["token"]["id"],
+        "user_id": objects["member"]["id"],
+        "invitation_id": objects["invitation"]["id"],
+        # An invitation's link; to the reset and e-mail links it is a link that does not exist.
+        "token": objects["link_token"],
         "number": tickets.ticket_number(objects["ticket"].id),
         "code": "en",
         "file_path": "app.js",
         "name": objects["mail"],
-        "token": "no-such-link",
     }
     return re.sub(r"\{(\w+):\w+\}", lambda m: str(ids[m.group(1)]), path)
 
@@ -262,6 +298,9 @@ def test_every_action_in_the_table_is_a_policy_action():
         ("member", "buy", False),
         ("member", "view_company", True),
         ("member", "reply", False),
+        ("member", "manage_members", False),
+        ("superuser", "manage_members", True),
+        ("admin", "manage_members", False),
         ("technician", "buy", False),
         ("technician", "log_time", True),
         ("technician", "adjust_minutes", False),

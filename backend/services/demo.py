@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from backend.services import clock, coverage, ledger, tickets
+from backend.services import clock, coverage, ledger, members, tickets
 from backend.services.catalog import seed_demo_catalog
 from backend.services.users import create_staff, hash_password
-from backend.tables import Company, Role, Ticket, User
+from backend.tables import Company, Invitation, Role, Ticket, User
 
 DEMO_PASSWORD = "demo-passord-1"
 DEMO_ACCOUNTS = (
     ("superbruker@demo.no", "Siri Superbruker", Role.superuser.value),
     ("tekniker@demo.no", "Tore Tekniker", Role.technician.value),
     ("admin@demo.no", "Anne Admin", Role.admin.value),
+    ("medlem@demo.no", "Mona Medlem", Role.member.value),
 )
 
 
@@ -31,7 +32,7 @@ async def seed_demo() -> list[tuple[str, str]]:
     for email, name, role in DEMO_ACCOUNTS:
         if await User.exists().where(User.email == email):
             continue
-        if role == Role.superuser.value:
+        if role in (Role.superuser.value, Role.member.value):
             await User(
                 email=email,
                 name=name,
@@ -43,7 +44,19 @@ async def seed_demo() -> list[tuple[str, str]]:
         else:
             await create_staff(email=email, name=name, role=role, password=DEMO_PASSWORD)
     await _seed_support_history(company.id)
+    await _seed_invitation()
     return [(email, role) for email, _, role in DEMO_ACCOUNTS]
+
+
+DEMO_INVITEE = "kollega@demo.no"
+
+
+async def _seed_invitation() -> None:
+    """A colleague invited and not yet joined: the invitation mail is at /dev/mail."""
+    if await Invitation.exists().where(Invitation.email == DEMO_INVITEE):
+        return
+    superuser = await User.objects().get(User.email == DEMO_ACCOUNTS[0][0])
+    await members.invite(superuser, {"email": DEMO_INVITEE})
 
 
 async def _seed_support_history(company_id: int) -> None:

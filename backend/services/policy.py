@@ -40,6 +40,8 @@ ACTIONS: Final[dict[str, frozenset[str]]] = {
     "edit_company": frozenset({SUPERUSER}),
     # Keys for the company's own systems (services/api_tokens.py).
     "manage_api_tokens": frozenset({SUPERUSER}),
+    # Invite and remove members, hand the superuser role to one (services/members.py).
+    "manage_members": frozenset({SUPERUSER}),
     # Support requests are opened by (or on behalf of) the superuser: on the web by the
     # superuser, by phone or mail through staff (open_ticket_for).
     "open_ticket": frozenset({SUPERUSER}),
