@@ -14,6 +14,7 @@ from backend.services import (
     clock,
     companies,
     coverage,
+    inbound_mail,
     ledger,
     orders,
     overview,
@@ -116,6 +117,17 @@ async def _adjust_context(request: Request, values: dict, errors: dict) -> dict[
     return context
 
 
+async def _inbox_mail_context(request: Request, values: dict, errors: dict) -> dict[str, Any]:
+    mail = await inbound_mail.get_mail(request.user, request.path_params["mail_id"])
+    return {
+        "mail": mail,
+        "reason_labels": inbound_mail.REASON_LABELS,
+        "companies": await companies.list_companies(),
+        "form": values or {"company": str(mail.company or "")},
+        "errors": errors,
+    }
+
+
 MESSAGE_FORM = _ticket_form("_message_form", "message")
 STATUS_FORM = _ticket_form("_status_form", "status")
 TIME_FORM = _ticket_form("_time_form", "time")
@@ -123,6 +135,7 @@ VOID_FORM = FormView("staff/ticket.html", "staff/_void_form.html", _void_context
 NEW_TICKET_FORM = FormView(
     "staff/new_ticket.html", "staff/_new_ticket_form.html", _new_ticket_context
 )
+INBOX_FORM = FormView("staff/inbox_mail.html", "staff/_inbox_actions.html", _inbox_mail_context)
 ADJUST_FORM = FormView("staff/company.html", "staff/_adjust_form.html", _adjust_context)
 
 
@@ -235,6 +248,56 @@ class StaffController(Controller):
         values = await read_values(request, tickets.NewTicketFor)
         ticket = await tickets.open_ticket(request.user, values)
         return redirect(request, _ticket_url(ticket.id), TICKETS_CHANGED)
+
+    # Mail to the support address that no ticket took: "Ukjent avsender" and the rest
+
+    @get("/inbox", name="staff_inbox", guards=[allowed("handle_inbox")])
+    async def inbox(self, request: Request) -> Template:
+        return page(
+            request,
+            "staff/inbox.html",
+            mails=await inbound_mail.inbox(request.user),
+            reason_labels=inbound_mail.REASON_LABELS,
+        )
+
+    @get("/inbox/{mail_id:int}", name="staff_inbox_mail", guards=[allowed("handle_inbox")])
+    async def show_inbox_mail(self, request: Request, mail_id: FromPath[int]) -> Template:
+        return page(request, "staff/inbox_mail.html", **await _inbox_mail_context(request, {}, {}))
+
+    @get("/inbox/{mail_id:int}/raw", name="staff_inbox_raw", guards=[allowed("handle_inbox")])
+    async def raw_inbox_mail(self, request: Request, mail_id: FromPath[int]) -> Response:
+        """The mail exactly as it came, to save and open in a mail program; never shown."""
+        mail = await inbound_mail.get_mail(request.user, mail_id)
+        return Response(
+            bytes(mail.raw),
+            media_type="message/rfc822",
+            headers={
+                "content-disposition": f'attachment; filename="mail-{mail.id}.eml"',
+                "x-content-type-options": "nosniff",
+            },
+        )
+
+    @post(
+        "/inbox/{mail_id:int}/attach",
+        name="staff_inbox_attach",
+        operation_class=form_operation(inbound_mail.AttachForm),
+        guards=[allowed("handle_inbox")],
+        opt={"form": INBOX_FORM},
+    )
+    async def attach_inbox_mail(self, request: Request, mail_id: FromPath[int]) -> Response:
+        values = await read_values(request, inbound_mail.AttachForm)
+        ticket = await inbound_mail.attach(request.user, mail_id, values)
+        return redirect(request, _ticket_url(ticket.id), TICKETS_CHANGED)
+
+    @post(
+        "/inbox/{mail_id:int}/discard",
+        name="staff_inbox_discard",
+        guards=[allowed("handle_inbox")],
+        opt={"form": INBOX_FORM},
+    )
+    async def discard_inbox_mail(self, request: Request, mail_id: FromPath[int]) -> Response:
+        await inbound_mail.discard(request.user, mail_id)
+        return redirect(request, "/staff/inbox")
 
     # Companies
 

@@ -53,6 +53,8 @@ ACTIONS: Final[dict[str, frozenset[str]]] = {
     "log_time": STAFF,
     "void_time": STAFF,
     "view_companies": STAFF,
+    # Mail to the support address that no ticket took (services/inbound_mail.py).
+    "handle_inbox": STAFF,
     # The back office.
     "adjust_minutes": frozenset({ADMIN}),
     "review_orders": frozenset({ADMIN}),

@@ -12,9 +12,9 @@ from typing import Any, Literal, get_args
 
 import msgspec
 
-from backend.db import contains_text, fetch, from_json, json_rows
+from backend.db import contains_text, fetch, from_json, json_rows, write_transaction
 from backend.i18n import N_
-from backend.services import activity, catalog, clock, coverage, policy, validation
+from backend.services import activity, catalog, clock, coverage, policy, ticket_mail, validation
 from backend.services.availability import availability_at
 from backend.services.errors import NotFound, ValidationFailed
 from backend.tables import (
@@ -101,7 +101,8 @@ class TicketPage:
 
 PRODUCT_UNKNOWN = N_("Velg et produkt fra listen.")
 CHANNEL_UNKNOWN = N_("Velg en kanal.")
-Body = validation.body(10_000)
+BODY_MAX = 10_000
+Body = validation.body(BODY_MAX)
 
 
 class NewTicket(msgspec.Struct):
@@ -172,14 +173,35 @@ async def open_ticket(user: User, values: Mapping[str, Any]) -> Ticket:
         policy.require(user, "open_ticket")
         form = validation.convert(values, NewTicket, errors=await _unknown_product(values))
         company_id, channel = user.company, Channel.web.value
-    now = clock.now()
-    ticket = Ticket(
-        company=company_id,
+    return await create(
+        company_id=company_id,
+        opened_by=user.id,
         product_code=form.product,
         subject=form.subject,
         description=form.description,
         channel=channel,
-        opened_by=user.id,
+    )
+
+
+async def create(
+    *,
+    company_id: int,
+    opened_by: int,
+    product_code: str,
+    subject: str,
+    description: str,
+    channel: str,
+) -> Ticket:
+    """A new ticket, however it came in (the web form, staff, a mail). `product_code` ""
+    (NO_PRODUCT): a mail that named no product; staff choose it (set_product)."""
+    now = clock.now()
+    ticket = Ticket(
+        company=company_id,
+        product_code=product_code,
+        subject=subject,
+        description=description,
+        channel=channel,
+        opened_by=opened_by,
         created_at=now,
         last_activity_at=now,
     )
@@ -211,12 +233,23 @@ async def add_message(
     internal = internal or reply.internal == "1"
     if internal:
         policy.require(user, "internal_note", ticket)
-    text = reply.body
-    message = TicketMessage(ticket=ticket.id, author=user.id, body=text, internal=internal)
+    # The staff reply's mail is written with the reply, or neither is.
+    async with write_transaction(Ticket._meta.db):
+        message = await record_message(user, ticket, reply.body, internal=internal)
+        if policy.is_staff(user) and not internal:
+            await ticket_mail.mail_staff_reply(ticket, message, user)
+
+
+async def record_message(
+    author: User, ticket: Ticket, text: str, *, internal: bool = False
+) -> TicketMessage:
+    """The message in the thread and what it does to the ticket (see add_message), for a reply
+    on the web and one that came by mail (services/inbound_mail.py) alike."""
+    message = TicketMessage(ticket=ticket.id, author=author.id, body=text, internal=internal)
     await message.save()
     if not internal:
         await activity.record(ticket.id, message.created_at)
-    if policy.is_staff(user):
+    if policy.is_staff(author):
         if not internal:
             await Ticket.update({Ticket.waiting_since: None}).where(Ticket.id == ticket.id)
     else:
@@ -224,6 +257,7 @@ async def add_message(
         if ticket.status in (TicketStatus.resolved.value, TicketStatus.waiting_for_customer.value):
             values[Ticket.status] = TicketStatus.open.value
         await Ticket.update(values).where(Ticket.id == ticket.id)
+    return message
 
 
 async def set_status(user: User, ticket: Ticket, status: str | TicketStatus) -> None:

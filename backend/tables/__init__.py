@@ -2,6 +2,7 @@ from backend.tables.agreements import Agreement, AgreementProduct
 from backend.tables.api_tokens import ApiToken
 from backend.tables.catalog import PriceList, Product
 from backend.tables.companies import Company
+from backend.tables.inbound import InboundMail, InboundOutcome, InboxReason, TicketMailId
 from backend.tables.ledger import EntryKind, LedgerEntry, LedgerOperation, Lot, LotProduct
 from backend.tables.mail import MailStatus, OutboxMail
 from backend.tables.orders import CheckoutSession, Order, OrderKind, OrderStatus, StripeEvent
@@ -32,6 +33,9 @@ __all__ = [
     "Coverage",
     "EntryKind",
     "HourlyCharge",
+    "InboundMail",
+    "InboundOutcome",
+    "InboxReason",
     "LedgerEntry",
     "LedgerOperation",
     "Lot",
@@ -48,6 +52,7 @@ __all__ = [
     "StripeEvent",
     "SupportDay",
     "Ticket",
+    "TicketMailId",
     "TicketMessage",
     "TicketStatus",
     "TimeEntry",
