@@ -577,3 +577,32 @@ def test_attachments_are_read_into_one_list():
 def test_a_customers_own_words_with_skrev_are_kept():
     text = "Jeg skrev dette i fjor:\nInventor var treg."
     assert inbound_mail.strip_quoted(text) == text
+
+
+async def test_staff_choose_the_product_a_mail_did_not_name_before_logging_time(receiver, client):
+    _, email = await make_company()
+    message = mail(email, "Lisens", "Hvor finner jeg lisensnøkkelen vår?")
+    await send(receiver, message)
+    ticket = await Ticket.objects().get(Ticket.id == (await received(message)).ticket)
+    await sign_in_staff(client)
+    page = await client.get(f"/staff/tickets/{ticket.id}")
+    assert "Produkt ikke valgt" in page.text
+
+    time = await post_form(
+        client,
+        f"/staff/tickets/{ticket.id}/time",
+        {"minutes": "20", "performed_on": "", "channel": "mail", "note": ""},
+    )
+    assert time.status_code == 422 and "Velg et produkt for saken først." in time.text
+
+    bad = await post_form(client, f"/staff/tickets/{ticket.id}/product", {"product": "photoshop"})
+    assert bad.status_code == 422 and "Velg et produkt fra listen." in bad.text
+    chosen = await post_form(client, f"/staff/tickets/{ticket.id}/product", {"product": "vault"})
+    assert chosen.status_code == 303
+    assert (await Ticket.objects().get(Ticket.id == ticket.id)).product_code == "vault"
+    time = await post_form(
+        client,
+        f"/staff/tickets/{ticket.id}/time",
+        {"minutes": "20", "performed_on": "", "channel": "mail", "note": ""},
+    )
+    assert time.status_code == 303

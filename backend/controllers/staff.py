@@ -43,6 +43,9 @@ async def _ticket_context(ticket: Ticket, **forms: Any) -> dict[str, Any]:
         "message_form": {},
         "message_errors": {},
         "status_form": {"status": ticket.status},
+        "product_form": {"product": ticket.product_code},
+        "product_errors": {},
+        "products": offer.products,
         "status_errors": {},
         "time_form": {
             "performed_on": clock.today().isoformat(),
@@ -130,6 +133,7 @@ async def _inbox_mail_context(request: Request, values: dict, errors: dict) -> d
 
 MESSAGE_FORM = _ticket_form("_message_form", "message")
 STATUS_FORM = _ticket_form("_status_form", "status")
+PRODUCT_FORM = _ticket_form("_product_form", "product")
 TIME_FORM = _ticket_form("_time_form", "time")
 VOID_FORM = FormView("staff/ticket.html", "staff/_void_form.html", _void_context)
 NEW_TICKET_FORM = FormView(
@@ -199,6 +203,19 @@ class StaffController(Controller):
         ticket = await tickets.get_ticket(request.user, ticket_id)
         form = await read_form(request, tickets.StatusForm)
         await tickets.set_status(request.user, ticket, form.status)
+        return redirect(request, _ticket_url(ticket.id), TICKETS_CHANGED)
+
+    @post(
+        "/tickets/{ticket_id:int}/product",
+        name="staff_ticket_product",
+        operation_class=form_operation(tickets.ProductForm),
+        opt={"form": PRODUCT_FORM},
+    )
+    async def set_product(self, request: Request, ticket_id: FromPath[int]) -> Response:
+        ticket = await tickets.get_ticket(request.user, ticket_id)
+        await tickets.set_product(
+            request.user, ticket, await read_values(request, tickets.ProductForm)
+        )
         return redirect(request, _ticket_url(ticket.id), TICKETS_CHANGED)
 
     @post(

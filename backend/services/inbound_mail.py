@@ -344,7 +344,7 @@ async def guess_product(company_id: int, text: str) -> str:
     if len(codes) > 1:
         by_plan, by_account = await coverage.covered_products(company_id, clock.today())
         codes &= by_plan | by_account
-    return codes.pop() if len(codes) == 1 else ""
+    return codes.pop() if len(codes) == 1 else tickets.NO_PRODUCT
 
 
 # --- receiving -----------------------------------------------------------------------------------

@@ -50,6 +50,7 @@ ACTIONS: Final[dict[str, frozenset[str]]] = {
     "open_ticket_for": STAFF,
     "internal_note": STAFF,
     "set_status": STAFF,
+    "set_product": STAFF,
     "log_time": STAFF,
     "void_time": STAFF,
     "view_companies": STAFF,

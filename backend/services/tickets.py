@@ -150,6 +150,14 @@ class QueueFilter(TicketFilter):
     company: validation.RecordId = 0  # every company
 
 
+class ProductForm(msgspec.Struct):
+    product: validation.field(str, min_length=1, max_length=40, message=PRODUCT_UNKNOWN)
+
+
+NO_PRODUCT = ""  # a ticket from a mail that named no product: staff choose it
+PRODUCT_FIRST = N_("Velg et produkt for saken først.")
+
+
 class StatusForm(msgspec.Struct):
     status: validation.field(TicketStatus, message=N_("Ukjent status."))
 
@@ -192,8 +200,8 @@ async def create(
     description: str,
     channel: str,
 ) -> Ticket:
-    """A new ticket, however it came in (the web form, staff, a mail). `product_code` ""
-    (NO_PRODUCT): a mail that named no product; staff choose it (set_product)."""
+    """A new ticket, however it came in (the web form, staff, a mail). `product_code`
+    NO_PRODUCT: a mail that named no product; staff choose it (set_product)."""
     now = clock.now()
     ticket = Ticket(
         company=company_id,
@@ -258,6 +266,15 @@ async def record_message(
             values[Ticket.status] = TicketStatus.open.value
         await Ticket.update(values).where(Ticket.id == ticket.id)
     return message
+
+
+async def set_product(user: User, ticket: Ticket, values: Mapping[str, Any]) -> None:
+    """Staff choose (or correct) what a ticket is about, from the catalog's products: a ticket
+    from a mail that named none has none until then. Time already logged keeps the coverage
+    it was decided with (SPEC §2: decided when logged)."""
+    policy.require(user, "set_product", ticket)
+    form = validation.convert(values, ProductForm, errors=await _unknown_product(values))
+    await Ticket.update({Ticket.product_code: form.product}).where(Ticket.id == ticket.id)
 
 
 async def set_status(user: User, ticket: Ticket, status: str | TicketStatus) -> None:
@@ -637,7 +654,8 @@ async def log_time_from_form(user: User, ticket: Ticket, values: Mapping[str, An
     by coverage.record_time_entry (SPEC §2). Every field's message is returned at once, the day's
     place in the ticket's life (coverage.performed_on_error) with them."""
     policy.require(user, "log_time", ticket)
-    errors: dict[str, str] = {}
+    # Coverage follows the product (SPEC §2): none chosen, nothing to decide it by.
+    errors: dict[str, str] = {"form": PRODUCT_FIRST} if ticket.product_code == NO_PRODUCT else {}
     try:
         day = performed_on(str(values.get("performed_on", "")))
         if message := coverage.performed_on_error(ticket, day):
