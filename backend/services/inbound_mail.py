@@ -544,7 +544,7 @@ ALREADY_HANDLED = N_("E-posten er allerede behandlet av en annen.")
 async def attach(user: User, mail_id: int, values: dict[str, Any]) -> Ticket:
     """Staff attach a mail from the inbox to a company: a ticket for it (channel mail), opened
     by that staff member. Twice, or by two at once, is one ticket."""
-    policy.require(user, "handle_inbox")
+    await get_mail(user, mail_id)  # no such mail: 404, whatever the form says
     form = validation.convert(values, AttachForm)
     if not await Company.exists().where(Company.id == form.company):
         raise ValidationFailed({"company": N_("Velg et firma.")})
