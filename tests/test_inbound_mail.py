@@ -606,3 +606,95 @@ async def test_staff_choose_the_product_a_mail_did_not_name_before_logging_time(
         {"minutes": "20", "performed_on": "", "channel": "mail", "note": ""},
     )
     assert time.status_code == 303
+
+
+# --- never lost ---------------------------------------------------------------------------------
+
+
+async def test_a_mail_the_portal_cannot_take_now_is_answered_451_and_nothing_is_written(
+    receiver, monkeypatch
+):
+    """The sending server keeps a mail it was told 451 about and tries again later."""
+    _, email = await make_company()
+
+    async def broken(**_: object) -> Ticket:
+        raise ConnectionError("the database went away")
+
+    monkeypatch.setattr(tickets, "create", broken)
+    message = mail(email)
+    with pytest.raises(aiosmtplib.SMTPDataError) as refused:
+        await send(receiver, message)
+    assert refused.value.code == 451
+    assert await InboundMail.count().where(InboundMail.message_id == message["Message-ID"]) == 0
+    assert await outbox_to(email) == []
+
+    monkeypatch.undo()
+    await send(receiver, message)  # the retry
+    assert (await received(message)).outcome == InboundOutcome.ticket
+
+
+def test_the_receivers_port_must_be_a_port():
+    from backend.config import ConfigError, load_settings
+
+    for value in ("smtp", "0", "70000"):
+        with pytest.raises(ConfigError, match="INBOUND_SMTP_PORT"):
+            load_settings({"INBOUND_SMTP_PORT": value, "SECRET_KEY": "k" * 40})
+    settings = load_settings({"INBOUND_SMTP_PORT": "2525", "SECRET_KEY": "k" * 40})
+    assert (settings.inbound_smtp_host, settings.inbound_smtp_port) == ("127.0.0.1", 2525)
+    assert load_settings({"SECRET_KEY": "k" * 40}).inbound_smtp_port is None
+
+
+async def test_portal_receive_mail_takes_mail_until_stopped(tmp_path):
+    """The receiver as a service of its own (`portal receive-mail`), as production runs it."""
+    import os
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    await catalog.seed_demo_catalog()
+    _, email = await make_company()
+    port = _free_port()
+    portal = Path(sys.executable).with_name("portal")
+    env = {**os.environ, "INBOUND_SMTP_PORT": str(port), "PORTAL_VAR_DIR": str(tmp_path)}
+    process = subprocess.Popen(
+        [str(portal), "receive-mail"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    try:
+        message = mail(email)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                await send(port, message)
+                break
+            except (OSError, aiosmtplib.SMTPConnectError):
+                assert process.poll() is None and time.monotonic() < deadline, "did not start"
+                await asyncio.sleep(0.2)
+        assert (await received(message)).outcome == InboundOutcome.ticket
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+async def test_the_app_receives_mail_when_inbound_smtp_port_is_set(settings):
+    import dataclasses
+
+    from litestar.testing import AsyncTestClient
+
+    from backend.app import create_app
+
+    await catalog.seed_demo_catalog()
+    _, email = await make_company()
+    port = _free_port()
+    receiving = dataclasses.replace(settings, inbound_smtp_port=port)
+    app = create_app(receiving, db_pool=False, background_jobs=True)
+    async with AsyncTestClient(app=app):
+        message = mail(email)
+        await send(port, message)
+    assert (await received(message)).outcome == InboundOutcome.ticket
+    with pytest.raises(OSError):  # stopped with the app
+        await send(port, mail(email))
