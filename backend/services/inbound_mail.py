@@ -33,6 +33,7 @@ import asyncio
 import datetime
 import logging
 import re
+import socket
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -611,9 +612,12 @@ async def start_receiver(host: str, port: int) -> asyncio.Server:
     from aiosmtpd.smtp import SMTP
 
     loop = asyncio.get_running_loop()
+    # Named once: aiosmtpd would otherwise ask DNS for this machine's name on every connection.
+    hostname = socket.gethostname()
     return await loop.create_server(
         lambda: SMTP(
             _Receiver(),
+            hostname=hostname,
             data_size_limit=MAX_MESSAGE_BYTES,
             enable_SMTPUTF8=True,
             ident="Supportportalen",
