@@ -698,3 +698,61 @@ async def test_the_app_receives_mail_when_inbound_smtp_port_is_set(settings):
     assert (await received(message)).outcome == InboundOutcome.ticket
     with pytest.raises(OSError):  # stopped with the app
         await send(port, mail(email))
+
+
+async def test_staff_reach_a_tickets_mails_with_their_attachments_from_the_ticket(receiver, client):
+    _, email = await make_company()
+    message = mail(email, "Krasj med vedlegg", "Se loggen.")
+    message.add_attachment(
+        b"FATAL 0xC0000005\n", maintype="text", subtype="plain", filename="a.log"
+    )
+    await send(receiver, message)
+    row = await received(message)
+    assert row.attachment_count == 1
+    await sign_in_staff(client)
+    page = (await client.get(f"/staff/tickets/{row.ticket}")).text
+    assert f'href="/staff/inbox/{row.id}"' in page and "1 vedlegg" in page
+    raw = await client.get(f"/staff/inbox/{row.id}/raw")
+    assert b'filename="a.log"' in raw.content
+
+
+# --- at once -------------------------------------------------------------------------------------
+
+
+async def test_twenty_five_mails_at_once_open_twenty_tickets(receiver):
+    """Five connections sending at once: the hour's count is taken one mail at a time."""
+    _, email = await make_company()
+    messages = [mail(email, f"Samtidig {n}", "Hei") for n in range(25)]
+
+    async def connection(batch: list[EmailMessage]) -> None:
+        async with aiosmtplib.SMTP(hostname="127.0.0.1", port=receiver, timeout=60) as client:
+            for message in batch:
+                await client.sendmail(email, [SUPPORT], wire(message))
+
+    await asyncio.gather(*(connection(messages[n::5]) for n in range(5)))
+    outcomes = [(await received(message)).outcome for message in messages]
+    assert outcomes.count("ticket") == 20 and outcomes.count("inbox") == 5
+    assert await Ticket.count().where(Ticket.subject.like("Samtidig %")) >= 20
+    assert len(await outbox_to(email)) == 20
+
+
+async def test_two_staff_attaching_one_mail_at_once_make_one_ticket(receiver):
+    from backend.services.errors import ValidationFailed
+
+    company_id, _ = await make_company()
+    message = mail("to.samtidig@ukjent.example", "Én sak", "Hei")
+    await send(receiver, message)
+    row = await received(message)
+    first = await create_staff(email=new_email("a"), name="A", role="technician", password=PASSWORD)
+    second = await create_staff(
+        email=new_email("b"), name="B", role="technician", password=PASSWORD
+    )
+    results = await asyncio.gather(
+        inbound_mail.attach(first, row.id, {"company": str(company_id)}),
+        inbound_mail.attach(second, row.id, {"company": str(company_id)}),
+        return_exceptions=True,
+    )
+    made = [r for r in results if isinstance(r, Ticket)]
+    refused = [r for r in results if isinstance(r, ValidationFailed)]
+    assert len(made) == 1 and len(refused) == 1, results
+    assert await Ticket.count().where(Ticket.subject == "Én sak") == 1

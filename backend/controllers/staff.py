@@ -20,7 +20,7 @@ from backend.services import (
     overview,
     tickets,
 )
-from backend.tables import Channel, Company, Ticket
+from backend.tables import Channel, Company, Ticket, User
 from backend.web.errors import FormView
 from backend.web.events import BALANCE_CHANGED, TICKETS_CHANGED
 from backend.web.forms import form_operation, read_form, read_query, read_values
@@ -30,7 +30,7 @@ from backend.web.templating import asks_for_region, page, redirect
 RECENT = 20
 
 
-async def _ticket_context(ticket: Ticket, **forms: Any) -> dict[str, Any]:
+async def _ticket_context(user: User, ticket: Ticket, **forms: Any) -> dict[str, Any]:
     """Everything the ticket page shows; each form empty unless given (with its errors)."""
     offer = await catalog.current_offer()
     context: dict[str, Any] = {
@@ -39,6 +39,7 @@ async def _ticket_context(ticket: Ticket, **forms: Any) -> dict[str, Any]:
         "company": await companies.get_company(ticket.company),
         "product_names": {p.code: p.name for p in offer.products},
         "messages": await tickets.thread(ticket, include_internal=True),
+        "mails": await inbound_mail.mails_of_ticket(user, ticket.id),
         "entries": await tickets.time_log(ticket_id=ticket.id),
         "message_form": {},
         "message_errors": {},
@@ -71,7 +72,9 @@ def _ticket_form(fragment: str, name: str) -> FormView:
         if name == "time":
             # A fresh key: nothing was logged, and a tampered key must not come back.
             values = {**values, "idempotency_key": tickets.new_idempotency_key()}
-        return await _ticket_context(ticket, **{f"{name}_form": values, f"{name}_errors": errors})
+        return await _ticket_context(
+            request.user, ticket, **{f"{name}_form": values, f"{name}_errors": errors}
+        )
 
     return FormView("staff/ticket.html", f"staff/{fragment}.html", context)
 
@@ -80,7 +83,7 @@ async def _void_context(request: Request, values: dict, errors: dict) -> dict[st
     entry = await tickets.get_time_entry(request.user, request.path_params["entry_id"])
     ticket = await tickets.get_ticket(request.user, entry.ticket)
     context = await _ticket_context(
-        ticket, void_entry_id=entry.id, void_form=values, void_errors=errors
+        request.user, ticket, void_entry_id=entry.id, void_form=values, void_errors=errors
     )
     # The fragment needs the entry it belongs to.
     context["entry"] = next(e for e in context["entries"] if e["id"] == entry.id)
@@ -180,7 +183,7 @@ class StaffController(Controller):
     @get("/tickets/{ticket_id:int}", name="staff_ticket")
     async def show_ticket(self, request: Request, ticket_id: FromPath[int]) -> Template:
         ticket = await tickets.get_ticket(request.user, ticket_id)
-        return page(request, "staff/ticket.html", **await _ticket_context(ticket))
+        return page(request, "staff/ticket.html", **await _ticket_context(request.user, ticket))
 
     @post(
         "/tickets/{ticket_id:int}/messages",

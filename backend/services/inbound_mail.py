@@ -535,6 +535,23 @@ async def get_mail(user: User, mail_id: int) -> InboundMail:
     return mail
 
 
+async def mails_of_ticket(user: User, ticket_id: int) -> list[dict[str, Any]]:
+    """The mails that opened or answered a ticket, in the order they came: staff open each as it
+    came (its attachments too) from the ticket's page."""
+    policy.require(user, "handle_inbox")
+    return (
+        await InboundMail.select(
+            InboundMail.id,
+            InboundMail.received_at,
+            InboundMail.from_address,
+            InboundMail.subject,
+            InboundMail.attachment_count,
+        )
+        .where(InboundMail.ticket == ticket_id)
+        .order_by(InboundMail.id)
+    )
+
+
 class AttachForm(msgspec.Struct):
     company: validation.field(int, ge=1, le=validation.MAX_ID, message=N_("Velg et firma."))
 
