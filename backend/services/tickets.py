@@ -235,7 +235,8 @@ async def add_message(
 ) -> None:
     """A reply in the thread. The superuser's reply reopens a resolved ticket and starts the
     queue's clock again; a staff reply stops it (support has answered), an internal note does
-    not (the customer still waits). Internal notes are for staff only."""
+    not (the customer still waits). Internal notes are for staff only. A staff reply also goes
+    to the ticket's people by mail (services/ticket_mail.py)."""
     policy.require(user, "reply", ticket)
     reply = validation.convert({"body": body} if isinstance(body, str) else body, Reply)
     internal = internal or reply.internal == "1"
