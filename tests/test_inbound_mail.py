@@ -756,3 +756,20 @@ async def test_two_staff_attaching_one_mail_at_once_make_one_ticket(receiver):
     refused = [r for r in results if isinstance(r, ValidationFailed)]
     assert len(made) == 1 and len(refused) == 1, results
     assert await Ticket.count().where(Ticket.subject == "Én sak") == 1
+
+
+async def test_auto_submitted_no_is_a_person_writing(receiver):
+    _, email = await make_company()
+    message = mail(email, headers={"Auto-Submitted": "no"})
+    await send(receiver, message)
+    assert (await received(message)).outcome == InboundOutcome.ticket
+
+
+async def test_a_deactivated_users_mail_waits_for_staff(receiver):
+    _, email = await make_company()
+    await User.update({User.active: False}).where(User.email == email)
+    message = mail(email)
+    await send(receiver, message)
+    row = await received(message)
+    assert row.outcome == InboundOutcome.inbox and row.reason == InboxReason.unknown_sender
+    assert await outbox_to(email) == []
