@@ -35,7 +35,7 @@ from backend.controllers.staff import StaffController
 from backend.controllers.tickets import TicketsController
 from backend.controllers.webhooks import WebhooksController
 from backend.db import close_pool, open_pool
-from backend.services import brreg, clock, ledger, outbox, warnings
+from backend.services import brreg, clock, inbound_mail, ledger, outbox, warnings
 from backend.services.demo import DEMO_PASSWORD, seed_demo
 from backend.services.payments import Payments
 from backend.tables import Company
@@ -146,6 +146,7 @@ def create_app(
     )
 
     jobs: list[asyncio.Task] = []
+    servers: list[asyncio.Server] = []
 
     async def on_startup() -> None:
         await _prepare_database()
@@ -160,12 +161,21 @@ def create_app(
             jobs.append(asyncio.create_task(_expiry_sweep()))
             jobs.append(asyncio.create_task(outbox.run_sender(settings)))
             jobs.append(asyncio.create_task(warnings.run_daily()))
+            if settings.inbound_smtp_port is not None:
+                # Mail to the support address, from the reseller's mail server.
+                servers.append(
+                    await inbound_mail.start_receiver(
+                        settings.inbound_smtp_host, settings.inbound_smtp_port
+                    )
+                )
         # What start-up loaded lives as long as the process: kept out of the collector's full
         # passes, which would otherwise walk all of it and stall the requests in flight.
         gc.collect()
         gc.freeze()
 
     async def on_shutdown() -> None:
+        for server in servers:
+            server.close()
         for job in jobs:
             job.cancel()
         # Until each has left its transaction: a connection left open mid-write would keep the

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 
@@ -96,6 +97,29 @@ def send_warnings_command() -> None:
 
     queued = asyncio.run(warnings.send_warnings())
     click.echo(f"Queued {queued} warning mails")
+
+
+@main.command("receive-mail")
+def receive_mail_command() -> None:
+    """Receive the support address's mail over SMTP on INBOUND_SMTP_HOST:INBOUND_SMTP_PORT
+    (what the app does when INBOUND_SMTP_PORT is set), until stopped."""
+    from backend.config import load_settings
+    from backend.services import inbound_mail
+
+    settings = load_settings()
+    if settings.inbound_smtp_port is None:
+        raise click.ClickException("INBOUND_SMTP_PORT is not set")
+
+    async def serve() -> None:
+        server = await inbound_mail.start_receiver(
+            settings.inbound_smtp_host, settings.inbound_smtp_port
+        )
+        click.echo(f"Receiving mail on {settings.inbound_smtp_host}:{settings.inbound_smtp_port}")
+        async with server:
+            await server.serve_forever()
+
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: stop taking mail
+        asyncio.run(serve())
 
 
 @main.command("create-staff")

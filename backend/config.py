@@ -80,6 +80,10 @@ class Settings:
     mail_dir: Path = VAR_DIR / "mail"
     # Where the registration form looks organisation numbers up; None: no lookups.
     brreg_api_url: str | None = None
+    # The support address's mail comes in here over SMTP (services/inbound_mail.py), from the
+    # reseller's own mail server; None: no receiver.
+    inbound_smtp_port: int | None = None
+    inbound_smtp_host: str = "127.0.0.1"
 
     @property
     def production(self) -> bool:
@@ -215,6 +219,9 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         _check_smtp_url(smtp_url)
     mail_from = environ.get("MAIL_FROM", "").strip() or DEVELOPMENT_MAIL_FROM
     _check_mail_from(mail_from)
+    inbound_port = environ.get("INBOUND_SMTP_PORT", "").strip()
+    if inbound_port and not (inbound_port.isdigit() and 1 <= int(inbound_port) <= 65535):
+        raise ConfigError(f"INBOUND_SMTP_PORT must be a port number, not {inbound_port!r}")
     return Settings(
         env=env,
         database_url=environ.get("DATABASE_URL", "").strip() or DEFAULT_DATABASE_URL,
@@ -235,4 +242,6 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         mail_from=mail_from,
         mail_dir=Path(environ.get("MAIL_DIR", "").strip() or var_dir / "mail"),
         brreg_api_url=_brreg_api_url(environ.get("BRREG_API_URL", ""), production=production),
+        inbound_smtp_port=int(inbound_port) if inbound_port else None,
+        inbound_smtp_host=environ.get("INBOUND_SMTP_HOST", "").strip() or "127.0.0.1",
     )

@@ -49,6 +49,9 @@ for _name in (
     "MAIL_DIR",
     # Tests look organisation numbers up only in tests/brreg_server.py, never on the internet.
     "BRREG_API_URL",
+    # Tests start their own mail receivers, on ports of their own.
+    "INBOUND_SMTP_PORT",
+    "INBOUND_SMTP_HOST",
 ):
     os.environ.pop(_name, None)
 

@@ -14,7 +14,16 @@ import pytest
 from litestar.routes import HTTPRoute
 from litestar.testing import AsyncTestClient
 
-from backend.services import api_tokens, catalog, clock, members, orders, policy, tickets
+from backend.services import (
+    api_tokens,
+    catalog,
+    clock,
+    inbound_mail,
+    members,
+    orders,
+    policy,
+    tickets,
+)
 from backend.services.users import create_staff, hash_password
 from backend.tables import Invitation, Order, Role, User
 from tests.support import PASSWORD, login, make_company, new_email
@@ -101,12 +110,18 @@ ROUTES: dict[str, Rule] = {
     "staff_ticket_message": Rule(("work_queue",), "ticket", "reply"),
     "staff_ticket_status": Rule(("work_queue",), "ticket", "set_status"),
     "staff_ticket_time": Rule(("work_queue",), "ticket", "log_time"),
+    "staff_ticket_product": Rule(("work_queue",), "ticket", "set_product"),
     "staff_time_entry_void": Rule(("work_queue",), "entry", "void_time"),
     "staff_ticket_new": Rule(("work_queue", "open_ticket_for")),
     "staff_ticket_create": Rule(("work_queue", "open_ticket_for")),
     "staff_companies": Rule(("work_queue", "view_companies")),
     "staff_company": Rule(("work_queue", "view_companies"), "company"),
     "staff_company_adjust": Rule(("work_queue", "adjust_minutes"), "company"),
+    "staff_inbox": Rule(("work_queue", "handle_inbox")),
+    "staff_inbox_mail": Rule(("work_queue", "handle_inbox")),
+    "staff_inbox_raw": Rule(("work_queue", "handle_inbox")),
+    "staff_inbox_attach": Rule(("work_queue", "handle_inbox")),
+    "staff_inbox_discard": Rule(("work_queue", "handle_inbox")),
     # Development only (not in production): the mails written as files.
     "dev_mail": PUBLIC,
     "dev_mail_message": PUBLIC,
@@ -235,10 +250,16 @@ async def own_objects(superuser: Any, technician: Any) -> dict[str, Any]:
         expires_at=clock.now() + members.INVITATION_VALID,
     )
     await link.save()
+    # A mail from an unknown sender, waiting in the staff inbox.
+    mail = await inbound_mail.receive(
+        b"From: ukjent@example.net\r\nSubject: Hei\r\nMessage-ID: <walk@example.net>\r\n\r\nHei",
+        "ukjent@example.net",
+    )
     return {
         "member": {"company": superuser.company, "id": member.id},
         "invitation": {"company": superuser.company, "id": invitation.id},
         "link_token": link_token,
+        "mail": {"id": mail.id},
         "ticket": ticket,
         "token": {"company": superuser.company, "id": token.id},
         "order": order,
@@ -272,7 +293,8 @@ def fill(path: str, objects: dict[str, Any]) -> str:
         "number": tickets.ticket_number(objects["ticket"].id),
         "code": "en",
         "file_path": "app.js",
-        "name": objects["mail"],
+        "name": objects["written_mail"],
+        "mail_id": objects["mail"]["id"],
     }
     return re.sub(r"\{(\w+):\w+\}", lambda m: str(ids[m.group(1)]), path)
 
@@ -325,7 +347,7 @@ async def test_every_route_answers_every_role_as_the_policy_says(app, settings):
     clients = await walkers(settings)
     try:
         objects = await own_objects(clients["superuser"][0], clients["technician"][0])
-        objects["mail"] = written_mail(settings.mail_dir)
+        objects["written_mail"] = written_mail(settings.mail_dir)
         routes = sorted(walkable(app), key=lambda r: list(ROUTES).index(r[0]))
         mismatches = []
         for who, (user, client) in clients.items():

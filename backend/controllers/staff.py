@@ -14,12 +14,13 @@ from backend.services import (
     clock,
     companies,
     coverage,
+    inbound_mail,
     ledger,
     orders,
     overview,
     tickets,
 )
-from backend.tables import Channel, Company, Ticket
+from backend.tables import Channel, Company, Ticket, User
 from backend.web.errors import FormView
 from backend.web.events import BALANCE_CHANGED, TICKETS_CHANGED
 from backend.web.forms import form_operation, read_form, read_query, read_values
@@ -29,7 +30,7 @@ from backend.web.templating import asks_for_region, page, redirect
 RECENT = 20
 
 
-async def _ticket_context(ticket: Ticket, **forms: Any) -> dict[str, Any]:
+async def _ticket_context(user: User, ticket: Ticket, **forms: Any) -> dict[str, Any]:
     """Everything the ticket page shows; each form empty unless given (with its errors)."""
     offer = await catalog.current_offer()
     context: dict[str, Any] = {
@@ -38,10 +39,14 @@ async def _ticket_context(ticket: Ticket, **forms: Any) -> dict[str, Any]:
         "company": await companies.get_company(ticket.company),
         "product_names": {p.code: p.name for p in offer.products},
         "messages": await tickets.thread(ticket, include_internal=True),
+        "mails": await inbound_mail.mails_of_ticket(user, ticket.id),
         "entries": await tickets.time_log(ticket_id=ticket.id),
         "message_form": {},
         "message_errors": {},
         "status_form": {"status": ticket.status},
+        "product_form": {"product": ticket.product_code},
+        "product_errors": {},
+        "products": offer.products,
         "status_errors": {},
         "time_form": {
             "performed_on": clock.today().isoformat(),
@@ -67,7 +72,9 @@ def _ticket_form(fragment: str, name: str) -> FormView:
         if name == "time":
             # A fresh key: nothing was logged, and a tampered key must not come back.
             values = {**values, "idempotency_key": tickets.new_idempotency_key()}
-        return await _ticket_context(ticket, **{f"{name}_form": values, f"{name}_errors": errors})
+        return await _ticket_context(
+            request.user, ticket, **{f"{name}_form": values, f"{name}_errors": errors}
+        )
 
     return FormView("staff/ticket.html", f"staff/{fragment}.html", context)
 
@@ -76,7 +83,7 @@ async def _void_context(request: Request, values: dict, errors: dict) -> dict[st
     entry = await tickets.get_time_entry(request.user, request.path_params["entry_id"])
     ticket = await tickets.get_ticket(request.user, entry.ticket)
     context = await _ticket_context(
-        ticket, void_entry_id=entry.id, void_form=values, void_errors=errors
+        request.user, ticket, void_entry_id=entry.id, void_form=values, void_errors=errors
     )
     # The fragment needs the entry it belongs to.
     context["entry"] = next(e for e in context["entries"] if e["id"] == entry.id)
@@ -116,13 +123,26 @@ async def _adjust_context(request: Request, values: dict, errors: dict) -> dict[
     return context
 
 
+async def _inbox_mail_context(request: Request, values: dict, errors: dict) -> dict[str, Any]:
+    mail = await inbound_mail.get_mail(request.user, request.path_params["mail_id"])
+    return {
+        "mail": mail,
+        "reason_labels": inbound_mail.REASON_LABELS,
+        "companies": await companies.list_companies(),
+        "form": values or {"company": str(mail.company or "")},
+        "errors": errors,
+    }
+
+
 MESSAGE_FORM = _ticket_form("_message_form", "message")
 STATUS_FORM = _ticket_form("_status_form", "status")
+PRODUCT_FORM = _ticket_form("_product_form", "product")
 TIME_FORM = _ticket_form("_time_form", "time")
 VOID_FORM = FormView("staff/ticket.html", "staff/_void_form.html", _void_context)
 NEW_TICKET_FORM = FormView(
     "staff/new_ticket.html", "staff/_new_ticket_form.html", _new_ticket_context
 )
+INBOX_FORM = FormView("staff/inbox_mail.html", "staff/_inbox_actions.html", _inbox_mail_context)
 ADJUST_FORM = FormView("staff/company.html", "staff/_adjust_form.html", _adjust_context)
 
 
@@ -163,7 +183,7 @@ class StaffController(Controller):
     @get("/tickets/{ticket_id:int}", name="staff_ticket")
     async def show_ticket(self, request: Request, ticket_id: FromPath[int]) -> Template:
         ticket = await tickets.get_ticket(request.user, ticket_id)
-        return page(request, "staff/ticket.html", **await _ticket_context(ticket))
+        return page(request, "staff/ticket.html", **await _ticket_context(request.user, ticket))
 
     @post(
         "/tickets/{ticket_id:int}/messages",
@@ -186,6 +206,19 @@ class StaffController(Controller):
         ticket = await tickets.get_ticket(request.user, ticket_id)
         form = await read_form(request, tickets.StatusForm)
         await tickets.set_status(request.user, ticket, form.status)
+        return redirect(request, _ticket_url(ticket.id), TICKETS_CHANGED)
+
+    @post(
+        "/tickets/{ticket_id:int}/product",
+        name="staff_ticket_product",
+        operation_class=form_operation(tickets.ProductForm),
+        opt={"form": PRODUCT_FORM},
+    )
+    async def set_product(self, request: Request, ticket_id: FromPath[int]) -> Response:
+        ticket = await tickets.get_ticket(request.user, ticket_id)
+        await tickets.set_product(
+            request.user, ticket, await read_values(request, tickets.ProductForm)
+        )
         return redirect(request, _ticket_url(ticket.id), TICKETS_CHANGED)
 
     @post(
@@ -235,6 +268,56 @@ class StaffController(Controller):
         values = await read_values(request, tickets.NewTicketFor)
         ticket = await tickets.open_ticket(request.user, values)
         return redirect(request, _ticket_url(ticket.id), TICKETS_CHANGED)
+
+    # Mail to the support address that no ticket took: "Ukjent avsender" and the rest
+
+    @get("/inbox", name="staff_inbox", guards=[allowed("handle_inbox")])
+    async def inbox(self, request: Request) -> Template:
+        return page(
+            request,
+            "staff/inbox.html",
+            mails=await inbound_mail.inbox(request.user),
+            reason_labels=inbound_mail.REASON_LABELS,
+        )
+
+    @get("/inbox/{mail_id:int}", name="staff_inbox_mail", guards=[allowed("handle_inbox")])
+    async def show_inbox_mail(self, request: Request, mail_id: FromPath[int]) -> Template:
+        return page(request, "staff/inbox_mail.html", **await _inbox_mail_context(request, {}, {}))
+
+    @get("/inbox/{mail_id:int}/raw", name="staff_inbox_raw", guards=[allowed("handle_inbox")])
+    async def raw_inbox_mail(self, request: Request, mail_id: FromPath[int]) -> Response:
+        """The mail exactly as it came, to save and open in a mail program; never shown."""
+        mail = await inbound_mail.get_mail(request.user, mail_id)
+        return Response(
+            bytes(mail.raw),
+            media_type="message/rfc822",
+            headers={
+                "content-disposition": f'attachment; filename="mail-{mail.id}.eml"',
+                "x-content-type-options": "nosniff",
+            },
+        )
+
+    @post(
+        "/inbox/{mail_id:int}/attach",
+        name="staff_inbox_attach",
+        operation_class=form_operation(inbound_mail.AttachForm),
+        guards=[allowed("handle_inbox")],
+        opt={"form": INBOX_FORM},
+    )
+    async def attach_inbox_mail(self, request: Request, mail_id: FromPath[int]) -> Response:
+        values = await read_values(request, inbound_mail.AttachForm)
+        ticket = await inbound_mail.attach(request.user, mail_id, values)
+        return redirect(request, _ticket_url(ticket.id), TICKETS_CHANGED)
+
+    @post(
+        "/inbox/{mail_id:int}/discard",
+        name="staff_inbox_discard",
+        guards=[allowed("handle_inbox")],
+        opt={"form": INBOX_FORM},
+    )
+    async def discard_inbox_mail(self, request: Request, mail_id: FromPath[int]) -> Response:
+        await inbound_mail.discard(request.user, mail_id)
+        return redirect(request, "/staff/inbox")
 
     # Companies
 

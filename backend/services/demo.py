@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from backend.services import clock, coverage, ledger, members, tickets
+from backend.services import clock, coverage, inbound_mail, ledger, members, tickets
 from backend.services.catalog import seed_demo_catalog
 from backend.services.users import create_staff, hash_password
-from backend.tables import Company, Invitation, Role, Ticket, User
+from backend.tables import Company, InboundMail, Invitation, Role, Ticket, User
 
 DEMO_PASSWORD = "demo-passord-1"
 DEMO_ACCOUNTS = (
@@ -45,6 +45,7 @@ async def seed_demo() -> list[tuple[str, str]]:
             await create_staff(email=email, name=name, role=role, password=DEMO_PASSWORD)
     await _seed_support_history(company.id)
     await _seed_invitation()
+    await _seed_mail()
     return [(email, role) for email, _, role in DEMO_ACCOUNTS]
 
 
@@ -114,3 +115,32 @@ async def _seed_support_history(company_id: int) -> None:
                 key=f"demo:time:{n}",
             )
         await tickets.set_status(technician, ticket, status)
+
+
+DEMO_MAILS = (
+    (
+        DEMO_ACCOUNTS[0][0],
+        "Inventor CAM lager feil G-kode",
+        "Hei!\nEtter oppdateringen lager Inventor CAM G-kode med feil verktøykorreksjon.",
+    ),
+    (
+        "ola@ukjent-verksted.no",
+        "Hjelp med Vault-lisens",
+        "Hei, vi vurderer å kjøpe support. Hvordan flytter vi Vault-lisensen til en ny server?",
+    ),
+)
+
+
+async def _seed_mail() -> None:
+    """Support by e-mail as if it had come in: a ticket from the superuser's mail (with its
+    auto-reply at /dev/mail) and a stranger's mail in the staff inbox."""
+    if await InboundMail.exists():
+        return
+    for n, (sender, subject, text) in enumerate(DEMO_MAILS):
+        raw = (
+            f"From: {sender}\r\nTo: support@localhost\r\nSubject: {subject}\r\n"
+            f"Message-ID: <demo-{n}@demo.no>\r\nMIME-Version: 1.0\r\n"
+            "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n"
+            f"\r\n{text}\r\n"
+        )
+        await inbound_mail.receive(raw.encode(), sender, ["support@localhost"])

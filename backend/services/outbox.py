@@ -69,8 +69,13 @@ def configure(settings: Settings) -> None:
     _settings = settings
 
 
+def current_settings() -> Settings:
+    """The settings `configure` was given (else the environment's)."""
+    return _settings or load_settings()
+
+
 def letterhead() -> Letterhead:
-    settings = _settings or load_settings()
+    settings = current_settings()
     return Letterhead(seller=settings.seller, portal_url=settings.base_url)
 
 
@@ -85,13 +90,15 @@ async def queue(
     *,
     language: str = DEFAULT_LANGUAGE,
     headers: Mapping[str, str] | None = None,
+    message_id: str | None = None,
 ) -> bool:
     """Write the mail `template` to `to` in `language`, inside the cause's transaction, so it
     is sent if and only if the cause commits. `key` names the cause: a key already in the
     outbox writes nothing (False), however often or concurrently the cause runs.
 
     frontend/templates/mail/<template>.txt sets `subject` and is the text part, <template>.html
-    the HTML part; both see `context` and the letterhead (`seller`, `portal_url`)."""
+    the HTML part; both see `context` and the letterhead (`seller`, `portal_url`).
+    `message_id` (from `new_message_id`) when the caller keeps it, to thread replies under it."""
     head = letterhead()
     subject, text, html = render(
         template, {**context, "seller": head.seller, "portal_url": head.portal_url}, language
@@ -106,7 +113,7 @@ async def queue(
                 subject=subject,
                 text_body=text,
                 html_body=html,
-                message_id=make_msgid(domain=urlsplit(head.portal_url).hostname),
+                message_id=message_id or new_message_id(),
                 headers=json.dumps(dict(headers or {})),
                 next_attempt_at=clock.now(),
             )
@@ -115,6 +122,11 @@ async def queue(
         .returning(OutboxMail.id)
     )
     return bool(inserted)
+
+
+def new_message_id() -> str:
+    """A Message-ID of ours, in the portal's domain."""
+    return make_msgid(domain=urlsplit(letterhead().portal_url).hostname)
 
 
 def render(template: str, context: Mapping[str, Any], language: str) -> tuple[str, str, str]:

@@ -52,9 +52,12 @@ ACTIONS: Final[dict[str, frozenset[str]]] = {
     "open_ticket_for": STAFF,
     "internal_note": STAFF,
     "set_status": STAFF,
+    "set_product": STAFF,
     "log_time": STAFF,
     "void_time": STAFF,
     "view_companies": STAFF,
+    # Mail to the support address that no ticket took (services/inbound_mail.py).
+    "handle_inbox": STAFF,
     # The back office.
     "adjust_minutes": frozenset({ADMIN}),
     "review_orders": frozenset({ADMIN}),

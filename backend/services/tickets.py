@@ -12,9 +12,9 @@ from typing import Any, Literal, get_args
 
 import msgspec
 
-from backend.db import contains_text, fetch, from_json, json_rows
+from backend.db import contains_text, fetch, from_json, json_rows, write_transaction
 from backend.i18n import N_
-from backend.services import activity, catalog, clock, coverage, policy, validation
+from backend.services import activity, catalog, clock, coverage, policy, ticket_mail, validation
 from backend.services.availability import availability_at
 from backend.services.errors import NotFound, ValidationFailed
 from backend.tables import (
@@ -101,7 +101,8 @@ class TicketPage:
 
 PRODUCT_UNKNOWN = N_("Velg et produkt fra listen.")
 CHANNEL_UNKNOWN = N_("Velg en kanal.")
-Body = validation.body(10_000)
+BODY_MAX = 10_000
+Body = validation.body(BODY_MAX)
 
 
 class NewTicket(msgspec.Struct):
@@ -149,6 +150,14 @@ class QueueFilter(TicketFilter):
     company: validation.RecordId = 0  # every company
 
 
+class ProductForm(msgspec.Struct):
+    product: validation.field(str, min_length=1, max_length=40, message=PRODUCT_UNKNOWN)
+
+
+NO_PRODUCT = ""  # a ticket from a mail that named no product: staff choose it
+PRODUCT_FIRST = N_("Velg et produkt for saken først.")
+
+
 class StatusForm(msgspec.Struct):
     status: validation.field(TicketStatus, message=N_("Ukjent status."))
 
@@ -172,14 +181,35 @@ async def open_ticket(user: User, values: Mapping[str, Any]) -> Ticket:
         policy.require(user, "open_ticket")
         form = validation.convert(values, NewTicket, errors=await _unknown_product(values))
         company_id, channel = user.company, Channel.web.value
-    now = clock.now()
-    ticket = Ticket(
-        company=company_id,
+    return await create(
+        company_id=company_id,
+        opened_by=user.id,
         product_code=form.product,
         subject=form.subject,
         description=form.description,
         channel=channel,
-        opened_by=user.id,
+    )
+
+
+async def create(
+    *,
+    company_id: int,
+    opened_by: int,
+    product_code: str,
+    subject: str,
+    description: str,
+    channel: str,
+) -> Ticket:
+    """A new ticket, however it came in (the web form, staff, a mail). `product_code`
+    NO_PRODUCT: a mail that named no product; staff choose it (set_product)."""
+    now = clock.now()
+    ticket = Ticket(
+        company=company_id,
+        product_code=product_code,
+        subject=subject,
+        description=description,
+        channel=channel,
+        opened_by=opened_by,
         created_at=now,
         last_activity_at=now,
     )
@@ -205,18 +235,30 @@ async def add_message(
 ) -> None:
     """A reply in the thread. The superuser's reply reopens a resolved ticket and starts the
     queue's clock again; a staff reply stops it (support has answered), an internal note does
-    not (the customer still waits). Internal notes are for staff only."""
+    not (the customer still waits). Internal notes are for staff only. A staff reply also goes
+    to the ticket's people by mail (services/ticket_mail.py)."""
     policy.require(user, "reply", ticket)
     reply = validation.convert({"body": body} if isinstance(body, str) else body, Reply)
     internal = internal or reply.internal == "1"
     if internal:
         policy.require(user, "internal_note", ticket)
-    text = reply.body
-    message = TicketMessage(ticket=ticket.id, author=user.id, body=text, internal=internal)
+    # The staff reply's mail is written with the reply, or neither is.
+    async with write_transaction(Ticket._meta.db):
+        message = await record_message(user, ticket, reply.body, internal=internal)
+        if policy.is_staff(user) and not internal:
+            await ticket_mail.mail_staff_reply(ticket, message, user)
+
+
+async def record_message(
+    author: User, ticket: Ticket, text: str, *, internal: bool = False
+) -> TicketMessage:
+    """The message in the thread and what it does to the ticket (see add_message), for a reply
+    on the web and one that came by mail (services/inbound_mail.py) alike."""
+    message = TicketMessage(ticket=ticket.id, author=author.id, body=text, internal=internal)
     await message.save()
     if not internal:
         await activity.record(ticket.id, message.created_at)
-    if policy.is_staff(user):
+    if policy.is_staff(author):
         if not internal:
             await Ticket.update({Ticket.waiting_since: None}).where(Ticket.id == ticket.id)
     else:
@@ -224,6 +266,16 @@ async def add_message(
         if ticket.status in (TicketStatus.resolved.value, TicketStatus.waiting_for_customer.value):
             values[Ticket.status] = TicketStatus.open.value
         await Ticket.update(values).where(Ticket.id == ticket.id)
+    return message
+
+
+async def set_product(user: User, ticket: Ticket, values: Mapping[str, Any]) -> None:
+    """Staff choose (or correct) what a ticket is about, from the catalog's products: a ticket
+    from a mail that named none has none until then. Time already logged keeps the coverage
+    it was decided with (SPEC §2: decided when logged)."""
+    policy.require(user, "set_product", ticket)
+    form = validation.convert(values, ProductForm, errors=await _unknown_product(values))
+    await Ticket.update({Ticket.product_code: form.product}).where(Ticket.id == ticket.id)
 
 
 async def set_status(user: User, ticket: Ticket, status: str | TicketStatus) -> None:
@@ -603,7 +655,8 @@ async def log_time_from_form(user: User, ticket: Ticket, values: Mapping[str, An
     by coverage.record_time_entry (SPEC §2). Every field's message is returned at once, the day's
     place in the ticket's life (coverage.performed_on_error) with them."""
     policy.require(user, "log_time", ticket)
-    errors: dict[str, str] = {}
+    # Coverage follows the product (SPEC §2): none chosen, nothing to decide it by.
+    errors: dict[str, str] = {"form": PRODUCT_FIRST} if ticket.product_code == NO_PRODUCT else {}
     try:
         day = performed_on(str(values.get("performed_on", "")))
         if message := coverage.performed_on_error(ticket, day):

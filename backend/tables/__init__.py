@@ -4,6 +4,7 @@ from backend.tables.api_tokens import ApiToken
 from backend.tables.catalog import PriceList, Product
 from backend.tables.companies import Company
 from backend.tables.invitations import Invitation
+from backend.tables.inbound import InboundMail, InboundOutcome, InboxReason, TicketMailId
 from backend.tables.ledger import EntryKind, LedgerEntry, LedgerOperation, Lot, LotProduct
 from backend.tables.mail import MailStatus, OutboxMail
 from backend.tables.orders import CheckoutSession, Order, OrderKind, OrderStatus, StripeEvent
@@ -36,6 +37,9 @@ __all__ = [
     "EntryKind",
     "HourlyCharge",
     "Invitation",
+    "InboundMail",
+    "InboundOutcome",
+    "InboxReason",
     "LedgerEntry",
     "LedgerOperation",
     "LinkPurpose",
@@ -53,6 +57,7 @@ __all__ = [
     "StripeEvent",
     "SupportDay",
     "Ticket",
+    "TicketMailId",
     "TicketMessage",
     "TicketStatus",
     "TimeEntry",
