@@ -625,7 +625,7 @@ async def test_a_member_is_refused_every_superuser_action_and_nothing_changes(ap
         superuser, _ = clients["superuser"]
         member, client = clients["member"]
         objects = await test_policy.own_objects(superuser, clients["technician"][0])
-        objects["mail"] = "none.eml"
+        objects["written_mail"] = "none.eml"
         before = await snapshot()
         token = client.cookies.get("csrftoken", "")
         refused = []

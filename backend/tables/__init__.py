@@ -3,8 +3,8 @@ from backend.tables.agreements import Agreement, AgreementProduct
 from backend.tables.api_tokens import ApiToken
 from backend.tables.catalog import PriceList, Product
 from backend.tables.companies import Company
-from backend.tables.invitations import Invitation
 from backend.tables.inbound import InboundMail, InboundOutcome, InboxReason, TicketMailId
+from backend.tables.invitations import Invitation
 from backend.tables.ledger import EntryKind, LedgerEntry, LedgerOperation, Lot, LotProduct
 from backend.tables.mail import MailStatus, OutboxMail
 from backend.tables.orders import CheckoutSession, Order, OrderKind, OrderStatus, StripeEvent
@@ -36,10 +36,10 @@ __all__ = [
     "Coverage",
     "EntryKind",
     "HourlyCharge",
-    "Invitation",
     "InboundMail",
     "InboundOutcome",
     "InboxReason",
+    "Invitation",
     "LedgerEntry",
     "LedgerOperation",
     "LinkPurpose",
