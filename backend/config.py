@@ -80,6 +80,9 @@ class Settings:
     mail_dir: Path = VAR_DIR / "mail"
     # Where the registration form looks organisation numbers up; None: no lookups.
     brreg_api_url: str | None = None
+    # ATTACHMENT_DIR: where files on tickets are kept (services/attachments.py), outside the
+    # database; default PORTAL_VAR_DIR/attachments.
+    attachment_dir: Path = VAR_DIR / "attachments"
 
     @property
     def production(self) -> bool:
@@ -235,4 +238,5 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         mail_from=mail_from,
         mail_dir=Path(environ.get("MAIL_DIR", "").strip() or var_dir / "mail"),
         brreg_api_url=_brreg_api_url(environ.get("BRREG_API_URL", ""), production=production),
+        attachment_dir=Path(environ.get("ATTACHMENT_DIR", "").strip() or var_dir / "attachments"),
     )

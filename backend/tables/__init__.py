@@ -1,5 +1,6 @@
 from backend.tables.agreements import Agreement, AgreementProduct
 from backend.tables.api_tokens import ApiToken
+from backend.tables.attachments import Attachment
 from backend.tables.catalog import PriceList, Product
 from backend.tables.companies import Company
 from backend.tables.ledger import EntryKind, LedgerEntry, LedgerOperation, Lot, LotProduct
@@ -24,6 +25,7 @@ __all__ = [
     "Agreement",
     "AgreementProduct",
     "ApiToken",
+    "Attachment",
     "BrowserSession",
     "Channel",
     "ChargeStatus",
