@@ -647,3 +647,18 @@ async def test_a_row_always_has_its_file_or_the_attachment_is_not_found(client, 
     (Path(settings.attachment_dir) / row["stored_name"]).unlink()
 
     assert (await client.get(url)).status_code == 404
+
+
+async def test_openapi_shows_the_file_field_of_the_message_forms(client):
+    paths = (await client.get("/schema/openapi.json")).json()["paths"]
+
+    for path in (
+        "/portal/tickets",
+        "/portal/tickets/{ticket_id}/messages",
+        "/staff/tickets/{ticket_id}/messages",
+    ):
+        content = paths[path]["post"]["requestBody"]["content"]
+        files = content["multipart/form-data"]["schema"]["properties"]["files"]
+        assert files["items"]["format"] == "binary"
+        assert files["maxItems"] == attachments.MAX_FILES
+        assert "files" not in content["application/x-www-form-urlencoded"]["schema"]["properties"]

@@ -13,7 +13,7 @@ import pytest
 from litestar.routes import HTTPRoute
 from litestar.testing import AsyncTestClient
 
-from backend.services import api_tokens, catalog, clock, orders, policy, tickets
+from backend.services import api_tokens, attachments, catalog, clock, orders, policy, tickets
 from backend.services.users import create_staff, hash_password
 from backend.tables import Order, Role, User
 from tests.support import PASSWORD, login, make_company, new_email
@@ -28,6 +28,12 @@ class Rule:
     obj: str | None = None
     action: str | None = None
 
+
+# The smallest PNG a browser shows: a thumbnail is served only for a verified PNG/JPEG.
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082"
+)
 
 PUBLIC = Rule()
 COMPANY = Rule(("view_company",))
@@ -76,9 +82,13 @@ ROUTES: dict[str, Rule] = {
     "ticket": Rule(("view_company",), "ticket"),
     "ticket_reply": Rule(("view_company",), "ticket", "reply"),
     "ticket_resolve": Rule(("view_company",), "ticket", "resolve"),
+    "ticket_attachment": Rule(("view_company",), "ticket"),
+    "ticket_attachment_image": Rule(("view_company",), "ticket"),
     "staff_queue": STAFF,
     "staff_ticket": Rule(("work_queue",), "ticket"),
     "staff_ticket_message": Rule(("work_queue",), "ticket", "reply"),
+    "staff_ticket_attachment": Rule(("work_queue",), "ticket"),
+    "staff_ticket_attachment_image": Rule(("work_queue",), "ticket"),
     "staff_ticket_status": Rule(("work_queue",), "ticket", "set_status"),
     "staff_ticket_time": Rule(("work_queue",), "ticket", "log_time"),
     "staff_time_entry_void": Rule(("work_queue",), "entry", "void_time"),
@@ -195,8 +205,13 @@ async def own_objects(superuser: Any, technician: Any) -> dict[str, Any]:
     )
     order = await Order.objects().get(Order.id == order.id)
     token, _ = await api_tokens.create_token(superuser, {"name": "Rapportserver"})
+    # A screenshot on the ticket, so that its download and its thumbnail exist.
+    [attachment] = await attachments.store(
+        [attachments.IncomingFile("skjerm.png", "image/png", PNG)], ticket_id=ticket.id
+    )
     return {
         "ticket": ticket,
+        "attachment": attachment,
         "token": {"company": superuser.company, "id": token.id},
         "order": order,
         "entry": {"company": entry.company, "id": entry.id},
@@ -218,6 +233,7 @@ def written_mail(directory: Path) -> str:
 def fill(path: str, objects: dict[str, Any]) -> str:
     ids = {
         "ticket_id": objects["ticket"].id,
+        "attachment_id": objects["attachment"].id,
         "order_id": objects["order"].id,
         "entry_id": objects["entry"]["id"],
         "company_id": objects["company"]["id"],

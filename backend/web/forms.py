@@ -103,25 +103,27 @@ def _inline(schema: Any, defs: dict[str, Any]) -> Any:
 def form_operation(form_type: type[msgspec.Struct], *, files: bool = False) -> type[Operation]:
     """The OpenAPI operation of a route that reads `form_type` (url-encoded) by hand: its
     fields and bounds in the schema, for fuzzers and readers, as a `data: Form` route has.
-    With `files`: multipart, with the files (`attachments.FIELD`) beside the fields."""
+    With `files`: multipart too, with the files (`attachments.FIELD`) beside the fields."""
     generated = msgspec.json.schema(form_type)
     schema = _inline(generated, generated.get("$defs", {}))
     schema.pop("$defs", None)
-    media_type = "application/x-www-form-urlencoded"
+    content = {"application/x-www-form-urlencoded": {"schema": schema}}
     if files:
-        media_type = "multipart/form-data"
-        schema.setdefault("properties", {})[attachments.FIELD] = {
+        # The same fields, or with files beside them (which only multipart carries).
+        with_files = {**schema, "properties": {**schema.get("properties", {})}}
+        with_files["properties"][attachments.FIELD] = {
             "type": "array",
             "items": {"type": "string", "format": "binary"},
             "maxItems": attachments.MAX_FILES,
         }
+        content["multipart/form-data"] = {"schema": with_files}
 
     class FormOperation(Operation):
         def to_schema(self) -> dict[str, Any]:
             described = super().to_schema()
             described["requestBody"] = {
                 "required": True,
-                "content": {media_type: {"schema": schema}},
+                "content": content,
             }
             return described
 
