@@ -92,3 +92,26 @@ def test_a_reply_with_files_shows_a_thumbnail_only_for_the_png(
     expect(staff_page.locator("img.attachment-thumbnail")).to_have_count(1)
 
     assert_no_console_errors(console_errors)
+
+
+def test_a_thread_with_files_and_the_file_field_are_accessible(
+    axe_page: Page, live_server: str
+) -> None:
+    from tests.browser.test_accessibility import assert_accessible
+
+    page = axe_page
+    superuser_email, _ = run_in_new_loop(seed())
+    sign_in(page, live_server, superuser_email)
+    open_ticket(page, live_server, "Autodesk Inventor (timesats)", "Tilgjengelige filer", "Se.")
+    form = page.locator("#reply-form")
+    form.get_by_label("Svar").fill("Vedlagt.")
+    form.get_by_label("Vedlegg (valgfritt)").set_input_files(
+        [
+            {"name": "skjerm.png", "mimeType": "image/png", "buffer": png_bytes(40, 30)},
+            {"name": "logg.txt", "mimeType": "text/plain", "buffer": b"linje\n"},
+        ]
+    )
+    form.get_by_role("button", name="Send svar").click()
+    expect(page.locator("#ticket-thread img.attachment-thumbnail")).to_have_count(1)
+
+    assert_accessible(page, "a ticket's thread with files")
