@@ -641,12 +641,13 @@ async def test_a_failed_insert_leaves_no_file_behind(client, settings, monkeypat
     assert list(Path(settings.attachment_dir).glob("*")) == []
 
 
-async def test_a_row_always_has_its_file_or_the_attachment_is_not_found(client, settings):
+async def test_a_file_lost_from_disk_is_not_found_and_logged(client, settings, caplog):
     ticket, url = await files_on_a_ticket(client)
     [row] = await rows(ticket.id)
     (Path(settings.attachment_dir) / row["stored_name"]).unlink()
 
     assert (await client.get(url)).status_code == 404
+    assert f"attachment {row['id']}: its file" in caplog.text
 
 
 async def test_openapi_shows_the_file_field_of_the_message_forms(client):

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import logging
 import os
 import secrets
 import unicodedata
@@ -72,6 +73,7 @@ _SIGNATURES: tuple[tuple[bytes, str], ...] = (
 )
 INLINE_TYPES = frozenset({PNG, JPEG})
 
+logger = logging.getLogger("portal")
 _settings: Settings | None = None
 
 
@@ -251,7 +253,9 @@ async def store(
 # --- reading ------------------------------------------------------------------------------
 
 
-async def for_ticket(ticket: Ticket, *, include_internal: bool) -> dict[int | None, list]:
+async def for_ticket(
+    ticket: Ticket, *, include_internal: bool
+) -> dict[int | None, list[AttachmentRow]]:
     """The ticket's attachments by message id (None: the ticket's own), in the order sent;
     an internal note's only with `include_internal`."""
     query = Attachment.select(
@@ -292,6 +296,8 @@ async def get_for(user: User, ticket: Ticket, attachment_id: int) -> tuple[Attac
             raise NotFound("no such attachment for this user")
     path = path_of(attachment.stored_name)
     if not path.is_file():
+        # Never by design (the file is written before its row): a lost disk or a bad restore.
+        logger.error("attachment %s: its file %s is missing", attachment.id, path)
         raise NotFound("the attachment's file is missing")
     return attachment, path
 
