@@ -663,3 +663,22 @@ async def test_openapi_shows_the_file_field_of_the_message_forms(client):
         assert files["items"]["format"] == "binary"
         assert files["maxItems"] == attachments.MAX_FILES
         assert "files" not in content["application/x-www-form-urlencoded"]["schema"]["properties"]
+
+
+async def test_the_size_message_in_english(client):
+    superuser = await signed_in_superuser(client)
+    ticket = await a_ticket(superuser)
+    await client.get(f"/language/en?next=/portal/tickets/{ticket.id}")
+
+    response = await post_files(
+        client,
+        f"/portal/tickets/{ticket.id}/messages",
+        {"body": "Too big."},
+        [(f"part{n}.bin", b"y" * (9 * MB), "application/octet-stream") for n in range(3)],
+    )
+
+    assert response.status_code == 422
+    assert field_error(response.text, "files") == (
+        "The attachments are too large together. A message can have at most 25 MB."
+    )
+    assert textarea(response.text) == "Too big."
