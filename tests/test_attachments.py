@@ -682,3 +682,34 @@ async def test_the_size_message_in_english(client):
         "The attachments are too large together. A message can have at most 25 MB."
     )
     assert textarea(response.text) == "Too big."
+
+
+async def test_odd_uploads_are_refused_never_a_500(client):
+    superuser = await signed_in_superuser(client)
+    ticket = await a_ticket(superuser)
+    path = f"/portal/tickets/{ticket.id}/messages"
+    token = await csrf_token(client)
+
+    # Text where the files belong: an unknown field, the form again with the text.
+    as_text = await client.post(
+        path, data={"body": "Tekst.", "files": "ikke en fil", "_csrf_token": token}
+    )
+    # A multipart body cut off in the middle of a file.
+    cut = await client.post(
+        path,
+        content=b'--grense\r\nContent-Disposition: form-data; name="files"; filename="a.txt"\r\n'
+        b"\r\nhalv fil",
+        headers={"content-type": "multipart/form-data; boundary=grense", "x-csrftoken": token},
+    )
+    # No boundary at all.
+    no_boundary = await client.post(
+        path,
+        content=b"x",
+        headers={"content-type": "multipart/form-data", "x-csrftoken": token},
+    )
+
+    assert as_text.status_code == 422
+    assert textarea(as_text.text) == "Tekst."
+    assert cut.status_code == 400
+    assert no_boundary.status_code == 400
+    assert await rows(ticket.id) == []
