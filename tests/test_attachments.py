@@ -625,6 +625,19 @@ def test_check_refuses_with_a_norwegian_message():
     attachments.check([IncomingFile("ok.txt", "", b"x")])  # fine: no error
 
 
+def test_a_mail_keeps_the_files_within_the_limits_and_names_the_rest():
+    big = IncomingFile("stor.bin", "", b"x" * (10 * MB + 1))
+    nine = [IncomingFile(f"ni{n}.bin", "", b"y" * (9 * MB)) for n in range(3)]
+    empty = IncomingFile("tom.txt", "", b"")
+    small = IncomingFile("liten.txt", "", b"z")
+
+    kept, left_out = attachments.within_limits([big, *nine, empty, small])
+
+    assert kept == [nine[0], nine[1], small]
+    assert left_out == [big, nine[2], empty]
+    attachments.check(kept)  # what is kept always passes
+
+
 async def test_a_failed_insert_leaves_no_file_behind(client, settings, monkeypatch):
     superuser = await signed_in_superuser(client)
     ticket = await a_ticket(superuser)

@@ -187,6 +187,25 @@ def check(files: Sequence[IncomingFile]) -> None:
         raise ValidationFailed(found)
 
 
+def within_limits(
+    files: Sequence[IncomingFile],
+) -> tuple[list[IncomingFile], list[IncomingFile]]:
+    """(kept, left out): for a sender who cannot be asked again (a mail), the files in order
+    as long as each and all together stay within the size rules; empty files and the rest
+    are left out, for the caller to say so."""
+    kept: list[IncomingFile] = []
+    left_out: list[IncomingFile] = []
+    total = 0
+    for file in files:
+        fits = 0 < len(file.data) <= MAX_FILE_BYTES and total + len(file.data) <= MAX_MESSAGE_BYTES
+        if fits and len(kept) < MAX_FILES:
+            kept.append(file)
+            total += len(file.data)
+        else:
+            left_out.append(file)
+    return kept, left_out
+
+
 def asked_again(failed: ValidationFailed, files: Sequence[IncomingFile]) -> ValidationFailed:
     """A form with files that failed for another field: say the files must be chosen again."""
     if files:
