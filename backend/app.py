@@ -35,7 +35,7 @@ from backend.controllers.staff import StaffController
 from backend.controllers.tickets import TicketsController
 from backend.controllers.webhooks import WebhooksController
 from backend.db import close_pool, open_pool
-from backend.services import brreg, clock, inbound_mail, ledger, outbox, warnings
+from backend.services import attachments, brreg, clock, inbound_mail, ledger, outbox, warnings
 from backend.services.demo import DEMO_PASSWORD, seed_demo
 from backend.services.payments import Payments
 from backend.tables import Company
@@ -129,6 +129,7 @@ def create_app(
     settings = settings or _settings_or_exit()
     production = settings.production
     outbox.configure(settings)
+    attachments.configure(settings)
     session_config = RotatingSessionConfig(
         key="__Host-session" if production else "session",
         secure=production,

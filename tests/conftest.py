@@ -47,6 +47,7 @@ for _name in (
     "STRIPE_API_BASE",
     "MAIL_FROM",
     "MAIL_DIR",
+    "ATTACHMENT_DIR",
     # Tests look organisation numbers up only in tests/brreg_server.py, never on the internet.
     "BRREG_API_URL",
     # Tests start their own mail receivers, on ports of their own.

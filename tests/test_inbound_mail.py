@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import re
 import socket
 from email.message import EmailMessage
 from email.utils import make_msgid
@@ -13,9 +14,10 @@ from email.utils import make_msgid
 import aiosmtplib
 import pytest
 
-from backend.services import catalog, clock, inbound_mail, outbox, tickets, users
+from backend.services import attachments, catalog, clock, inbound_mail, outbox, tickets, users
 from backend.services.users import create_staff, hash_password
 from backend.tables import (
+    Attachment,
     Channel,
     InboundMail,
     InboundOutcome,
@@ -567,7 +569,7 @@ def test_attachments_are_read_into_one_list():
     message.add_attachment(b"\x89PNG...", maintype="image", subtype="png", filename="skjerm.png")
     message.add_attachment(b"log line\n", maintype="text", subtype="plain", filename="inventor.log")
     parsed = inbound_mail.parse(wire(message), "a@b.example")
-    assert [(a.filename, a.content_type, a.content) for a in parsed.attachments] == [
+    assert [(a.filename, a.content_type, a.data) for a in parsed.attachments] == [
         ("skjerm.png", "image/png", b"\x89PNG..."),
         ("inventor.log", "text/plain", b"log line\n"),
     ]
@@ -773,3 +775,87 @@ async def test_a_deactivated_users_mail_waits_for_staff(receiver):
     row = await received(message)
     assert row.outcome == InboundOutcome.inbox and row.reason == InboxReason.unknown_sender
     assert await outbox_to(email) == []
+
+
+# --- attachments -------------------------------------------------------------------------------
+
+DOWNLOAD = re.compile(r'<a href="(/portal/tickets/\d+/attachments/\d+)" download>([^<]*)</a>')
+
+
+def with_files(message: EmailMessage, *files: tuple[str, bytes]) -> EmailMessage:
+    for name, data in files:
+        message.add_attachment(data, maintype="application", subtype="octet-stream", filename=name)
+    return message
+
+
+async def downloads_seen_by(client, email: str, ticket_id: int) -> dict[str, bytes]:
+    """What the ticket's page offers `email` to download: {file name: the bytes it serves}."""
+    assert (await login(client, email)).status_code == 303
+    page = (await client.get(f"/portal/tickets/{ticket_id}")).text
+    return {name: (await client.get(url)).content for url, name in DOWNLOAD.findall(page)}
+
+
+async def test_a_mails_files_are_the_tickets_and_only_its_company_gets_them(
+    receiver, client, other_client
+):
+    _, email = await make_company("Vedlegg på mail AS")
+    log, part = b"FATAL 0xC0000005 in Inventor\n" * 50, bytes(range(256)) * 40
+    message = with_files(mail(email), ("inventor.log", log), ("brakett.ipt", part))
+    await send(receiver, message)
+    row = await received(message)
+    assert row.outcome == InboundOutcome.ticket
+
+    assert await downloads_seen_by(client, email, row.ticket) == {
+        "inventor.log": log,
+        "brakett.ipt": part,
+    }
+    _, stranger = await make_company("Nabofirma AS")
+    assert (await login(other_client, stranger)).status_code == 303
+    assert (await other_client.get(f"/portal/tickets/{row.ticket}")).status_code == 404
+    [attachment] = await Attachment.objects().where(
+        (Attachment.ticket == row.ticket) & (Attachment.filename == "inventor.log")
+    )
+    url = f"/portal/tickets/{row.ticket}/attachments/{attachment.id}"
+    assert (await other_client.get(url)).status_code == 404
+
+
+async def test_a_reply_by_mail_carries_its_files_on_its_message(receiver, client):
+    _, email = await make_company()
+    ticket, _ = await first_ticket(receiver, email)
+    number = tickets.ticket_number(ticket.id)
+    reply = with_files(mail(email, f"SV: [{number}] loggen", "Her er loggen."), ("ny.log", b"x\n"))
+    await send(receiver, reply)
+
+    [message] = await TicketMessage.objects().where(TicketMessage.ticket == ticket.id)
+    [attachment] = await Attachment.objects().where(Attachment.ticket == ticket.id)
+    assert attachment.message == message.id and attachment.filename == "ny.log"
+    assert await downloads_seen_by(client, email, ticket.id) == {"ny.log": b"x\n"}
+
+
+async def test_a_file_over_the_limit_is_left_out_and_named_and_the_mail_kept(receiver, client):
+    _, email = await make_company()
+    too_large = b"\0" * (attachments.MAX_FILE_BYTES + 1)
+    message = with_files(mail(email), ("stor.zip", too_large), ("liten.log", b"ok\n"))
+    await send(receiver, message)
+    row = await received(message)
+    ticket = await Ticket.objects().get(Ticket.id == row.ticket)
+
+    assert await downloads_seen_by(client, email, ticket.id) == {"liten.log": b"ok\n"}
+    assert "stor.zip" in ticket.description  # the thread says what did not come along
+    assert row.attachment_count == 2 and b'filename="stor.zip"' in row.raw  # nothing lost
+
+
+async def test_staff_attaching_a_strangers_mail_bring_its_files(receiver, client, other_client):
+    company_id, email = await make_company("Tilknyttet med vedlegg AS")
+    message = with_files(mail("ny@ukjent.example", "Vedlegg", "Se fil."), ("skjerm.log", b"1\n"))
+    await send(receiver, message)
+    row = await received(message)
+    assert not await Attachment.exists().where(Attachment.filename == "skjerm.log")
+
+    await sign_in_staff(other_client)
+    attached = await post_form(
+        other_client, f"/staff/inbox/{row.id}/attach", {"company": str(company_id)}
+    )
+    assert attached.status_code == 303
+    ticket_id = (await received(message)).ticket
+    assert await downloads_seen_by(client, email, ticket_id) == {"skjerm.log": b"1\n"}

@@ -115,6 +115,8 @@ def test_the_walk_finds_the_routes_with_ids(app):
     assert "/portal/orders/{order_id:int}/receipt" in paths
     assert "/portal/orders/{order_id:int}/receipt.pdf" in paths
     assert "/staff/time-entries/{entry_id:int}/void" in paths
+    assert "/portal/tickets/{ticket_id:int}/attachments/{attachment_id:int}" in paths
+    assert "/staff/tickets/{ticket_id:int}/attachments/{attachment_id:int}/image" in paths
     assert len(paths) >= 10
 
 

@@ -16,6 +16,7 @@ from litestar.testing import AsyncTestClient
 
 from backend.services import (
     api_tokens,
+    attachments,
     catalog,
     clock,
     inbound_mail,
@@ -38,6 +39,12 @@ class Rule:
     obj: str | None = None
     action: str | None = None
 
+
+# The smallest PNG a browser shows: a thumbnail is served only for a verified PNG/JPEG.
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082"
+)
 
 PUBLIC = Rule()
 COMPANY = Rule(("view_company",))
@@ -105,9 +112,13 @@ ROUTES: dict[str, Rule] = {
     "ticket": Rule(("view_company",), "ticket"),
     "ticket_reply": Rule(("view_company",), "ticket", "reply"),
     "ticket_resolve": Rule(("view_company",), "ticket", "resolve"),
+    "ticket_attachment": Rule(("view_company",), "ticket"),
+    "ticket_attachment_image": Rule(("view_company",), "ticket"),
     "staff_queue": STAFF,
     "staff_ticket": Rule(("work_queue",), "ticket"),
     "staff_ticket_message": Rule(("work_queue",), "ticket", "reply"),
+    "staff_ticket_attachment": Rule(("work_queue",), "ticket"),
+    "staff_ticket_attachment_image": Rule(("work_queue",), "ticket"),
     "staff_ticket_status": Rule(("work_queue",), "ticket", "set_status"),
     "staff_ticket_time": Rule(("work_queue",), "ticket", "log_time"),
     "staff_ticket_product": Rule(("work_queue",), "ticket", "set_product"),
@@ -255,12 +266,17 @@ async def own_objects(superuser: Any, technician: Any) -> dict[str, Any]:
         b"From: ukjent@example.net\r\nSubject: Hei\r\nMessage-ID: <walk@example.net>\r\n\r\nHei",
         "ukjent@example.net",
     )
+    # A screenshot on the ticket, so that its download and its thumbnail exist.
+    [attachment] = await attachments.store(
+        [attachments.IncomingFile("skjerm.png", "image/png", PNG)], ticket_id=ticket.id
+    )
     return {
         "member": {"company": superuser.company, "id": member.id},
         "invitation": {"company": superuser.company, "id": invitation.id},
         "link_token": link_token,
         "mail": {"id": mail.id},
         "ticket": ticket,
+        "attachment": attachment,
         "token": {"company": superuser.company, "id": token.id},
         "order": order,
         "entry": {"company": entry.company, "id": entry.id},
@@ -282,6 +298,7 @@ def written_mail(directory: Path) -> str:
 def fill(path: str, objects: dict[str, Any]) -> str:
     ids = {
         "ticket_id": objects["ticket"].id,
+        "attachment_id": objects["attachment"].id,
         "order_id": objects["order"].id,
         "entry_id": objects["entry"]["id"],
         "company_id": objects["company"]["id"],

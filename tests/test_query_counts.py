@@ -25,9 +25,9 @@ from tests.support import PASSWORD, login, new_email, new_org_number, register
 PINNED = {
     "dashboard": 2,  # the session with its user; the company with all its regions
     "ticket list": 2,  # the session with its user; the page with its count and the catalog
-    # The session with its user; the ticket; its thread; its product; its time; and how support
-    # on it is paid: the plan's and the account's products, and the hourly rate.
-    "ticket page": 8,
+    # The session with its user; the ticket; its thread; its attachments; its product; its time;
+    # and how support on it is paid: the plan's and the account's products, and the hourly rate.
+    "ticket page": 9,
     "top-up": 2,  # the session with its user; the open lots and the catalog
     "time account": 2,  # the session with its user; the lots, latest entries and products
     "statement": 3,  # the session with its user; a page of rows with balances; the catalog

@@ -7,9 +7,10 @@ from typing import Any
 
 from litestar import Controller, Request, get, post
 from litestar.params import FromPath, FromQuery
-from litestar.response import Response, Template
+from litestar.response import File, Response, Template
 
 from backend.services import (
+    attachments,
     catalog,
     clock,
     companies,
@@ -23,7 +24,14 @@ from backend.services import (
 from backend.tables import Channel, Company, Ticket, User
 from backend.web.errors import FormView
 from backend.web.events import BALANCE_CHANGED, TICKETS_CHANGED
-from backend.web.forms import form_operation, read_form, read_query, read_values
+from backend.web.files import attachment_response
+from backend.web.forms import (
+    form_operation,
+    read_form,
+    read_query,
+    read_values,
+    read_values_and_files,
+)
 from backend.web.guards import allowed
 from backend.web.templating import asks_for_region, page, redirect
 
@@ -40,6 +48,7 @@ async def _ticket_context(user: User, ticket: Ticket, **forms: Any) -> dict[str,
         "product_names": {p.code: p.name for p in offer.products},
         "messages": await tickets.thread(ticket, include_internal=True),
         "mails": await inbound_mail.mails_of_ticket(user, ticket.id),
+        "attachments": await attachments.for_ticket(ticket, include_internal=True),
         "entries": await tickets.time_log(ticket_id=ticket.id),
         "message_form": {},
         "message_errors": {},
@@ -188,13 +197,37 @@ class StaffController(Controller):
     @post(
         "/tickets/{ticket_id:int}/messages",
         name="staff_ticket_message",
-        operation_class=form_operation(tickets.Reply),
+        operation_class=form_operation(tickets.Reply, files=True),
         opt={"form": MESSAGE_FORM},
+        request_max_body_size=attachments.REQUEST_BODY_LIMIT,
     )
     async def add_message(self, request: Request, ticket_id: FromPath[int]) -> Response:
         ticket = await tickets.get_ticket(request.user, ticket_id)
-        await tickets.add_message(request.user, ticket, await read_values(request, tickets.Reply))
+        values, files = await read_values_and_files(request, tickets.Reply)
+        await tickets.add_message(request.user, ticket, values, files=files)
         return redirect(request, _ticket_url(ticket.id), TICKETS_CHANGED)
+
+    @get(
+        "/tickets/{ticket_id:int}/attachments/{attachment_id:int}",
+        name="staff_ticket_attachment",
+    )
+    async def download(
+        self, request: Request, ticket_id: FromPath[int], attachment_id: FromPath[int]
+    ) -> File:
+        ticket = await tickets.get_ticket(request.user, ticket_id)
+        attachment, path = await attachments.get_for(request.user, ticket, attachment_id)
+        return attachment_response(attachment, path)
+
+    @get(
+        "/tickets/{ticket_id:int}/attachments/{attachment_id:int}/image",
+        name="staff_ticket_attachment_image",
+    )
+    async def image(
+        self, request: Request, ticket_id: FromPath[int], attachment_id: FromPath[int]
+    ) -> File:
+        ticket = await tickets.get_ticket(request.user, ticket_id)
+        attachment, path = await attachments.get_for(request.user, ticket, attachment_id)
+        return attachment_response(attachment, path, inline=True)
 
     @post(
         "/tickets/{ticket_id:int}/status",

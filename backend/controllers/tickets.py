@@ -7,13 +7,14 @@ from urllib.parse import urlencode
 
 from litestar import Controller, Request, get, post
 from litestar.params import FromPath, FromQuery
-from litestar.response import Response, Template
+from litestar.response import File, Response, Template
 
-from backend.services import catalog, clock, coverage, tickets
+from backend.services import attachments, catalog, clock, coverage, tickets
 from backend.tables import Ticket
 from backend.web.errors import FormView
 from backend.web.events import TICKETS_CHANGED
-from backend.web.forms import form_operation, read_query, read_values
+from backend.web.files import attachment_response
+from backend.web.forms import form_operation, read_query, read_values_and_files
 from backend.web.guards import allowed
 from backend.web.templating import asks_for_region, redirect
 from backend.web.templating import page as render_page
@@ -53,6 +54,7 @@ async def _ticket_context(
         "number": tickets.ticket_number(ticket.id),
         "product_name": names[0] if names else ticket.product_code,
         "messages": messages,
+        "attachments": await attachments.for_ticket(ticket, include_internal=False),
         "first_look": tickets.pending_first_look(ticket, messages, clock.now()),
         "entries": await tickets.time_entries(ticket),
         "can_resolve": tickets.can_resolve(request.user, ticket),
@@ -99,13 +101,14 @@ class TicketsController(Controller):
 
     @post(
         name="ticket_create",
-        operation_class=form_operation(tickets.NewTicket),
+        operation_class=form_operation(tickets.NewTicket, files=True),
         guards=[allowed("open_ticket")],
         opt={"form": NEW_TICKET_FORM},
+        request_max_body_size=attachments.REQUEST_BODY_LIMIT,
     )
     async def create_ticket(self, request: Request) -> Response:
-        values = await read_values(request, tickets.NewTicket)
-        ticket = await tickets.open_ticket(request.user, values)
+        values, files = await read_values_and_files(request, tickets.NewTicket)
+        ticket = await tickets.open_ticket(request.user, values, files)
         return redirect(request, f"/portal/tickets/{ticket.id}", TICKETS_CHANGED)
 
     @get("/{ticket_id:int}", name="ticket")
@@ -116,13 +119,14 @@ class TicketsController(Controller):
     @post(
         "/{ticket_id:int}/messages",
         name="ticket_reply",
-        operation_class=form_operation(tickets.CustomerReply),
+        operation_class=form_operation(tickets.CustomerReply, files=True),
         opt={"form": REPLY_FORM},
+        request_max_body_size=attachments.REQUEST_BODY_LIMIT,
     )
     async def reply(self, request: Request, ticket_id: FromPath[int]) -> Response:
         ticket = await tickets.get_ticket(request.user, ticket_id)
-        values = await read_values(request, tickets.CustomerReply)
-        await tickets.add_message(request.user, ticket, values)
+        values, files = await read_values_and_files(request, tickets.CustomerReply)
+        await tickets.add_message(request.user, ticket, values, files=files)
         return redirect(request, f"/portal/tickets/{ticket.id}", TICKETS_CHANGED)
 
     @post("/{ticket_id:int}/resolve", name="ticket_resolve")
@@ -131,3 +135,22 @@ class TicketsController(Controller):
         ticket: Ticket = await tickets.get_ticket(request.user, ticket_id)
         await tickets.resolve_by_customer(request.user, ticket)
         return redirect(request, f"/portal/tickets/{ticket.id}", TICKETS_CHANGED)
+
+    @get("/{ticket_id:int}/attachments/{attachment_id:int}", name="ticket_attachment")
+    async def download(
+        self, request: Request, ticket_id: FromPath[int], attachment_id: FromPath[int]
+    ) -> File:
+        """A file of the company's ticket, as a download (members too; never an internal
+        note's)."""
+        ticket = await tickets.get_ticket(request.user, ticket_id)
+        attachment, path = await attachments.get_for(request.user, ticket, attachment_id)
+        return attachment_response(attachment, path)
+
+    @get("/{ticket_id:int}/attachments/{attachment_id:int}/image", name="ticket_attachment_image")
+    async def image(
+        self, request: Request, ticket_id: FromPath[int], attachment_id: FromPath[int]
+    ) -> File:
+        """A verified PNG/JPEG shown as itself, for the thread's thumbnail; anything else 404."""
+        ticket = await tickets.get_ticket(request.user, ticket_id)
+        attachment, path = await attachments.get_for(request.user, ticket, attachment_id)
+        return attachment_response(attachment, path, inline=True)

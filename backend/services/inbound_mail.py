@@ -47,6 +47,7 @@ import msgspec
 from backend.db import lock_row, write_transaction
 from backend.i18n import N_
 from backend.services import (
+    attachments,
     catalog,
     clock,
     coverage,
@@ -85,15 +86,6 @@ class MalformedMail(ValueError):
 
 
 @dataclass(frozen=True)
-class Attachment:
-    """A file that came with a mail: its name as sent, its declared type and its bytes."""
-
-    filename: str
-    content_type: str
-    content: bytes
-
-
-@dataclass(frozen=True)
 class ParsedMail:
     from_address: str  # lower-cased; "" when none could be read
     from_name: str
@@ -102,7 +94,7 @@ class ParsedMail:
     references: list[str]  # In-Reply-To and References, the latest last
     text: str
     automatic: bool
-    attachments: list[Attachment] = field(default_factory=list)
+    attachments: list[attachments.IncomingFile] = field(default_factory=list)
 
 
 def parse(raw: bytes, envelope_from: str = "") -> ParsedMail:
@@ -196,11 +188,11 @@ def _tidy(text: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 
-def attachments_of(message: EmailMessage, body_part: Any = None) -> list[Attachment]:
+def attachments_of(message: EmailMessage, body_part: Any = None) -> list[attachments.IncomingFile]:
     """Every file that came with the mail (an attachment, an inline image, an attached mail),
     in order: the one place attachments are read from a mail. The text the portal shows
     (`body_part`) is not one."""
-    found: list[Attachment] = []
+    found: list[attachments.IncomingFile] = []
     for part in message.walk():
         if part is body_part or (
             part.is_multipart() and part.get_content_type() != "message/rfc822"
@@ -215,10 +207,10 @@ def attachments_of(message: EmailMessage, body_part: Any = None) -> list[Attachm
         else:
             content = part.get_payload(decode=True) or b""
         found.append(
-            Attachment(
+            attachments.IncomingFile(
                 filename=validation.collapse(filename or "")[:255] or "vedlegg",
                 content_type=part.get_content_type(),
-                content=content,
+                data=content,
             )
         )
     return found
@@ -392,8 +384,8 @@ async def receive(
         elif (ticket := await _referenced_ticket(mail, sender.company)) is not None:
             row.outcome = InboundOutcome.reply.value
             row.ticket = ticket.id
-            text = strip_quoted(mail.text)[: tickets.BODY_MAX] or NO_TEXT
-            await tickets.record_message(sender, ticket, text)
+            files, text = _files_and_text(mail.attachments, strip_quoted(mail.text))
+            await tickets.record_message(sender, ticket, text, files=files)
             await ticket_mail.remember(ticket.id, mail.message_id)
         elif await _new_tickets_last_hour(mail.from_address) >= NEW_TICKETS_PER_HOUR:
             row.reason = InboxReason.too_many.value
@@ -404,6 +396,25 @@ async def receive(
         await row.save()
     logger.info("mail %s from %s: %s %s", row.id, mail.from_address or "?", row.outcome, row.reason)
     return row
+
+
+# Said in the thread, in the portal's language, when a mail's files were too many or too large.
+LEFT_OUT = (
+    "Vedlegg som ikke er lagt ved saken (for store eller for mange; de finnes i e-posten "
+    "slik den kom): {names}"
+)
+
+
+def _files_and_text(
+    sent: list[attachments.IncomingFile], text: str
+) -> tuple[list[attachments.IncomingFile], str]:
+    """The files a mail's message keeps and the text it says, naming the files it could not
+    keep: a mail cannot be asked again, so it is never refused for its files (the whole mail,
+    files and all, stays in the staff's view of it)."""
+    files, left_out = attachments.within_limits(sent)
+    names = ", ".join(file.filename for file in left_out)
+    note = f"\n\n[{LEFT_OUT.format(names=names)}]" if left_out else ""
+    return files, (text[: tickets.BODY_MAX - len(note)] + note).strip() or NO_TEXT
 
 
 async def _company_user(address: str) -> User | None:
@@ -460,14 +471,19 @@ async def _open_ticket(sender: User, mail: ParsedMail) -> Ticket:
 
 
 async def _ticket_from(mail: ParsedMail | InboundMail, company_id: int, opened_by: int) -> Ticket:
-    text = mail.text if isinstance(mail, ParsedMail) else mail.body
+    if isinstance(mail, ParsedMail):
+        text, sent = mail.text, mail.attachments
+    else:  # from the staff inbox: the files are in the mail as it was kept
+        text, sent = mail.body, parse(bytes(mail.raw)).attachments
+    files, description = _files_and_text(sent, text)
     ticket = await tickets.create(
         company_id=company_id,
         opened_by=opened_by,
         product_code=await guess_product(company_id, f"{mail.subject}\n{text}"),
         subject=mail.subject[:200] or NO_SUBJECT,
-        description=text[: tickets.BODY_MAX] or NO_TEXT,
+        description=description,
         channel=Channel.mail.value,
+        files=files,
     )
     await ticket_mail.remember(ticket.id, mail.message_id)
     return ticket

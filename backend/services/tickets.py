@@ -6,7 +6,7 @@ import base64
 import datetime
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
@@ -14,7 +14,16 @@ import msgspec
 
 from backend.db import contains_text, fetch, from_json, json_rows, write_transaction
 from backend.i18n import N_
-from backend.services import activity, catalog, clock, coverage, policy, ticket_mail, validation
+from backend.services import (
+    activity,
+    attachments,
+    catalog,
+    clock,
+    coverage,
+    policy,
+    ticket_mail,
+    validation,
+)
 from backend.services.availability import availability_at
 from backend.services.errors import NotFound, ValidationFailed
 from backend.tables import (
@@ -168,18 +177,39 @@ async def _unknown_product(values: Mapping[str, Any]) -> dict[str, str]:
     return {} if not product or product in products else {"product": PRODUCT_UNKNOWN}
 
 
-async def open_ticket(user: User, values: Mapping[str, Any]) -> Ticket:
+def _convert_with_files(
+    values: Mapping[str, Any],
+    form_type: type[validation.S],
+    files: Sequence[attachments.IncomingFile],
+    errors: Mapping[str, str] | None = None,
+) -> validation.S:
+    """validation.convert with the files' size rules among the fields' messages; files the
+    form must ask for again when anything fails (a browser cannot keep them)."""
+    try:
+        return validation.convert(
+            values, form_type, errors={**(errors or {}), **attachments.problems(files)}
+        )
+    except ValidationFailed as failed:
+        raise attachments.asked_again(failed, files) from None
+
+
+async def open_ticket(
+    user: User, values: Mapping[str, Any], files: Sequence[attachments.IncomingFile] = ()
+) -> Ticket:
     """The superuser opens a ticket on the web; staff open one for a company (phone, mail),
-    naming the company and the channel in the form."""
+    naming the company and the channel in the form. `files` come with the ticket itself
+    (services/attachments.py), stored with it or not at all."""
     if policy.can(user, "open_ticket_for"):
         errors = await _unknown_product(values)
-        form = validation.convert(values, NewTicketFor, errors=errors)
+        form = _convert_with_files(values, NewTicketFor, files, errors)
         if not await Company.exists().where(Company.id == form.company):
-            raise ValidationFailed({"company": N_("Velg et firma.")})
+            raise attachments.asked_again(
+                ValidationFailed({"company": N_("Velg et firma.")}), files
+            )
         company_id, channel = form.company, form.channel
     else:
         policy.require(user, "open_ticket")
-        form = validation.convert(values, NewTicket, errors=await _unknown_product(values))
+        form = _convert_with_files(values, NewTicket, files, await _unknown_product(values))
         company_id, channel = user.company, Channel.web.value
     return await create(
         company_id=company_id,
@@ -188,6 +218,7 @@ async def open_ticket(user: User, values: Mapping[str, Any]) -> Ticket:
         subject=form.subject,
         description=form.description,
         channel=channel,
+        files=files,
     )
 
 
@@ -199,9 +230,11 @@ async def create(
     subject: str,
     description: str,
     channel: str,
+    files: Sequence[attachments.IncomingFile] = (),
 ) -> Ticket:
-    """A new ticket, however it came in (the web form, staff, a mail). `product_code`
-    NO_PRODUCT: a mail that named no product; staff choose it (set_product)."""
+    """A new ticket, however it came in (the web form, staff, a mail), with the `files` that
+    came with it. `product_code` NO_PRODUCT: a mail that named no product; staff choose it
+    (set_product)."""
     now = clock.now()
     ticket = Ticket(
         company=company_id,
@@ -213,7 +246,9 @@ async def create(
         created_at=now,
         last_activity_at=now,
     )
-    await ticket.save()
+    async with write_transaction(Ticket._meta.db):
+        await ticket.save()
+        await attachments.store(files, ticket_id=ticket.id)
     return ticket
 
 
@@ -231,31 +266,45 @@ async def get_ticket(user: User, ticket_id: int) -> Ticket:
 
 
 async def add_message(
-    user: User, ticket: Ticket, body: str | Mapping[str, Any], *, internal: bool = False
-) -> None:
-    """A reply in the thread. The superuser's reply reopens a resolved ticket and starts the
-    queue's clock again; a staff reply stops it (support has answered), an internal note does
-    not (the customer still waits). Internal notes are for staff only. A staff reply also goes
-    to the ticket's people by mail (services/ticket_mail.py)."""
+    user: User,
+    ticket: Ticket,
+    body: str | Mapping[str, Any],
+    *,
+    internal: bool = False,
+    files: Sequence[attachments.IncomingFile] = (),
+) -> TicketMessage:
+    """A reply in the thread, with its `files` (services/attachments.py) or not at all. The
+    superuser's reply reopens a resolved ticket and starts the queue's clock again; a staff
+    reply stops it (support has answered), an internal note does not (the customer still
+    waits). Internal notes, and their files, are for staff only. A staff reply also goes to
+    the ticket's people by mail (services/ticket_mail.py)."""
     policy.require(user, "reply", ticket)
-    reply = validation.convert({"body": body} if isinstance(body, str) else body, Reply)
+    reply = _convert_with_files({"body": body} if isinstance(body, str) else body, Reply, files)
     internal = internal or reply.internal == "1"
     if internal:
         policy.require(user, "internal_note", ticket)
     # The staff reply's mail is written with the reply, or neither is.
     async with write_transaction(Ticket._meta.db):
-        message = await record_message(user, ticket, reply.body, internal=internal)
+        message = await record_message(user, ticket, reply.body, internal=internal, files=files)
         if policy.is_staff(user) and not internal:
             await ticket_mail.mail_staff_reply(ticket, message, user)
+    return message
 
 
 async def record_message(
-    author: User, ticket: Ticket, text: str, *, internal: bool = False
+    author: User,
+    ticket: Ticket,
+    text: str,
+    *,
+    internal: bool = False,
+    files: Sequence[attachments.IncomingFile] = (),
 ) -> TicketMessage:
-    """The message in the thread and what it does to the ticket (see add_message), for a reply
-    on the web and one that came by mail (services/inbound_mail.py) alike."""
+    """The message in the thread, its files, and what it does to the ticket (see add_message),
+    for a reply on the web and one that came by mail (services/inbound_mail.py) alike. Inside
+    the caller's transaction."""
     message = TicketMessage(ticket=ticket.id, author=author.id, body=text, internal=internal)
     await message.save()
+    await attachments.store(files, ticket_id=ticket.id, message_id=message.id)
     if not internal:
         await activity.record(ticket.id, message.created_at)
     if policy.is_staff(author):

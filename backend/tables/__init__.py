@@ -1,6 +1,7 @@
 from backend.tables.account_links import AccountLink, LinkPurpose
 from backend.tables.agreements import Agreement, AgreementProduct
 from backend.tables.api_tokens import ApiToken
+from backend.tables.attachments import Attachment
 from backend.tables.catalog import PriceList, Product
 from backend.tables.companies import Company
 from backend.tables.inbound import InboundMail, InboundOutcome, InboxReason, TicketMailId
@@ -28,6 +29,7 @@ __all__ = [
     "Agreement",
     "AgreementProduct",
     "ApiToken",
+    "Attachment",
     "BrowserSession",
     "Channel",
     "ChargeStatus",

@@ -6,10 +6,11 @@ from typing import Any
 
 import msgspec
 from litestar import Request
+from litestar.datastructures import UploadFile
 from litestar.openapi.spec import Operation
 
 from backend.i18n import N_
-from backend.services import validation
+from backend.services import attachments, validation
 from backend.services.errors import ValidationFailed
 from backend.services.validation import S
 
@@ -52,6 +53,30 @@ async def read_values(request: Request, form_type: type[msgspec.Struct]) -> dict
     return values
 
 
+async def read_values_and_files(
+    request: Request, form_type: type[msgspec.Struct]
+) -> tuple[dict[str, Any], list[attachments.IncomingFile]]:
+    """`read_values` for a multipart form that also takes files (`attachments.FIELD`, an
+    `<input type=file multiple>`): the values, and the files as plain data. A file input left
+    empty sends a part with no file name, which is no file."""
+    items: list[tuple[str, Any]] = []
+    files: list[attachments.IncomingFile] = []
+    for key, value in (await request.form()).multi_items():
+        if key != attachments.FIELD:
+            items.append((key, value))
+        elif isinstance(value, UploadFile):
+            data = await value.read()
+            await value.close()
+            files.append(attachments.IncomingFile(value.filename, value.content_type, data))
+        elif value != "":
+            items.append((key, value))  # text where a file belongs: an unknown field
+    values, unknown = _collect(items, form_type)
+    request.state[FORM_VALUES] = values
+    if unknown:
+        raise ValidationFailed({"form": UNKNOWN_FIELD}, values)
+    return values, files
+
+
 async def read_form(request: Request, form_type: type[S]) -> S:
     """The posted form as `form_type`, or ValidationFailed with every field's message (and the
     input, control characters removed, so the form comes back as it was typed)."""
@@ -75,19 +100,30 @@ def _inline(schema: Any, defs: dict[str, Any]) -> Any:
     return schema
 
 
-def form_operation(form_type: type[msgspec.Struct]) -> type[Operation]:
+def form_operation(form_type: type[msgspec.Struct], *, files: bool = False) -> type[Operation]:
     """The OpenAPI operation of a route that reads `form_type` (url-encoded) by hand: its
-    fields and bounds in the schema, for fuzzers and readers, as a `data: Form` route has."""
+    fields and bounds in the schema, for fuzzers and readers, as a `data: Form` route has.
+    With `files`: multipart too, with the files (`attachments.FIELD`) beside the fields."""
     generated = msgspec.json.schema(form_type)
     schema = _inline(generated, generated.get("$defs", {}))
     schema.pop("$defs", None)
+    content = {"application/x-www-form-urlencoded": {"schema": schema}}
+    if files:
+        # The same fields, or with files beside them (which only multipart carries).
+        with_files = {**schema, "properties": {**schema.get("properties", {})}}
+        with_files["properties"][attachments.FIELD] = {
+            "type": "array",
+            "items": {"type": "string", "format": "binary"},
+            "maxItems": attachments.MAX_FILES,
+        }
+        content["multipart/form-data"] = {"schema": with_files}
 
     class FormOperation(Operation):
         def to_schema(self) -> dict[str, Any]:
             described = super().to_schema()
             described["requestBody"] = {
                 "required": True,
-                "content": {"application/x-www-form-urlencoded": {"schema": schema}},
+                "content": content,
             }
             return described
 

@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from babel.dates import format_date, format_datetime
+from babel.numbers import format_decimal
 from jinja2 import (
     Environment,
     FileSystemLoader,
@@ -31,7 +32,7 @@ from litestar.response import Redirect, Response, Template
 from markupsafe import Markup
 
 from backend import i18n
-from backend.services import ledger, orders, policy, statement, tickets, time_account
+from backend.services import attachments, ledger, orders, policy, statement, tickets, time_account
 from backend.services.availability import OSLO, support_hours
 from backend.services.money import format_nok
 from backend.services.validation import format_org_number, format_phone
@@ -81,6 +82,12 @@ def _month(value: datetime.date) -> str:
 @functools.lru_cache(maxsize=256)
 def _worded_month(first_day: datetime.date, locale: str) -> str:
     return format_date(first_day, "MMM yyyy", locale=locale)
+
+
+def file_size(size: int) -> str:
+    """A file's size as people read it: "820 B", "14,5 kB", "9,3 MB" (as amounts, in nb)."""
+    number, unit = attachments.human_size(size)
+    return f"{format_decimal(number, locale='nb_NO')} {unit}"
 
 
 def page_url(path: str, filters: Mapping[str, str], number: int) -> str:
@@ -195,6 +202,7 @@ def _environment(language: str, auto_reload: bool, *, mail: bool = False) -> Env
         phone=_format_phone,
         ticket_number=tickets.ticket_number,
         hours_minutes=hours_minutes,
+        file_size=file_size,
         last_day=ledger.last_usable_day,
     )
     env.globals.update(
@@ -218,6 +226,12 @@ def _environment(language: str, auto_reload: bool, *, mail: bool = False) -> Env
         shared_events=" ".join(SHARED_BETWEEN_TABS),
         # Whose messages are support's, in a thread.
         staff_roles=policy.STAFF,
+        # The file field's limits (services/attachments.py), for the browser's own check.
+        attachment_limits={
+            "file": attachments.MAX_FILE_BYTES,
+            "message": attachments.MAX_MESSAGE_BYTES,
+            "count": attachments.MAX_FILES,
+        },
     )
     return env
 

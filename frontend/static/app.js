@@ -44,6 +44,30 @@
     }
   });
 
+  // A message's files are checked here before they are sent (the server checks them again):
+  // too large a selection is refused on the spot, with the limits and messages the field
+  // carries (_attachments.html), and the form, text and all, stays as it is.
+  document.addEventListener("change", function (event) {
+    var field = event.target;
+    if (!(field instanceof HTMLInputElement) || !field.hasAttribute("data-max-file-bytes")) {
+      return;
+    }
+    var files = Array.prototype.slice.call(field.files || []);
+    var total = files.reduce(function (sum, file) { return sum + file.size; }, 0);
+    var message = "";
+    if (files.length > Number(field.dataset.maxFiles)) {
+      message = field.dataset.tooManyFiles;
+    } else if (files.some(function (file) { return file.size > Number(field.dataset.maxFileBytes); })) {
+      message = field.dataset.fileTooLarge;
+    } else if (total > Number(field.dataset.maxMessageBytes)) {
+      message = field.dataset.messageTooLarge;
+    }
+    field.setCustomValidity(message);
+    if (message) {
+      field.reportValidity();
+    }
+  });
+
   // The registration form's lookup in Enhetsregisteret only ever helps: an answer other than
   // its own (429 from the rate limit) leaves the form as it is, and a field the user has
   // written in while the register was asked keeps what they wrote (_register_lookup.html).
