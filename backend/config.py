@@ -84,6 +84,9 @@ class Settings:
     # reseller's own mail server; None: no receiver.
     inbound_smtp_port: int | None = None
     inbound_smtp_host: str = "127.0.0.1"
+    # INBOUND_AUTHSERV_ID: the reseller's mail server's name in its Authentication-Results
+    # headers; set, a mail counts as a customer's only if that server says DMARC passed.
+    inbound_authserv_id: str | None = None
     # ATTACHMENT_DIR: where files on tickets are kept (services/attachments.py), outside the
     # database; default PORTAL_VAR_DIR/attachments.
     attachment_dir: Path = VAR_DIR / "attachments"
@@ -247,5 +250,6 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         brreg_api_url=_brreg_api_url(environ.get("BRREG_API_URL", ""), production=production),
         inbound_smtp_port=int(inbound_port) if inbound_port else None,
         inbound_smtp_host=environ.get("INBOUND_SMTP_HOST", "").strip() or "127.0.0.1",
+        inbound_authserv_id=environ.get("INBOUND_AUTHSERV_ID", "").strip().lower() or None,
         attachment_dir=Path(environ.get("ATTACHMENT_DIR", "").strip() or var_dir / "attachments"),
     )

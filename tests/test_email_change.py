@@ -12,7 +12,7 @@ import pytest
 
 from backend.services import clock, outbox, users
 from backend.services.users import create_staff
-from backend.tables import AccountLink, User
+from backend.tables import AccountLink, OutboxMail, User
 from tests.support import PASSWORD, login, make_company, new_email, post_form
 
 SENT = "Vi har sendt en lenke til"
@@ -330,3 +330,14 @@ async def test_changing_the_password_cancels_a_change_someone_else_asked_for(
 
     assert refused.status_code == 422 and DEAD_LINK in refused.text
     assert await email_of(user.id) == user.email
+
+
+async def test_the_eleventh_request_in_an_hour_is_refused_and_mails_no_one(client):
+    _, email = await make_company()
+    assert (await login(client, email)).status_code == 303
+    for n in range(10):
+        assert (await ask(client, new_email(f"ny{n}"))).status_code == 200
+    stranger = new_email("fremmed")
+    refused = await ask(client, stranger)
+    assert refused.status_code == 429
+    assert not await OutboxMail.exists().where(OutboxMail.recipient == stranger)

@@ -5,6 +5,7 @@ to the run's SMTP server (tests/smtp_server.py) — on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime
 import re
 import socket
@@ -859,3 +860,159 @@ async def test_staff_attaching_a_strangers_mail_bring_its_files(receiver, client
     assert attached.status_code == 303
     ticket_id = (await received(message)).ticket
     assert await downloads_seen_by(client, email, ticket_id) == {"skjerm.log": b"1\n"}
+
+
+# --- what an attacker sends ----------------------------------------------------------------------
+
+
+def raw_mail(from_lines: list[str], extra: str = "", body: str = "Hei") -> bytes:
+    head = "".join(f"From: {line}\r\n" for line in from_lines)
+    return (
+        f"{head}To: {SUPPORT}\r\nSubject: Hjelp\r\nMessage-ID: {make_msgid()}\r\n{extra}\r\n{body}"
+    ).encode()
+
+
+async def deliver(port: int, raw: bytes, envelope_from: str = "angriper@evil.example") -> str:
+    async with aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=30) as client:
+        _, answer = await client.sendmail(envelope_from, [SUPPORT], raw)
+    return answer
+
+
+async def latest_mail() -> InboundMail:
+    return await InboundMail.objects().order_by(InboundMail.id, ascending=False).first()
+
+
+@pytest.mark.parametrize(
+    "from_lines",
+    [
+        ["{victim})<eve@evil.example>"],  # read as the victim here, as evil.example by DMARC
+        ["{victim} <eve@evil.example>"],
+        ["<{victim}>, eve@evil.example"],  # two mailboxes
+        ["{victim}", "eve@evil.example"],  # two From headers
+    ],
+)
+async def test_a_from_header_that_reads_two_ways_never_speaks_for_a_customer(receiver, from_lines):
+    _, victim = await make_company()
+    raw = raw_mail([line.format(victim=victim) for line in from_lines])
+    await deliver(receiver, raw)
+    row = await latest_mail()
+    assert row.outcome == InboundOutcome.inbox and row.reason == InboxReason.unreadable
+    assert row.sender is None and row.ticket is None
+    assert await outbox_to(victim) == []
+
+
+@pytest.fixture
+def vouching_server(settings):
+    """The portal behind a mail server named mx.forhandler.example (INBOUND_AUTHSERV_ID)."""
+    outbox.configure(dataclasses.replace(settings, inbound_authserv_id="mx.forhandler.example"))
+    yield "mx.forhandler.example"
+    outbox.configure(settings)
+
+
+@pytest.mark.parametrize(
+    ("results", "opens_a_ticket"),
+    [
+        ("mx.forhandler.example; spf=pass; dkim=pass; dmarc=pass header.from=kunde.example", True),
+        ("mx.forhandler.example; dmarc=fail header.from=kunde.example", False),
+        ("mx.evil.example; dmarc=pass", False),  # another server's word counts for nothing
+        ("", False),
+    ],
+)
+async def test_behind_a_named_mail_server_only_a_dmarc_pass_speaks_for_a_customer(
+    receiver, vouching_server, results, opens_a_ticket
+):
+    _, email = await make_company()
+    extra = f"Authentication-Results: {results}\r\n" if results else ""
+    await deliver(receiver, raw_mail([email], extra), envelope_from=email)
+    [row] = await InboundMail.objects().where(InboundMail.from_address == email)
+    if opens_a_ticket:
+        assert row.outcome == InboundOutcome.ticket and row.ticket is not None
+    else:
+        assert row.outcome == InboundOutcome.inbox and row.reason == InboxReason.unverified
+        assert row.ticket is None and await outbox_to(email) == []
+
+
+async def test_a_member_answers_by_mail_only_the_tickets_they_opened(receiver):
+    company_id, superuser_email = await make_company()
+    member = await make_member(company_id)
+    theirs, _ = await first_ticket(receiver, member.email)
+    superusers, _ = await first_ticket(receiver, superuser_email)
+    await Ticket.update({Ticket.status: "resolved"}).where(Ticket.id == superusers.id)
+
+    for ticket in (theirs, superusers):
+        number = tickets.ticket_number(ticket.id)
+        await send(receiver, mail(member.email, f"SV: [{number}] Hei", "Et svar fra medlemmet."))
+
+    assert await TicketMessage.count().where(TicketMessage.ticket == theirs.id) == 1
+    assert await TicketMessage.count().where(TicketMessage.ticket == superusers.id) == 0
+    assert (await Ticket.objects().get(Ticket.id == superusers.id)).status == "resolved"
+    [refused] = await InboundMail.objects().where(
+        (InboundMail.from_address == member.email) & (InboundMail.ticket == superusers.id)
+    )
+    assert refused.outcome == InboundOutcome.inbox and refused.reason == InboxReason.not_allowed
+
+
+async def test_a_mail_of_thousands_of_parts_is_refused_unread(receiver):
+    _, email = await make_company()
+    parts = "".join(f"--b\r\nContent-Type: text/plain\r\n\r\n{n}\r\n" for n in range(5000))
+    raw = raw_mail(
+        [email], 'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b"\r\n', parts
+    )
+    with pytest.raises(aiosmtplib.SMTPDataError) as refused:
+        await deliver(receiver, raw, envelope_from=email)
+    assert refused.value.code == 550
+    assert not await InboundMail.exists().where(InboundMail.from_address == email)
+
+
+async def test_parts_nested_as_deep_as_the_count_allows_are_never_left_to_retry(receiver):
+    _, email = await make_company()
+    depth = 2 * inbound_mail.MAX_PARTS
+    head = 'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b0"\r\n'
+    body = "".join(
+        f'--b{n}\r\nContent-Type: multipart/mixed; boundary="b{n + 1}"\r\n\r\n'
+        for n in range(depth)
+    )
+    try:
+        answer = await deliver(receiver, raw_mail([email], head, body), envelope_from=email)
+    except aiosmtplib.SMTPDataError as refused:
+        assert refused.code == 550  # refused for good, not 451: a mail server would retry
+    else:
+        assert answer.startswith("2")
+
+
+async def test_a_file_name_with_a_nul_is_shown_without_it(receiver, client):
+    _, email = await make_company()
+    files = "".join(
+        f"--b\r\nContent-Type: application/octet-stream\r\n"
+        f"Content-Disposition: attachment; filename*=utf-8''f%00{n}.log\r\n\r\nx\r\n"
+        for n in range(attachments.MAX_FILES + 1)
+    )
+    raw = raw_mail(
+        [email],
+        'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b"\r\n',
+        f"--b\r\nContent-Type: text/plain\r\n\r\nLogger vedlagt.\r\n{files}--b--\r\n",
+    )
+    await deliver(receiver, raw, envelope_from=email)
+    row = await latest_mail()
+    assert row.outcome == InboundOutcome.ticket  # not a 451 the mail server retries for days
+    ticket = await Ticket.objects().get(Ticket.id == row.ticket)
+    assert "\x00" not in ticket.description and "f10.log" in ticket.description  # left out
+    shown = await downloads_seen_by(client, email, ticket.id)
+    assert len(shown) == attachments.MAX_FILES and all("\x00" not in name for name in shown)
+
+
+def test_a_line_far_too_long_to_introduce_a_quote_is_not_searched():
+    assert not inbound_mail._introduces_quote("1. des. skrev " * 100_000 + ":")
+    assert inbound_mail._introduces_quote("Den 1. des. 2026 kl. 10:00 skrev Support <s@x.no>:")
+
+
+@pytest.mark.parametrize(
+    "from_line",
+    [
+        "Ola N. Nordmann <ola@kunde.example>",
+        '"Nordmann, Ola" <ola@kunde.example>',
+        "ola@kunde.example",
+    ],
+)
+def test_an_ordinary_from_header_is_read(from_line):
+    assert inbound_mail.parse(raw_mail([from_line])).from_address == "ola@kunde.example"

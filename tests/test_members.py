@@ -117,6 +117,7 @@ async def test_an_invited_colleague_follows_the_mailed_link_and_becomes_a_signed
     page = await other_client.get(f"/invitation/{token}")
     assert page.status_code == 200
     assert "Bli med i Medlemsfirma AS" in page.text and "Sara Superbruker" in page.text
+    assert page.headers["cache-control"] == "no-store"  # its link is in the address and form
     accepted = await post_form(other_client, f"/invitation/{token}", accept_form())
     assert accepted.status_code == 303 and accepted.headers["location"] == "/portal"
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, get, post
+from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.params import FromPath
 from litestar.response import Template
 
@@ -16,6 +17,10 @@ from backend.web.forms import form_operation, read_form
 from backend.web.guards import allowed
 from backend.web.sessions import sign_in
 from backend.web.templating import form_response, page
+
+# Each request mails the address typed: someone changing their address, not a script using the
+# portal to mail strangers. Per client address, with its own counter.
+EMAIL_CHANGE_RATE_LIMIT = RateLimitConfig(rate_limit=("hour", 10), store="rate_limit_email_change")
 
 PASSWORD_PAGE = "account/password.html"
 PASSWORD_FORM_REGION = "account/_password_form.html"
@@ -81,6 +86,7 @@ class AccountController(Controller):
         "/email",
         name="email_change",
         operation_class=form_operation(email_change.EmailChange),
+        middleware=[EMAIL_CHANGE_RATE_LIMIT.middleware],
         opt={"form": EMAIL_FORM},
     )
     async def change_email(self, request: Request) -> Template:

@@ -30,30 +30,14 @@ async def _company_context(
     request: Request, values: dict[str, Any], errors: dict[str, str]
 ) -> dict[str, Any]:
     company = await companies.get_company(request.user.company)
-    return {
-        "company": company,
-        "superuser": request.user,
-        "form": values,
-        "errors": errors,
-        "saved": False,
-        **_warning_form(company),
-    }
+    return _company_page(company, request.user, form=values, errors=errors)
 
 
 async def _warning_context(
     request: Request, values: dict[str, Any], errors: dict[str, str]
 ) -> dict[str, Any]:
     company = await companies.get_company(request.user.company)
-    return {
-        "company": company,
-        "superuser": request.user,
-        "form": _company_form(company, request.user),
-        "errors": {},
-        "saved": False,
-        "warning_form": values,
-        "warning_errors": errors,
-        "warning_saved": False,
-    }
+    return _company_page(company, request.user, warning_form=values, warning_errors=errors)
 
 
 # The statement's regions: the filter form swaps the whole list, "Vis flere" appends rows.
@@ -152,16 +136,7 @@ class PortalController(Controller):
     async def show_company(self, request: Request) -> Template:
         company = await companies.get_company(request.user.company)
         superuser = await companies.get_superuser(company.id)
-        return page(
-            request,
-            "portal/company.html",
-            company=company,
-            superuser=superuser,
-            form=_company_form(company, superuser),
-            errors={},
-            saved=False,
-            **_warning_form(company),
-        )
+        return page(request, "portal/company.html", **_company_page(company, superuser))
 
     @post(
         "/company",
@@ -179,12 +154,7 @@ class PortalController(Controller):
             "portal/company.html",
             "portal/_company_form.html",
             200,
-            company=company,
-            superuser=superuser,
-            form=_company_form(company, superuser),
-            errors={},
-            saved=True,
-            **_warning_form(company),
+            **_company_page(company, superuser, saved=True),
         )
 
     @post(
@@ -203,12 +173,7 @@ class PortalController(Controller):
             "portal/company.html",
             "portal/_low_balance_form.html",
             200,
-            company=company,
-            superuser=superuser,
-            form=_company_form(company, superuser),
-            errors={},
-            saved=False,
-            **_warning_form(company, saved=True),
+            **_company_page(company, superuser, warning_saved=True),
         )
 
     @get("/company/api", name="company_api", guards=[allowed("manage_api_tokens")])
@@ -246,11 +211,19 @@ class PortalController(Controller):
         return redirect(request, "/portal/company/api")
 
 
-def _warning_form(company: Company, *, saved: bool = False) -> dict[str, Any]:
+def _company_page(company: Company, superuser: User | None, **shown: Any) -> dict[str, Any]:
+    """The company page: both its forms as the company is now, but for what `shown` says (what
+    was typed, its errors, which form was just saved)."""
     return {
+        "company": company,
+        "superuser": superuser,
+        "form": _company_form(company, superuser),
+        "errors": {},
+        "saved": False,
         "warning_form": {"low_balance_minutes": str(company.low_balance_minutes)},
         "warning_errors": {},
-        "warning_saved": saved,
+        "warning_saved": False,
+        **shown,
     }
 
 

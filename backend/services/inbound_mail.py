@@ -35,10 +35,10 @@ import logging
 import re
 import socket
 from dataclasses import dataclass, field
+from email import errors
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.policy import default as default_policy
-from email.utils import getaddresses, parseaddr
 from html.parser import HTMLParser
 from typing import Any
 
@@ -72,6 +72,10 @@ from backend.tables import (
 logger = logging.getLogger("portal.inbound")
 
 MAX_MESSAGE_BYTES = 35 * 1024 * 1024  # larger mails are refused (SMTP 552) before they are read
+# A mail people write has a handful of parts; the parser takes seconds for thousands (the whole
+# app waits), so more is refused unread. Counted as boundary lines, an upper bound.
+MAX_PARTS = 200
+LONGEST_ATTRIBUTION = 300  # characters: a longer line never introduces a quote
 NEW_TICKETS_PER_HOUR = 20  # per sender address; beyond it mails wait in the staff inbox
 NO_SUBJECT = N_("(uten emne)")
 NO_TEXT = N_("(e-posten hadde ingen tekst)")
@@ -95,12 +99,24 @@ class ParsedMail:
     text: str
     automatic: bool
     attachments: list[attachments.IncomingFile] = field(default_factory=list)
+    # What the reseller's mail server said of the sender's domain: the DMARC result ("pass",
+    # "fail", ...) in its Authentication-Results, by its authserv-id; "" when it said nothing.
+    dmarc: dict[str, str] = field(default_factory=dict)
 
 
 def parse(raw: bytes, envelope_from: str = "") -> ParsedMail:
     """What the portal reads from a mail; MalformedMail when it is no mail at all."""
     if not raw.strip() or b":" not in raw.split(b"\n", 1)[0]:
         raise MalformedMail("no header")
+    if raw.count(b"\n--") > 2 * MAX_PARTS + 2:
+        raise MalformedMail("too many parts")
+    try:
+        return _read(raw, envelope_from)
+    except RecursionError:  # parts nested thousands deep
+        raise MalformedMail("nested too deep") from None
+
+
+def _read(raw: bytes, envelope_from: str) -> ParsedMail:
     message = BytesParser(policy=default_policy).parsebytes(raw)
     assert isinstance(message, EmailMessage)
     name, address = _sender(message)
@@ -116,6 +132,7 @@ def parse(raw: bytes, envelope_from: str = "") -> ParsedMail:
         text=_text_of(body_part),
         automatic=is_automatic(message, envelope_from),
         attachments=attachments_of(message, body_part),
+        dmarc=dmarc_results(message),
     )
 
 
@@ -134,14 +151,48 @@ def _header(message: EmailMessage, name: str) -> str:
 
 
 def _sender(message: EmailMessage) -> tuple[str, str]:
-    """(name, address) of the From header's first mailbox; ("", "") if it names none."""
-    text = _header(message, "From")
-    pairs = [(n, a) for n, a in getaddresses([text]) if "@" in a] or [parseaddr(text)]
-    name, address = pairs[0]
+    """(name, address) of the mail's one sender; ("", "") unless it has exactly one From header
+    naming exactly one mailbox that the parser reads without doubt. A From that can be read two
+    ways (one address here, another for the mail server's DMARC check) would let anyone write
+    as a customer."""
+    try:
+        headers = message.get_all("From") or []
+        if len(headers) != 1:
+            return "", ""
+        header = headers[0]
+        invalid = any(isinstance(d, errors.InvalidHeaderDefect) for d in header.defects)
+        if invalid or len(header.addresses) != 1:
+            return "", ""
+        name, address = header.addresses[0].display_name, header.addresses[0].addr_spec
+    except Exception:  # the email package's header parser has corner cases that raise
+        return "", ""
     address = address.strip().lower()
     if "@" not in address or len(address) > 254 or any(c.isspace() for c in address):
         return "", ""
     return validation.collapse(name)[:200], address
+
+
+def dmarc_results(message: EmailMessage) -> dict[str, str]:
+    """{authserv-id: DMARC result} from the mail's Authentication-Results headers (RFC 8601),
+    the topmost (the nearest server's) for each server."""
+    found: dict[str, str] = {}
+    for key, value in message.raw_items():
+        if key.lower() != "authentication-results":
+            continue
+        server, _, results = str(value).partition(";")
+        words = server.split()
+        match = re.search(r"\bdmarc\s*=\s*(\w+)", results, re.IGNORECASE)
+        if words:
+            found.setdefault(words[0].lower(), match.group(1).lower() if match else "")
+    return found
+
+
+def vouched_for(mail: ParsedMail, authserv_id: str | None) -> bool:
+    """Whether the sender may be believed: when INBOUND_AUTHSERV_ID names the reseller's mail
+    server, only if that server found the From domain's DMARC to pass (it removes such headers
+    that come from outside); without it, the From header is believed (the README says why to
+    set it)."""
+    return authserv_id is None or mail.dmarc.get(authserv_id) == "pass"
 
 
 def is_automatic(message: EmailMessage, envelope_from: str) -> bool:
@@ -208,7 +259,7 @@ def attachments_of(message: EmailMessage, body_part: Any = None) -> list[attachm
             content = part.get_payload(decode=True) or b""
         found.append(
             attachments.IncomingFile(
-                filename=validation.collapse(filename or "")[:255] or "vedlegg",
+                filename=attachments.display_name(filename or "vedlegg"),
                 content_type=part.get_content_type(),
                 data=content,
             )
@@ -295,6 +346,8 @@ SEPARATOR = re.compile(
 
 def _introduces_quote(line: str) -> bool:
     line = line.strip()
+    if len(line) > LONGEST_ATTRIBUTION:  # and the pattern's search grows with its square
+        return False
     if SEPARATOR.match(line):
         return True
     # A date or an address in it: "Jeg skrev dette:" in the customer's own words is not one.
@@ -381,7 +434,14 @@ async def receive(
             row.reason = InboxReason.automatic.value
         elif sender is None:
             row.reason = InboxReason.unknown_sender.value
-        elif (ticket := await _referenced_ticket(mail, sender.company)) is not None:
+        elif not vouched_for(mail, outbox.current_settings().inbound_authserv_id):
+            row.reason = InboxReason.unverified.value
+        elif (ticket := await _referenced_ticket(mail, sender.company)) is not None and (
+            not policy.can_reply_by_mail(sender, ticket)
+        ):
+            row.reason = InboxReason.not_allowed.value
+            row.ticket = ticket.id  # shown on the ticket's page, for staff to decide
+        elif ticket is not None:
             row.outcome = InboundOutcome.reply.value
             row.ticket = ticket.id
             files, text = _files_and_text(mail.attachments, strip_quoted(mail.text))
@@ -412,7 +472,7 @@ def _files_and_text(
     keep: a mail cannot be asked again, so it is never refused for its files (the whole mail,
     files and all, stays in the staff's view of it)."""
     files, left_out = attachments.within_limits(sent)
-    names = ", ".join(file.filename for file in left_out)
+    names = ", ".join(file.filename for file in left_out)[:1000]
     note = f"\n\n[{LEFT_OUT.format(names=names)}]" if left_out else ""
     return files, (text[: tickets.BODY_MAX - len(note)] + note).strip() or NO_TEXT
 
@@ -507,6 +567,8 @@ REASON_LABELS = {
     InboxReason.automatic.value: N_("Automatisk svar eller retur"),
     InboxReason.too_many.value: N_("For mange nye saker fra avsenderen siste time"),
     InboxReason.unreadable.value: N_("Avsenderen kunne ikke leses"),
+    InboxReason.unverified.value: N_("Avsenderen er ikke bekreftet av e-postserveren"),
+    InboxReason.not_allowed.value: N_("Svar fra et medlem på en sak medlemmet ikke åpnet"),
 }
 
 

@@ -90,6 +90,15 @@ def owns(user: Any, obj: Any) -> bool:
     return user is not None and company is not None and company == user.company
 
 
+def can_reply_by_mail(user: Any, ticket: Any) -> bool:
+    """By mail as on the web, but a member's mail may open a ticket (services/inbound_mail.py),
+    and support's replies go to the member who wrote: so a member may answer by mail the
+    tickets they opened, and no others."""
+    if can(user, "reply", ticket):
+        return True
+    return role_of(user) == MEMBER and owns(user, ticket) and ticket.opened_by == user.id
+
+
 def require(user: Any, action: str, obj: Any = None) -> None:
     """`can`, or NotAllowed saying which action was refused."""
     if not can(user, action, obj):

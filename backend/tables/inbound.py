@@ -23,6 +23,8 @@ class InboxReason(StrEnum):
     automatic = "automatic"  # an auto-reply, a bounce, a list's mail: never answered
     too_many = "too_many"  # the sender's new tickets in the last hour reached the limit
     unreadable = "unreadable"  # no sender address could be read from it
+    unverified = "unverified"  # a customer's address, but the mail server did not vouch for it
+    not_allowed = "not_allowed"  # a member answering a ticket that is not theirs to answer
 
 
 class InboundMail(Table, tablename="inbound_mail"):

@@ -61,8 +61,10 @@ def security_headers(production: bool) -> Any:
         if message["type"] != "http.response.start":
             return
         headers = [*message.get("headers", ()), *every_response]
-        # /password: the reset pages carry their link in the address and the form.
-        if scope["path"].startswith(("/portal", "/staff", "/api", "/account", "/password")):
+        # /password, /invitation: those pages carry their link in the address and the form.
+        if scope["path"].startswith(
+            ("/portal", "/staff", "/api", "/account", "/password", "/invitation")
+        ):
             headers.append(no_store)
         message["headers"] = headers
 
