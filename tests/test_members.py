@@ -593,6 +593,10 @@ async def snapshot() -> dict[str, list[dict[str, Any]]]:
         if isinstance(table, type) and issubclass(table, Table) and table not in NOT_COMPARED:
             rows = await table.select().order_by(table._meta.primary_key)
             found[table._meta.tablename] = rows
+    # Which mails exist, not how far their sending is: a served portal's sender may be sending.
+    found["outbox_mail"] = await tables.OutboxMail.select(
+        tables.OutboxMail.id, tables.OutboxMail.key, tables.OutboxMail.recipient
+    ).order_by(tables.OutboxMail.id)
     return found
 
 
