@@ -7,8 +7,11 @@ from __future__ import annotations
 import re
 
 import pytest
+from litestar.routes import HTTPRoute
+from litestar.testing import AsyncTestClient
 from piccolo.engine import engine_finder
 
+from backend.app import create_app
 from backend.services import audit, catalog, clock, ledger, outbox, staff_accounts
 from backend.services.users import create_staff
 from backend.tables import AuditEntry, AuditKind, User
@@ -269,3 +272,66 @@ async def test_reset_sign_in_ends_sessions_and_mails_a_reset_link(
         kind=AuditKind.staff_sign_in_reset.value, subject=f"user:{technician.id}"
     )
     assert entry.actor == admin.id and entry.reason == "Mistet PC"
+
+
+def admin_routes(app) -> list[tuple[str, str]]:
+    """(method, path) of every /staff/admin route, from the app's route table."""
+    found = []
+    for route in app.routes:
+        if isinstance(route, HTTPRoute) and route.path.startswith("/staff/admin"):
+            for handler in route.route_handlers:
+                found.extend((m, route.path) for m in handler.http_methods - {"OPTIONS", "HEAD"})
+    return found
+
+
+async def test_no_one_but_an_admin_reaches_the_back_office_and_nothing_changes(app, settings):
+    routes = admin_routes(app)
+    assert ("POST", "/staff/admin/staff/{staff_id:int}/deactivate") in routes
+    assert len(routes) >= 7
+    target = await staff("technician")
+    _, superuser_email = await make_company()
+    member_email = new_email("medlem")
+    superuser = await User.objects().get(User.email == superuser_email)
+    await User(
+        email=member_email,
+        name="Mona",
+        role="member",
+        company=superuser.company,
+        password_hash=superuser.password_hash,
+    ).save()
+    technician = await staff("technician")
+    created = new_email("skal-ikke-finnes")
+    form = {"name": "Ikke", "email": created, "role": "admin", "reason": "Forsøk"}
+
+    async def snapshot():
+        users = await User.select(User.id, User.active, User.password_hash).order_by(User.id)
+        return await AuditEntry.count(), users
+
+    for who, email in [
+        ("visitor", None),
+        ("technician", technician.email),
+        ("superuser", superuser_email),
+        ("member", member_email),
+    ]:
+        async with AsyncTestClient(
+            app=create_app(settings, db_pool=False, background_jobs=False)
+        ) as walker:
+            if email:
+                assert (await login(walker, email)).status_code == 303
+            else:
+                await walker.get("/login")
+            before = await snapshot()
+            for method, path in routes:
+                url = path.replace("{staff_id:int}", str(target.id))
+                if method == "GET":
+                    response = await walker.get(url, follow_redirects=False)
+                else:
+                    response = await post_form(walker, url, form)
+                if who == "visitor":
+                    assert response.status_code in (302, 303, 401), (who, method, url)
+                    if response.status_code != 401:
+                        assert response.headers["location"].startswith("/login"), (who, url)
+                else:
+                    assert response.status_code == 403, (who, method, url, response.status_code)
+            assert await snapshot() == before, who
+    assert not await User.exists().where(User.email == created)

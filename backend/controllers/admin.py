@@ -19,15 +19,15 @@ STAFF_URL = "/staff/admin/staff"
 
 async def _staff_context(request: Request, values: dict, errors: dict) -> dict[str, Any]:
     """The staff page; a failed form keeps what was typed: the new-staff form, or the reason
-    given for one user's change (`user_id` from the path)."""
-    user_id = request.path_params.get("user_id")
+    given for one staff user's change (`staff_id` from the path)."""
+    staff_id = request.path_params.get("staff_id")
     return {
         "staff": await staff_accounts.list_staff(),
-        "create_form": values if user_id is None else {},
-        "create_errors": errors if user_id is None else {},
-        "change_user": user_id,
-        "change_form": values if user_id is not None else {},
-        "change_errors": errors if user_id is not None else {},
+        "create_form": values if staff_id is None else {},
+        "create_errors": errors if staff_id is None else {},
+        "change_user": staff_id,
+        "change_form": values if staff_id is not None else {},
+        "change_errors": errors if staff_id is not None else {},
     }
 
 
@@ -77,37 +77,40 @@ class AdminController(Controller):
         return redirect(request, STAFF_URL)
 
     @post(
-        "/staff/{user_id:int}/deactivate",
+        "/staff/{staff_id:int}/deactivate",
         name="admin_staff_deactivate",
         guards=[allowed("manage_staff")],
         operation_class=form_operation(staff_accounts.StaffChange),
         opt={"form": STAFF_FORM},
     )
-    async def deactivate_staff(self, request: Request, user_id: FromPath[int]) -> Response:
+    async def deactivate_staff(self, request: Request, staff_id: FromPath[int]) -> Response:
+        await staff_accounts.get_staff(staff_id)  # 404 before the form's 422
         form = await read_form(request, staff_accounts.StaffChange)
-        await staff_accounts.deactivate(request.user, user_id, form)
+        await staff_accounts.deactivate(request.user, staff_id, form)
         return redirect(request, STAFF_URL)
 
     @post(
-        "/staff/{user_id:int}/reactivate",
+        "/staff/{staff_id:int}/reactivate",
         name="admin_staff_reactivate",
         guards=[allowed("manage_staff")],
         operation_class=form_operation(staff_accounts.StaffChange),
         opt={"form": STAFF_FORM},
     )
-    async def reactivate_staff(self, request: Request, user_id: FromPath[int]) -> Response:
+    async def reactivate_staff(self, request: Request, staff_id: FromPath[int]) -> Response:
+        await staff_accounts.get_staff(staff_id)  # 404 before the form's 422
         form = await read_form(request, staff_accounts.StaffChange)
-        await staff_accounts.reactivate(request.user, user_id, form)
+        await staff_accounts.reactivate(request.user, staff_id, form)
         return redirect(request, STAFF_URL)
 
     @post(
-        "/staff/{user_id:int}/reset",
+        "/staff/{staff_id:int}/reset",
         name="admin_staff_reset",
         guards=[allowed("manage_staff")],
         operation_class=form_operation(staff_accounts.StaffChange),
         opt={"form": STAFF_FORM},
     )
-    async def reset_staff_sign_in(self, request: Request, user_id: FromPath[int]) -> Response:
+    async def reset_staff_sign_in(self, request: Request, staff_id: FromPath[int]) -> Response:
+        await staff_accounts.get_staff(staff_id)  # 404 before the form's 422
         form = await read_form(request, staff_accounts.StaffChange)
-        await staff_accounts.reset_sign_in(request.user, user_id, form)
+        await staff_accounts.reset_sign_in(request.user, staff_id, form)
         return redirect(request, STAFF_URL)

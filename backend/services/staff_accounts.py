@@ -99,7 +99,8 @@ async def create(admin: User, form: NewStaff) -> User:
     return user
 
 
-async def _staff_member(user_id: int) -> User:
+async def get_staff(user_id: int) -> User:
+    """The technician or admin with this id: NotFound for anyone else (a customer too)."""
     user = await User.objects().get(
         (User.id == user_id) & User.role.is_in(sorted(users.STAFF_ROLES))
     )
@@ -118,7 +119,7 @@ async def deactivate(admin: User, user_id: int, form: StaffChange) -> None:
     if user_id == admin.id:
         raise ValidationFailed({"form": NOT_YOURSELF})
     async with write_transaction(User._meta.db):
-        user = await _staff_member(user_id)
+        user = await get_staff(user_id)
         if not user.active:
             return  # already: a second click changes nothing and records nothing
         if user.role == Role.admin.value:
@@ -147,7 +148,7 @@ async def reactivate(admin: User, user_id: int, form: StaffChange) -> None:
     """The staff user can sign in again, with the password they had."""
     policy.require(admin, "manage_staff")
     async with write_transaction(User._meta.db):
-        user = await _staff_member(user_id)
+        user = await get_staff(user_id)
         if user.active:
             return
         await User.update({User.active: True}).where(User.id == user.id)
@@ -165,7 +166,7 @@ async def reset_sign_in(admin: User, user_id: int, form: StaffChange) -> None:
     """The staff user's sessions end and they are mailed a link to choose a new password."""
     policy.require(admin, "manage_staff")
     async with write_transaction(User._meta.db):
-        user = await _staff_member(user_id)
+        user = await get_staff(user_id)
         await _end_sessions(user.id)
         await password_reset.send_link(user.email)
         await audit.record(
