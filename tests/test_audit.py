@@ -13,6 +13,7 @@ from piccolo.engine import engine_finder
 
 from backend.app import create_app
 from backend.services import audit, catalog, clock, ledger, outbox, staff_accounts
+from backend.services.errors import ValidationFailed
 from backend.services.users import create_staff
 from backend.tables import AuditEntry, AuditKind, User
 from tests.support import PASSWORD, login, make_company, new_email, post_form
@@ -236,22 +237,28 @@ async def test_an_admin_cannot_deactivate_themselves_nor_the_last_active_admin(c
     own = await post_form(client, f"/staff/admin/staff/{admin.id}/deactivate", {"reason": "x"})
     assert own.status_code == 422 and "deaktivere deg selv" in own.text
 
-    # The last one: every other admin of this run's database deactivated first.
-    others = await User.objects().where(
-        (User.role == "admin") & (User.active == True) & (User.id != admin.id)  # noqa: E712
-    )
-    for other in others:
-        await staff_accounts.deactivate(admin, other.id, staff_accounts.StaffChange(reason="test"))
+    # The last one. The database is the run's: the other admins are set aside for the moment
+    # (no session of theirs ends) and put back after.
     second = await staff()
-    await staff_accounts.deactivate(second, admin.id, staff_accounts.StaffChange(reason="test"))
-    with pytest.raises(Exception) as refused:
-        await staff_accounts.deactivate(admin, second.id, staff_accounts.StaffChange(reason="t"))
-    # (admin is inactive now; the policy still lets the call through, the rule refuses it)
-    assert "siste aktive administratoren" in str(getattr(refused.value, "errors", refused.value))
-    assert (await User.objects().get(User.id == second.id)).active
-    # Put the others back for the rest of the run.
-    for other in [*others, admin]:
-        await staff_accounts.reactivate(second, other.id, staff_accounts.StaffChange(reason="t"))
+    others = await User.select(User.id).where(
+        (User.role == "admin") & (User.active == True) & User.id.not_in([admin.id, second.id])  # noqa: E712
+    )
+    ids = [row["id"] for row in others]
+    if ids:
+        await User.update({User.active: False}).where(User.id.is_in(ids))
+    why = staff_accounts.StaffChange(reason="t")
+    try:
+        await staff_accounts.deactivate(second, admin.id, why)
+        # What is left is `second`: an admin whose deactivation raced with theirs is refused.
+        with pytest.raises(ValidationFailed) as refused:
+            await staff_accounts.deactivate(
+                admin, second.id, staff_accounts.StaffChange(reason="t")
+            )
+        assert refused.value.errors == {"form": staff_accounts.LAST_ADMIN}
+        assert (await User.objects().get(User.id == second.id)).active
+    finally:
+        if ids:
+            await User.update({User.active: True}).where(User.id.is_in(ids))
 
 
 async def test_reset_sign_in_ends_sessions_and_mails_a_reset_link(
