@@ -23,6 +23,7 @@ from piccolo.engine.sqlite import SQLiteEngine
 
 from backend.config import ConfigError, Settings, load_settings
 from backend.controllers.account import AccountController, EmailConfirmationController
+from backend.controllers.admin import AdminController
 from backend.controllers.api import BEARER, ApiController
 from backend.controllers.auth import AuthController
 from backend.controllers.members import InvitationController, MembersController
@@ -204,6 +205,7 @@ def create_app(
         TicketsController,
         ChargesController,
         StaffController,
+        AdminController,
         WebhooksController,
         ApiController,
         create_static_files_router(path="/static", directories=[STATIC_DIR], name="static"),

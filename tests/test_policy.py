@@ -133,6 +133,14 @@ ROUTES: dict[str, Rule] = {
     "staff_inbox_raw": Rule(("work_queue", "handle_inbox")),
     "staff_inbox_attach": Rule(("work_queue", "handle_inbox")),
     "staff_inbox_discard": Rule(("work_queue", "handle_inbox")),
+    # The back office (issue 12): admins only.
+    "admin_index": Rule(("back_office",)),
+    "admin_audit": Rule(("back_office", "view_audit")),
+    "admin_staff": Rule(("back_office", "manage_staff")),
+    "admin_staff_create": Rule(("back_office", "manage_staff")),
+    "admin_staff_deactivate": Rule(("back_office", "manage_staff")),
+    "admin_staff_reactivate": Rule(("back_office", "manage_staff")),
+    "admin_staff_reset": Rule(("back_office", "manage_staff")),
     # Development only (not in production): the mails written as files.
     "dev_mail": PUBLIC,
     "dev_mail_message": PUBLIC,
@@ -281,6 +289,8 @@ async def own_objects(superuser: Any, technician: Any) -> dict[str, Any]:
         "order": order,
         "entry": {"company": entry.company, "id": entry.id},
         "company": {"company": superuser.company, "id": superuser.company},
+        # The walking technician: the admin's empty forms (no reason) change nothing.
+        "staff": {"id": technician.id},
     }
 
 
@@ -304,6 +314,7 @@ def fill(path: str, objects: dict[str, Any]) -> str:
         "company_id": objects["company"]["id"],
         "token_id": objects["token"]["id"],
         "user_id": objects["member"]["id"],
+        "staff_id": objects["staff"]["id"],
         "invitation_id": objects["invitation"]["id"],
         # An invitation's link; to the reset and e-mail links it is a link that does not exist.
         "token": objects["link_token"],
@@ -345,6 +356,13 @@ def test_every_action_in_the_table_is_a_policy_action():
         ("technician", "adjust_minutes", False),
         ("admin", "adjust_minutes", True),
         ("admin", "view_company", False),
+        ("technician", "back_office", False),
+        ("technician", "view_audit", False),
+        ("technician", "manage_staff", False),
+        ("superuser", "view_audit", False),
+        ("admin", "back_office", True),
+        ("admin", "view_audit", True),
+        ("admin", "manage_staff", True),
     ],
 )
 def test_the_policy_table_says_what_spec_section_1_says(role, action, allowed):

@@ -35,10 +35,11 @@ from backend.db import (
     write_transaction,
 )
 from backend.i18n import N_
-from backend.services import agreements, catalog
+from backend.services import agreements, audit, catalog
 from backend.services.errors import ValidationFailed
 from backend.services.validation import FieldError, convert, field, line
 from backend.tables import (
+    AuditKind,
     Company,
     EntryKind,
     LedgerEntry,
@@ -90,8 +91,10 @@ async def _once(
     kind: EntryKind,
     minutes: int,
     act: Callable[[LedgerOperation], Awaitable[int]],
+    then: Callable[[LedgerOperation], Awaitable[None]] | None = None,
 ) -> tuple[LedgerOperation, bool]:
-    """Run `act` once per idempotency key, in one write transaction with its operation record.
+    """Run `act` once per idempotency key, in one write transaction with its operation record,
+    and `then` (e.g. an audit entry) in the same transaction after it, never on a replay.
     Returns the operation and whether this call did the work (False: a replay)."""
     # Inside a caller's transaction a unique violation has aborted that transaction (on
     # PostgreSQL): only the caller can recover, after it ends.
@@ -131,6 +134,8 @@ async def _once(
                 operation.id,
                 operation.id,
             )
+            if then is not None:
+                await then(operation)
             return operation, True
     except Exception as error:
         if nested or not is_unique_violation(error):
@@ -217,8 +222,10 @@ async def credit_lot(
     cause: Cause,
     order_id: int | None = None,
     kind: EntryKind = EntryKind.credit,
+    then: Callable[[LedgerOperation], Awaitable[None]] | None = None,
 ) -> Lot:
-    """A new lot of `minutes`, usable before `expires_on`, with its credit entry."""
+    """A new lot of `minutes`, usable before `expires_on`, with its credit entry (and `then`,
+    as `_once` runs it)."""
     if minutes <= 0:
         raise ValueError("a lot holds a positive number of minutes")
     codes = list(dict.fromkeys(product_codes))
@@ -238,7 +245,7 @@ async def credit_lot(
         await _entry(operation, lot, kind, minutes, cause)
         return minutes
 
-    operation, _ = await _once(key, company_id, kind, minutes, act)
+    operation, _ = await _once(key, company_id, kind, minutes, act, then)
     entry = await LedgerEntry.objects().get(LedgerEntry.operation == operation.id)
     return await Lot.objects().get(Lot.id == entry.lot)
 
@@ -256,6 +263,7 @@ async def debit(
     cause: Cause,
     product_code: str | None = None,
     kind: EntryKind = EntryKind.debit,
+    then: Callable[[LedgerOperation], Awaitable[None]] | None = None,
 ) -> DebitResult:
     """Take `minutes` from the lots that expire first (then the oldest), only lots valid on
     `on_date` that cover `product_code`; what they cannot cover is returned as uncovered.
@@ -279,7 +287,7 @@ async def debit(
                 needed -= taken
         return minutes - needed
 
-    operation, _ = await _once(key, company_id, kind, minutes, act)
+    operation, _ = await _once(key, company_id, kind, minutes, act, then)
     return DebitResult(
         debited_minutes=operation.moved_minutes,
         uncovered_minutes=minutes - operation.moved_minutes,
@@ -440,8 +448,25 @@ async def adjust(
     """An admin's manual correction, with a reason (SPEC §5). A positive adjustment is a lot of
     its own, valid one year, paying for the products chosen (at least one, from the catalog); a
     negative one takes minutes like a debit (first to expire first), never below zero. Returns
-    the minutes moved (negative when taken)."""
+    the minutes moved (negative when taken). It is recorded in the audit trail with its
+    actor, minutes and reason, once (not on a replay of its key)."""
     cause = Cause(type="admin", note=reason, user_id=user_id)
+
+    async def then(operation: LedgerOperation) -> None:
+        await audit.record(
+            user_id,
+            AuditKind.minutes_adjusted,
+            company=company_id,
+            subject=f"ledger_operation:{operation.id}",
+            after={
+                "requested_minutes": minutes,
+                # Signed as the form's minutes: a debit moves them out.
+                "moved_minutes": operation.moved_minutes * (1 if minutes > 0 else -1),
+                "products": list(dict.fromkeys(product_codes)) if minutes > 0 else [],
+            },
+            reason=reason,
+        )
+
     if minutes > 0:
         codes = list(dict.fromkeys(product_codes))
         if not codes or not await catalog.all_known(codes):
@@ -454,6 +479,7 @@ async def adjust(
             key=key,
             cause=cause,
             kind=EntryKind.adjustment,
+            then=then,
         )
         return minutes
     result = await debit(
@@ -463,6 +489,7 @@ async def adjust(
         key=key,
         cause=cause,
         kind=EntryKind.adjustment,
+        then=then,
     )
     return -result.debited_minutes
 

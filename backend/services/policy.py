@@ -61,6 +61,10 @@ ACTIONS: Final[dict[str, frozenset[str]]] = {
     # The back office.
     "adjust_minutes": frozenset({ADMIN}),
     "review_orders": frozenset({ADMIN}),
+    # /staff/admin (issue 12): its index, the audit trail, the staff accounts.
+    "back_office": frozenset({ADMIN}),
+    "view_audit": frozenset({ADMIN}),
+    "manage_staff": frozenset({ADMIN}),
 }
 
 

@@ -26,9 +26,9 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from backend.config import cheap_password_hashing
 from backend.db import write_transaction, writing
 from backend.i18n import DEFAULT_LANGUAGE, LANGUAGES, N_
-from backend.services import account_links, outbox, validation
+from backend.services import account_links, audit, outbox, validation
 from backend.services.errors import DomainError, ValidationFailed
-from backend.tables import BrowserSession, Role, SignInCounter, User
+from backend.tables import AuditKind, BrowserSession, Role, SignInCounter, User
 
 
 def password_hasher(environ: Mapping[str, str]) -> PasswordHasher:
@@ -86,8 +86,9 @@ async def hash_password_async(password: str) -> str:
     return await _off_loop(_hasher.hash, password)
 
 
-async def authenticate(email: str, password: str) -> User | None:
+async def authenticate(email: str, password: str, *, ip: str = "") -> User | None:
     """The active user with this e-mail and password, or None (never says which was wrong).
+    A staff member's sign-in is recorded in the audit trail (issue 12), with the sign-in.
 
     Callers that take a password from the network go through sign_in, which throttles."""
     user = await User.objects().get(User.email == email.strip().lower())
@@ -99,7 +100,14 @@ async def authenticate(email: str, password: str) -> User | None:
     values: dict = {User.last_login_at: datetime.datetime.now(datetime.UTC)}
     if _hasher.check_needs_rehash(user.password_hash):
         values[User.password_hash] = await hash_password_async(password)
-    await User.update(values).where(User.id == user.id)
+    if user.role not in STAFF_ROLES:
+        await User.update(values).where(User.id == user.id)
+        return user
+    async with write_transaction(User._meta.db):
+        await User.update(values).where(User.id == user.id)
+        await audit.record(
+            user, AuditKind.staff_sign_in, subject=f"user:{user.id}", after={"ip": ip}
+        )
     return user
 
 
@@ -265,7 +273,7 @@ async def sign_in(
     has used up its attempts (raises TooManyAttempts); else None."""
     throttle = throttle or LoginThrottle()
     reservation = await throttle.reserve(email, ip)
-    user = await authenticate(email, password)
+    user = await authenticate(email, password, ip=ip)
     if user is not None:
         await throttle.succeeded(reservation)
     return user

@@ -2,6 +2,7 @@ from backend.tables.account_links import AccountLink, LinkPurpose
 from backend.tables.agreements import Agreement, AgreementProduct
 from backend.tables.api_tokens import ApiToken
 from backend.tables.attachments import Attachment
+from backend.tables.audit import AuditEntry, AuditKind
 from backend.tables.catalog import PriceList, Product
 from backend.tables.companies import Company
 from backend.tables.inbound import InboundMail, InboundOutcome, InboxReason, TicketMailId
@@ -30,6 +31,8 @@ __all__ = [
     "AgreementProduct",
     "ApiToken",
     "Attachment",
+    "AuditEntry",
+    "AuditKind",
     "BrowserSession",
     "Channel",
     "ChargeStatus",

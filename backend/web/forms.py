@@ -90,6 +90,17 @@ def read_query(request: Request, query_type: type[S]) -> S:
     return validation.convert(values, query_type, lenient=True)
 
 
+def read_query_checked(request: Request, query_type: type[S]) -> tuple[S, dict[str, str]]:
+    """`read_query`, and the messages for the values that did not convert (a field left
+    empty is no filter), for a page that tells what it ignored."""
+    values, _ = _collect(request.query_params.multi_items(), query_type)
+    values = {name: value for name, value in values.items() if value not in ("", [])}
+    try:
+        return validation.convert(values, query_type), {}
+    except ValidationFailed as failed:
+        return validation.convert(values, query_type, lenient=True), failed.errors
+
+
 def _inline(schema: Any, defs: dict[str, Any]) -> Any:
     if isinstance(schema, dict):
         if ref := schema.get("$ref"):

@@ -1,0 +1,116 @@
+"""The back office (issue 12), admins only: its index, the audit trail, the staff accounts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, get, post
+from litestar.params import FromPath
+from litestar.response import Response, Template
+
+from backend.services import audit, companies, staff_accounts
+from backend.web.errors import FormView
+from backend.web.forms import form_operation, read_form, read_query_checked
+from backend.web.guards import allowed
+from backend.web.templating import page, redirect
+
+STAFF_URL = "/staff/admin/staff"
+
+
+async def _staff_context(request: Request, values: dict, errors: dict) -> dict[str, Any]:
+    """The staff page; a failed form keeps what was typed: the new-staff form, or the reason
+    given for one staff user's change (`staff_id` from the path)."""
+    staff_id = request.path_params.get("staff_id")
+    return {
+        "staff": await staff_accounts.list_staff(),
+        "create_form": values if staff_id is None else {},
+        "create_errors": errors if staff_id is None else {},
+        "change_user": staff_id,
+        "change_form": values if staff_id is not None else {},
+        "change_errors": errors if staff_id is not None else {},
+    }
+
+
+STAFF_FORM = FormView("staff/admin/staff.html", "staff/admin/_staff.html", _staff_context)
+
+
+class AdminController(Controller):
+    path = "/staff/admin"
+    guards = [allowed("back_office")]  # noqa: RUF012
+
+    @get(name="admin_index")
+    async def index(self, request: Request) -> Template:
+        return page(request, "staff/admin/index.html")
+
+    @get("/audit", name="admin_audit", guards=[allowed("view_audit")])
+    async def audit_trail(self, request: Request) -> Template:
+        """The audit trail, newest first, filtered by company, actor and kind. A filter that
+        makes no sense is said so, and the trail is shown unfiltered by it."""
+        found_by, errors = read_query_checked(request, audit.AuditFilter)
+        return page(
+            request,
+            "staff/admin/audit.html",
+            result=await audit.entries(found_by),
+            found_by=found_by,
+            errors=errors,
+            companies=await companies.list_companies(),
+            actors=await audit.actors(),
+            kinds=audit.KIND_LABELS,
+        )
+
+    # Staff accounts
+
+    @get("/staff", name="admin_staff", guards=[allowed("manage_staff")])
+    async def list_staff(self, request: Request) -> Template:
+        return page(request, "staff/admin/staff.html", **await _staff_context(request, {}, {}))
+
+    @post(
+        "/staff",
+        name="admin_staff_create",
+        guards=[allowed("manage_staff")],
+        operation_class=form_operation(staff_accounts.NewStaff),
+        opt={"form": STAFF_FORM},
+    )
+    async def create_staff(self, request: Request) -> Response:
+        form = await read_form(request, staff_accounts.NewStaff)
+        await staff_accounts.create(request.user, form)
+        return redirect(request, STAFF_URL)
+
+    @post(
+        "/staff/{staff_id:int}/deactivate",
+        name="admin_staff_deactivate",
+        guards=[allowed("manage_staff")],
+        operation_class=form_operation(staff_accounts.StaffChange),
+        opt={"form": STAFF_FORM},
+    )
+    async def deactivate_staff(self, request: Request, staff_id: FromPath[int]) -> Response:
+        await staff_accounts.get_staff(staff_id)  # 404 before the form's 422
+        form = await read_form(request, staff_accounts.StaffChange)
+        await staff_accounts.deactivate(request.user, staff_id, form)
+        return redirect(request, STAFF_URL)
+
+    @post(
+        "/staff/{staff_id:int}/reactivate",
+        name="admin_staff_reactivate",
+        guards=[allowed("manage_staff")],
+        operation_class=form_operation(staff_accounts.StaffChange),
+        opt={"form": STAFF_FORM},
+    )
+    async def reactivate_staff(self, request: Request, staff_id: FromPath[int]) -> Response:
+        await staff_accounts.get_staff(staff_id)  # 404 before the form's 422
+        form = await read_form(request, staff_accounts.StaffChange)
+        await staff_accounts.reactivate(request.user, staff_id, form)
+        return redirect(request, STAFF_URL)
+
+    @post(
+        "/staff/{staff_id:int}/reset",
+        name="admin_staff_reset",
+        guards=[allowed("manage_staff")],
+        operation_class=form_operation(staff_accounts.StaffChange),
+        opt={"form": STAFF_FORM},
+    )
+    async def reset_staff_sign_in(self, request: Request, staff_id: FromPath[int]) -> Response:
+        await staff_accounts.get_staff(staff_id)  # 404 before the form's 422
+        form = await read_form(request, staff_accounts.StaffChange)
+        await staff_accounts.reset_sign_in(request.user, staff_id, form)
+        return redirect(request, STAFF_URL)
