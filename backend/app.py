@@ -31,6 +31,7 @@ from backend.controllers.password import PasswordResetController
 from backend.controllers.portal import PortalController
 from backend.controllers.public import PublicController
 from backend.controllers.registration import RegistrationController
+from backend.controllers.reports import ReportsController
 from backend.controllers.staff import StaffController
 from backend.controllers.tickets import TicketsController
 from backend.controllers.webhooks import WebhooksController
@@ -204,6 +205,7 @@ def create_app(
         TicketsController,
         ChargesController,
         StaffController,
+        ReportsController,
         WebhooksController,
         ApiController,
         create_static_files_router(path="/static", directories=[STATIC_DIR], name="static"),

@@ -61,6 +61,8 @@ ACTIONS: Final[dict[str, frozenset[str]]] = {
     # The back office.
     "adjust_minutes": frozenset({ADMIN}),
     "review_orders": frozenset({ADMIN}),
+    # What the business sold, used and earned, and who to call (services/reports.py).
+    "view_reports": frozenset({ADMIN}),
 }
 
 
