@@ -28,7 +28,7 @@ from backend.i18n import N_, gettext
 from backend.services import agreements, charges, ledger, validation, warnings
 from backend.services.clock import OSLO
 from backend.services.overview import AccountSummary
-from backend.services.statement import _text
+from backend.services.statement import csv_text
 from backend.tables import ChargeStatus, Company, EntryKind, OrderKind, OrderStatus
 
 DEFAULT_MONTHS = 12
@@ -433,7 +433,7 @@ def follow_up_rows(found: FollowUp) -> list[list[str]]:
         rows.append(
             [
                 gettext(LIST_LABELS["ending"]).format(days=row.within),
-                _text(row.company_name),
+                csv_text(row.company_name),
                 str(row.company_id),
                 gettext(WHAT_LABELS[row.what]),
                 f"{row.last_day:%d.%m.%Y}",
@@ -445,7 +445,7 @@ def follow_up_rows(found: FollowUp) -> list[list[str]]:
         rows.append(
             [
                 gettext(LIST_LABELS["low_balance"]),
-                _text(row.company_name),
+                csv_text(row.company_name),
                 str(row.company_id),
                 "",
                 "",
@@ -457,7 +457,7 @@ def follow_up_rows(found: FollowUp) -> list[list[str]]:
         rows.append(
             [
                 gettext(LIST_LABELS["hourly"]),
-                _text(row.company_name),
+                csv_text(row.company_name),
                 str(row.company_id),
                 "",
                 "",
