@@ -370,3 +370,15 @@ async def test_company_names_that_look_like_formulas_stay_text_in_the_csv(client
     await _admin(client)
     text = (await client.get("/staff/admin/reports/follow-up.csv")).text
     assert "'=HYPERLINK(1) AS" in text
+
+
+def test_the_30_and_60_day_lists_count_from_today():
+    from backend.services import warnings
+
+    day = datetime.timedelta(days=1)
+    assert warnings.ends_soon(TODAY + 29 * day, TODAY, 30)
+    assert not warnings.ends_soon(TODAY + 30 * day, TODAY, 30)
+    assert warnings.ends_soon(TODAY + 30 * day, TODAY, 60)
+    assert warnings.ends_soon(TODAY + 59 * day, TODAY, 60)
+    assert not warnings.ends_soon(TODAY + 60 * day, TODAY, 60)
+    assert not warnings.ends_soon(TODAY - day, TODAY, 60)
