@@ -382,3 +382,14 @@ def test_the_30_and_60_day_lists_count_from_today():
     assert warnings.ends_soon(TODAY + 59 * day, TODAY, 60)
     assert not warnings.ends_soon(TODAY + 60 * day, TODAY, 60)
     assert not warnings.ends_soon(TODAY - day, TODAY, 60)
+
+
+async def test_the_page_costs_the_same_statements_however_many_companies(client, monkeypatch):
+    from tests.sql_counter import statements_of
+
+    await _admin(client)
+    few = await statements_of(client, "/staff/admin/reports", monkeypatch)
+    await _business()
+    many = await statements_of(client, "/staff/admin/reports?from=2024-07&to=2026-06", monkeypatch)
+    # The session with its user; the monthly figures; the follow-up list.
+    assert len(few) == len(many) == 3
