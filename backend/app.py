@@ -32,6 +32,7 @@ from backend.controllers.password import PasswordResetController
 from backend.controllers.portal import PortalController
 from backend.controllers.public import PublicController
 from backend.controllers.registration import RegistrationController
+from backend.controllers.reports import ReportsController
 from backend.controllers.staff import StaffController
 from backend.controllers.tickets import TicketsController
 from backend.controllers.webhooks import WebhooksController
@@ -206,6 +207,7 @@ def create_app(
         ChargesController,
         StaffController,
         AdminController,
+        ReportsController,
         WebhooksController,
         ApiController,
         create_static_files_router(path="/static", directories=[STATIC_DIR], name="static"),

@@ -334,7 +334,7 @@ CSV_COLUMNS = (
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "＝", "＋", "－", "＠")
 
 
-def _text(value: str | None) -> str:
+def csv_text(value: str | None) -> str:
     text = value or ""
     return "'" + text if text.lstrip().startswith(_FORMULA_STARTS) else text
 
@@ -345,9 +345,9 @@ def csv_fields(row: StatementRow) -> list[str]:
         gettext(KIND_LABELS.get(row.kind, row.kind))
         + (f" ({gettext('annullert')})" if row.voided else ""),
         ticket_number(row.ticket_id) if row.ticket_id else "",
-        _text(row.ticket_subject),
-        _text(row.technician),
-        _text(row.product_name),
+        csv_text(row.ticket_subject),
+        csv_text(row.technician),
+        csv_text(row.product_name),
         gettext(CHANNEL_LABELS.get(row.channel, row.channel)) if row.channel else "",
         "" if row.actual_minutes is None else str(row.actual_minutes),
         "" if row.billed_minutes is None else str(row.billed_minutes),
@@ -357,7 +357,7 @@ def csv_fields(row: StatementRow) -> list[str]:
         if row.hourly_amount_ore
         else "",
         str(row.balance),
-        _text(row.reason),
+        csv_text(row.reason),
     ]
 
 

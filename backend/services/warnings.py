@@ -40,8 +40,11 @@ class Warning:
     row_id: int | None = None
 
 
-def ends_soon(last_day: datetime.date, today: datetime.date) -> bool:
-    return today <= last_day < today + datetime.timedelta(days=ENDING_WITHIN_DAYS)
+def ends_soon(
+    last_day: datetime.date, today: datetime.date, days: int = ENDING_WITHIN_DAYS
+) -> bool:
+    """`last_day` (the last usable day) is within the next `days` days, today included."""
+    return today <= last_day < today + datetime.timedelta(days=days)
 
 
 def runs_low(summary: AccountSummary) -> bool:
