@@ -8,9 +8,19 @@ import json
 
 import pytest
 
-from backend.services import catalog
+from backend.services import catalog, inbound_mail
 from backend.services.users import create_staff
-from backend.tables import AuditEntry, AuditKind, Company, OutboxMail, Role, Ticket, User
+from backend.tables import (
+    AuditEntry,
+    AuditKind,
+    Company,
+    InboundOutcome,
+    InboxReason,
+    OutboxMail,
+    Role,
+    Ticket,
+    User,
+)
 from tests.support import (
     PASSWORD,
     login,
@@ -21,6 +31,7 @@ from tests.support import (
     post_form,
 )
 from tests.test_api import bearer, new_token
+from tests.test_inbound_mail import _free_port, mail, received, send
 from tests.test_members import add_member
 
 
@@ -207,3 +218,20 @@ async def test_a_deactivated_company_cannot_sign_in_keeps_its_data_and_comes_bac
         (AuditKind.company_deactivated, admin.id, "Sluttet"),
         (AuditKind.company_reactivated, admin.id, "Tilbake"),
     ]
+
+
+async def test_a_deactivated_companys_mail_waits_in_the_staff_inbox(client):
+    company_id, email = await make_company()
+    await signed_in_admin(client)
+    await post_form(client, f"/staff/companies/{company_id}/deactivate", {"reason": "Sluttet"})
+    port = _free_port()
+    server = await inbound_mail.start_receiver("127.0.0.1", port)
+    try:
+        message = mail(email)
+        await send(port, message)
+    finally:
+        server.close()
+        await server.wait_closed()
+    row = await received(message)
+    assert row.outcome == InboundOutcome.inbox and row.reason == InboxReason.unknown_sender
+    assert not await Ticket.exists().where(Ticket.company == company_id)
