@@ -131,6 +131,10 @@ ROUTES: dict[str, Rule] = {
     "staff_companies": Rule(("work_queue", "view_companies")),
     "staff_company": Rule(("work_queue", "view_companies"), "company"),
     "staff_company_adjust": Rule(("work_queue", "adjust_minutes"), "company"),
+    "staff_company_edit": Rule(("work_queue", "manage_companies"), "company"),
+    "staff_company_superuser": Rule(("work_queue", "manage_companies"), "company"),
+    "staff_company_deactivate": Rule(("work_queue", "manage_companies"), "company"),
+    "staff_company_reactivate": Rule(("work_queue", "manage_companies"), "company"),
     "staff_inbox": Rule(("work_queue", "handle_inbox")),
     "staff_inbox_mail": Rule(("work_queue", "handle_inbox")),
     "staff_inbox_raw": Rule(("work_queue", "handle_inbox")),
@@ -369,6 +373,9 @@ def test_every_action_in_the_table_is_a_policy_action():
         ("admin", "back_office", True),
         ("admin", "view_audit", True),
         ("admin", "manage_staff", True),
+        ("admin", "manage_companies", True),
+        ("technician", "manage_companies", False),
+        ("superuser", "manage_companies", False),
     ],
 )
 def test_the_policy_table_says_what_spec_section_1_says(role, action, allowed):

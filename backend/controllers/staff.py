@@ -11,6 +11,7 @@ from litestar.response import File, Response, Template
 
 from backend.services import (
     attachments,
+    audit,
     catalog,
     clock,
     companies,
@@ -19,6 +20,7 @@ from backend.services import (
     ledger,
     orders,
     overview,
+    policy,
     tickets,
 )
 from backend.tables import Channel, Company, Ticket, User
@@ -123,7 +125,39 @@ async def _company_context(company: Company) -> dict[str, Any]:
             "products": await coverage.adjustment_products(company.id, clock.today()),
         },
         "adjust_errors": {},
+        "members": await companies.active_members(company.id),
+        "audit": await audit.entries(audit.AuditFilter(company=company.id)),
+        "kind_labels": audit.KIND_LABELS,
+        "admin_forms": {"edit": _edit_values(company)},
+        "admin_errors": {},
     }
+
+
+def _edit_values(company: Company) -> dict[str, str]:
+    return {
+        "company_name": company.name,
+        "org_number": company.org_number,
+        "address": company.address,
+        "postal_code": company.postal_code,
+        "city": company.city,
+    }
+
+
+# Which of the administration forms a path's last segment is (staff/_company_admin.html).
+_ADMIN_FORM_OF = {
+    "details": "edit",
+    "superuser": "superuser",
+    "deactivate": "status",
+    "reactivate": "status",
+}
+
+
+async def _company_admin_context(request: Request, values: dict, errors: dict) -> dict[str, Any]:
+    context = await _company_context(await companies.get_company(request.path_params["company_id"]))
+    name = _ADMIN_FORM_OF[request.url.path.rstrip("/").rsplit("/", 1)[-1]]
+    context["admin_forms"] = {**context["admin_forms"], name: values}
+    context["admin_errors"] = {name: errors}
+    return context
 
 
 async def _adjust_context(request: Request, values: dict, errors: dict) -> dict[str, Any]:
@@ -153,6 +187,9 @@ NEW_TICKET_FORM = FormView(
 )
 INBOX_FORM = FormView("staff/inbox_mail.html", "staff/_inbox_actions.html", _inbox_mail_context)
 ADJUST_FORM = FormView("staff/company.html", "staff/_adjust_form.html", _adjust_context)
+COMPANY_ADMIN_FORM = FormView(
+    "staff/company.html", "staff/_company_admin.html", _company_admin_context
+)
 
 
 class StaffController(Controller):
@@ -356,7 +393,16 @@ class StaffController(Controller):
 
     @get("/companies", name="staff_companies", guards=[allowed("view_companies")])
     async def list_companies(self, request: Request) -> Template:
-        return page(request, "staff/companies.html", companies=await companies.list_companies())
+        """Every company, or those an admin searched for (name, org.nr., a user's e-mail)."""
+        search = ""
+        if policy.can(request.user, "manage_companies"):
+            search = read_query(request, companies.CompanySearch).q
+        return page(
+            request,
+            "staff/companies.html",
+            companies=await companies.list_companies(search),
+            search=search,
+        )
 
     @get("/companies/{company_id:int}", name="staff_company", guards=[allowed("view_companies")])
     async def show_company(self, request: Request, company_id: FromPath[int]) -> Template:
@@ -386,6 +432,60 @@ class StaffController(Controller):
             product_codes=form.products,
         )
         return redirect(request, f"/staff/companies/{company.id}", BALANCE_CHANGED)
+
+    # The back office's company actions (issue 12), admins only, each with a reason.
+
+    @post(
+        "/companies/{company_id:int}/details",
+        name="staff_company_edit",
+        operation_class=form_operation(companies.AdminCompanyDetails),
+        guards=[allowed("manage_companies")],
+        opt={"form": COMPANY_ADMIN_FORM},
+    )
+    async def edit_company(self, request: Request, company_id: FromPath[int]) -> Response:
+        await companies.get_company(company_id)  # 404 before the form's 422
+        form = await read_form(request, companies.AdminCompanyDetails)
+        await companies.edit_company(request.user, company_id, form)
+        return redirect(request, f"/staff/companies/{company_id}")
+
+    @post(
+        "/companies/{company_id:int}/superuser",
+        name="staff_company_superuser",
+        operation_class=form_operation(companies.SuperuserMove),
+        guards=[allowed("manage_companies")],
+        opt={"form": COMPANY_ADMIN_FORM},
+    )
+    async def move_superuser(self, request: Request, company_id: FromPath[int]) -> Response:
+        await companies.get_company(company_id)
+        form = await read_form(request, companies.SuperuserMove)
+        await companies.move_superuser(request.user, company_id, form)
+        return redirect(request, f"/staff/companies/{company_id}")
+
+    @post(
+        "/companies/{company_id:int}/deactivate",
+        name="staff_company_deactivate",
+        operation_class=form_operation(companies.CompanyChange),
+        guards=[allowed("manage_companies")],
+        opt={"form": COMPANY_ADMIN_FORM},
+    )
+    async def deactivate_company(self, request: Request, company_id: FromPath[int]) -> Response:
+        await companies.get_company(company_id)
+        form = await read_form(request, companies.CompanyChange)
+        await companies.set_active(request.user, company_id, False, form)
+        return redirect(request, f"/staff/companies/{company_id}")
+
+    @post(
+        "/companies/{company_id:int}/reactivate",
+        name="staff_company_reactivate",
+        operation_class=form_operation(companies.CompanyChange),
+        guards=[allowed("manage_companies")],
+        opt={"form": COMPANY_ADMIN_FORM},
+    )
+    async def reactivate_company(self, request: Request, company_id: FromPath[int]) -> Response:
+        await companies.get_company(company_id)
+        form = await read_form(request, companies.CompanyChange)
+        await companies.set_active(request.user, company_id, True, form)
+        return redirect(request, f"/staff/companies/{company_id}")
 
 
 def _ticket_url(ticket_id: int) -> str:

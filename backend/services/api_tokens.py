@@ -128,6 +128,7 @@ _TOKEN_USER = (
     "SELECT t.id AS token_id, t.last_used_at AS token_last_used_at, u.*"
     " FROM api_token AS t JOIN portal_user AS u"
     " ON u.id = t.created_by AND u.active AND u.company = t.company"
+    " JOIN company AS c ON c.id = t.company AND c.active"
     " WHERE t.secret_hash = {} AND t.revoked_at IS NULL"
 )
 

@@ -7,13 +7,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
+from piccolo.columns.combination import WhereRaw
 
-from backend.db import is_unique_violation
+from backend.db import is_unique_violation, write_transaction
 from backend.i18n import N_, current_language
-from backend.services import brreg, policy, validation
+from backend.services import audit, brreg, members, policy, validation
 from backend.services.errors import NotFound, ValidationFailed
 from backend.services.users import hash_password_async
-from backend.tables import Company, Role, User
+from backend.tables import AuditKind, Company, Role, User
 
 
 class CompanyDetails(msgspec.Struct):
@@ -212,18 +213,185 @@ async def update_company(user: User, form: CompanyDetails) -> Company:
     return await get_company(user.company)
 
 
-async def list_companies() -> list[dict[str, Any]]:
-    """Every company with its superuser, newest first (staff overview)."""
-    return await (
-        User.select(
-            User.company.id.as_alias("id"),
-            User.company.name.as_alias("name"),
-            User.company.org_number.as_alias("org_number"),
-            User.company.city.as_alias("city"),
-            User.company.created_at.as_alias("created_at"),
-            User.name.as_alias("superuser_name"),
-            User.email.as_alias("superuser_email"),
+class CompanySearch(msgspec.Struct):
+    """The companies page's search: name, org.nr. or a user's e-mail."""
+
+    q: validation.field(str, max_length=200) = ""
+
+
+def _like(text: str) -> str:
+    """A LIKE pattern matching `text` anywhere (a % or _ typed only widens an admin's search)."""
+    return f"%{text}%"
+
+
+async def list_companies(search: str = "") -> list[dict[str, Any]]:
+    """Every company with its superuser, newest first (staff overview); with `search`, those
+    whose name or org.nr. contains it, or with a user whose e-mail does (case-insensitive),
+    in one query."""
+    query = User.select(
+        User.company.id.as_alias("id"),
+        User.company.name.as_alias("name"),
+        User.company.org_number.as_alias("org_number"),
+        User.company.city.as_alias("city"),
+        User.company.created_at.as_alias("created_at"),
+        User.name.as_alias("superuser_name"),
+        User.email.as_alias("superuser_email"),
+        User.company.active.as_alias("active"),
+    ).where(User.role == Role.superuser.value)
+    search = " ".join(search.split())
+    if search:
+        pattern = _like(search.lower())
+        digits = search.replace(" ", "")
+        query = query.where(
+            User.company.name.ilike(pattern)
+            | User.company.org_number.like(_like(digits))
+            # Any user of the company, not only its superuser (e-mails are kept lower-case).
+            | WhereRaw(
+                "EXISTS (SELECT 1 FROM portal_user AS m"
+                " WHERE m.company = portal_user.company AND m.email LIKE {})",
+                pattern,
+            )
         )
-        .where(User.role == Role.superuser.value)
-        .order_by(User.company.created_at, ascending=False)
+    return await query.order_by(User.company.created_at, ascending=False)
+
+
+# --- the back office (issue 12): admins keep a company's details and status ------------------
+
+REASON_REQUIRED = N_("Skriv hvorfor.")
+
+
+class AdminCompanyDetails(msgspec.Struct):
+    """An admin corrects a company's details, saying why."""
+
+    company_name: validation.line(200)
+    org_number: validation.OrgNumber
+    address: validation.line(200)
+    postal_code: validation.PostalCode
+    city: validation.line(100)
+    reason: validation.line(500, required=REASON_REQUIRED)
+
+
+class CompanyChange(msgspec.Struct):
+    """Deactivate or reactivate a company: why."""
+
+    reason: validation.line(500, required=REASON_REQUIRED)
+
+
+class SuperuserMove(msgspec.Struct):
+    """Move the superuser role to another active member (the customer asked by phone)."""
+
+    member: validation.field(int, ge=1, le=validation.MAX_ID, message=N_("Velg et medlem."))
+    reason: validation.line(500, required=REASON_REQUIRED)
+
+
+_DETAILS = ("name", "org_number", "address", "postal_code", "city")
+
+
+def _details(company: Company) -> dict[str, str]:
+    return {name: getattr(company, name) for name in _DETAILS}
+
+
+async def edit_company(admin: User, company_id: int, form: AdminCompanyDetails) -> Company:
+    """The company's details as the admin wrote them; the audit keeps before and after."""
+    policy.require(admin, "manage_companies")
+    after = {
+        "name": form.company_name,
+        "org_number": form.org_number,
+        "address": form.address,
+        "postal_code": form.postal_code,
+        "city": form.city,
+    }
+    try:
+        async with write_transaction(Company._meta.db):
+            company = await get_company(company_id)
+            before = _details(company)
+            if before == after:
+                return company  # nothing changed: nothing to record
+            if after["org_number"] != before["org_number"] and await Company.exists().where(
+                (Company.org_number == form.org_number) & (Company.id != company_id)
+            ):
+                raise ValidationFailed({"org_number": ORG_NUMBER_TAKEN})
+            await Company.update({getattr(Company, k): v for k, v in after.items()}).where(
+                Company.id == company_id
+            )
+            await audit.record(
+                admin,
+                AuditKind.company_edited,
+                company=company_id,
+                subject=f"company:{company_id}",
+                before=before,
+                after=after,
+                reason=form.reason,
+            )
+    except Exception as error:
+        if is_unique_violation(error):
+            raise ValidationFailed({"org_number": ORG_NUMBER_TAKEN}) from None
+        raise
+    return await get_company(company_id)
+
+
+async def set_active(admin: User, company_id: int, active: bool, form: CompanyChange) -> None:
+    """Deactivate (its users cannot sign in, their sessions and API tokens stop: the rule is
+    users.is_active) or reactivate a company. Nothing is deleted. A second click changes
+    nothing and records nothing."""
+    policy.require(admin, "manage_companies")
+    async with write_transaction(Company._meta.db):
+        changed = await (
+            Company.update({Company.active: active})
+            .where((Company.id == company_id) & (Company.active == (not active)))
+            .returning(Company.id)
+        )
+        if not changed:
+            await get_company(company_id)  # NotFound for no such company
+            return
+        await audit.record(
+            admin,
+            AuditKind.company_reactivated if active else AuditKind.company_deactivated,
+            company=company_id,
+            subject=f"company:{company_id}",
+            before={"active": not active},
+            after={"active": active},
+            reason=form.reason,
+        )
+
+
+async def move_superuser(admin: User, company_id: int, form: SuperuserMove) -> User:
+    """Give the company's superuser role to another of its active members, by the members
+    service's one rule for it (members.swap_superuser: both get the hand-over mails)."""
+    policy.require(admin, "manage_companies")
+    superuser = await get_superuser(company_id)
+    member = await User.objects().get(
+        (User.id == form.member)
+        & (User.company == company_id)
+        & (User.role == Role.member.value)
+        & (User.active == True)  # noqa: E712
     )
+    if superuser is None or member is None:
+        raise ValidationFailed({"member": NOT_A_MEMBER})
+
+    async def record() -> None:
+        await audit.record(
+            admin,
+            AuditKind.superuser_moved,
+            company=company_id,
+            subject=f"user:{member.id}",
+            before={"superuser": superuser.email},
+            after={"superuser": member.email},
+            reason=form.reason,
+        )
+
+    await members.swap_superuser(superuser, member, then=record)
+    return member
+
+
+NOT_A_MEMBER = N_("Velg et aktivt medlem av firmaet.")
+
+
+async def active_members(company_id: int) -> list[dict[str, Any]]:
+    """The company's active users, the superuser first (the staff company page)."""
+    rows = await (
+        User.select(User.id, User.name, User.email, User.role)
+        .where((User.company == company_id) & (User.active == True))  # noqa: E712
+        .order_by(User.name)
+    )
+    return sorted(rows, key=lambda row: row["role"] != Role.superuser.value)

@@ -481,7 +481,7 @@ async def _company_user(address: str) -> User | None:
     if not address:
         return None
     user = await User.objects().get(User.email == address)
-    if user is None or not user.active or user.role not in users.COMPANY_ROLES:
+    if user is None or user.role not in users.COMPANY_ROLES or not await users.is_active(user):
         return None
     return user
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import secrets
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -309,6 +309,17 @@ async def hand_over(superuser: User, user_id: int, values: dict[str, Any], *, ip
     await users.check_current_password(
         superuser, form.password, ip=ip, wrong=WRONG_PASSWORD, field="password"
     )
+    await swap_superuser(superuser, member)
+    return member
+
+
+async def swap_superuser(
+    superuser: User, member: User, then: Callable[[], Awaitable[None]] | None = None
+) -> None:
+    """The one rule for moving the superuser role (the superuser's hand-over and an admin's
+    move, issue 12): in one write transaction demote `superuser` (if still the company's
+    active superuser), then promote `member` (if still its active member), queue both mails
+    and run `then` (e.g. the audit entry). ALREADY_HANDED_OVER or NotFound otherwise."""
     try:
         async with write_transaction(User._meta.db):
             # Demote first, then promote: the one-superuser index holds after each statement.
@@ -340,13 +351,14 @@ async def hand_over(superuser: User, user_id: int, values: dict[str, Any], *, ip
             if not promoted:
                 raise NotFound("no such member")
             await _queue_hand_over_mails(superuser, member)
+            if then is not None:
+                await then()
     except Exception as error:
         if is_unique_violation(error):
             raise ValidationFailed({"form": ALREADY_HANDED_OVER}, {}) from None
         raise
     superuser.role = Role.member.value
     member.role = Role.superuser.value
-    return member
 
 
 async def _queue_hand_over_mails(old: User, new: User) -> None:

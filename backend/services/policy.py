@@ -65,6 +65,8 @@ ACTIONS: Final[dict[str, frozenset[str]]] = {
     "back_office": frozenset({ADMIN}),
     "view_audit": frozenset({ADMIN}),
     "manage_staff": frozenset({ADMIN}),
+    # Edit a company's details, move its superuser role, deactivate and reactivate it.
+    "manage_companies": frozenset({ADMIN}),
     # What the business sold, used and earned, and who to call (services/reports.py).
     "view_reports": frozenset({ADMIN}),
 }

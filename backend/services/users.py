@@ -28,7 +28,7 @@ from backend.db import write_transaction, writing
 from backend.i18n import DEFAULT_LANGUAGE, LANGUAGES, N_
 from backend.services import account_links, audit, outbox, validation
 from backend.services.errors import DomainError, ValidationFailed
-from backend.tables import AuditKind, BrowserSession, Role, SignInCounter, User
+from backend.tables import AuditKind, BrowserSession, Company, Role, SignInCounter, User
 
 
 def password_hasher(environ: Mapping[str, str]) -> PasswordHasher:
@@ -86,13 +86,26 @@ async def hash_password_async(password: str) -> str:
     return await _off_loop(_hasher.hash, password)
 
 
+async def is_active(user: User) -> bool:
+    """Whether the user may act at all: their account is active and, for a company's user,
+    their company is not deactivated (issue 12). Sessions and API tokens read the same rule in
+    their SQL (backend/web/sessions.py, services/api_tokens.py)."""
+    if not user.active:
+        return False
+    if user.company is None:
+        return True
+    return not await Company.exists().where(
+        (Company.id == user.company) & (Company.active.eq(False))
+    )
+
+
 async def authenticate(email: str, password: str, *, ip: str = "") -> User | None:
     """The active user with this e-mail and password, or None (never says which was wrong).
     A staff member's sign-in is recorded in the audit trail (issue 12), with the sign-in.
 
     Callers that take a password from the network go through sign_in, which throttles."""
     user = await User.objects().get(User.email == email.strip().lower())
-    if user is None or not user.active:
+    if user is None or not await is_active(user):
         await _verify(_DUMMY_HASH, password)
         return None
     if not await _verify(user.password_hash, password):

@@ -1,4 +1,4 @@
-from piccolo.columns import Integer, Timestamptz, Varchar
+from piccolo.columns import Boolean, Integer, Timestamptz, Varchar
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
@@ -19,3 +19,6 @@ class Company(Table, tablename="company"):
     # next one waits for an operation after it that left the balance at or above the
     # threshold (services/warnings.py). NULL: never mailed.
     low_balance_mailed_at_operation = Integer(null=True, default=None)
+    # An admin deactivates a company (issue 12): its users cannot sign in, their sessions and
+    # API tokens stop working; nothing is deleted, and reactivating restores them.
+    active = Boolean(default=True)

@@ -47,6 +47,8 @@ _SESSION_ID = re.compile(r"[0-9a-f]{64}")
 _SESSION_WITH_USER = (
     "SELECT s.data AS session_data, u.*"
     " FROM browser_session AS s LEFT JOIN portal_user AS u ON u.id = s.user_id AND u.active"
+    # A deactivated company's users are signed out (issue 12); staff have no company.
+    " AND NOT EXISTS (SELECT 1 FROM company AS c WHERE c.id = u.company AND NOT c.active)"
     " WHERE s.id = {} AND s.expires_at > {}"
 )
 
