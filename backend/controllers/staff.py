@@ -3,6 +3,7 @@ thread and time, opening a ticket for a company, and the companies."""
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 from litestar import Controller, Request, get, post
@@ -123,12 +124,20 @@ async def _company_context(company: Company) -> dict[str, Any]:
             "products": await coverage.adjustment_products(company.id, clock.today()),
         },
         "adjust_errors": {},
+        "extend_form": {"idempotency_key": tickets.new_idempotency_key()},
+        "extend_errors": {},
     }
 
 
 async def _adjust_context(request: Request, values: dict, errors: dict) -> dict[str, Any]:
     context = await _company_context(await companies.get_company(request.path_params["company_id"]))
     context.update(adjust_form=values, adjust_errors=errors)
+    return context
+
+
+async def _extend_context(request: Request, values: dict, errors: dict) -> dict[str, Any]:
+    context = await _company_context(await companies.get_company(request.path_params["company_id"]))
+    context.update(extend_form=values, extend_errors=errors)
     return context
 
 
@@ -153,6 +162,7 @@ NEW_TICKET_FORM = FormView(
 )
 INBOX_FORM = FormView("staff/inbox_mail.html", "staff/_inbox_actions.html", _inbox_mail_context)
 ADJUST_FORM = FormView("staff/company.html", "staff/_adjust_form.html", _adjust_context)
+EXTEND_FORM = FormView("staff/company.html", "staff/_extend_form.html", _extend_context)
 
 
 class StaffController(Controller):
@@ -384,6 +394,30 @@ class StaffController(Controller):
             key=f"adjust:{company.id}:{key}",
             today=clock.today(),
             product_codes=form.products,
+        )
+        return redirect(request, f"/staff/companies/{company.id}", BALANCE_CHANGED)
+
+    @post(
+        "/companies/{company_id:int}/expiry-extensions",
+        name="staff_company_extend_expiry",
+        operation_class=form_operation(ledger.ExpiryExtension),
+        guards=[allowed("extend_expiry")],
+        opt={"form": EXTEND_FORM},
+    )
+    async def extend_expiry(self, request: Request, company_id: FromPath[int]) -> Response:
+        """An admin moves a lot's expiry later, with a reason, as a ledger entry (SPEC §5)."""
+        company = await companies.get_company(company_id)
+        form = await read_form(request, ledger.ExpiryExtension)
+        # The form's key makes a double submit one extension.
+        key = form.idempotency_key or tickets.new_idempotency_key()
+        await ledger.extend_expiry(
+            company_id=company.id,
+            lot_id=form.lot,
+            expires_on=ledger.expires_after(datetime.date.fromisoformat(form.last_day)),
+            reason=form.reason,
+            user_id=request.user.id,
+            key=f"extend:{company.id}:{key}",
+            today=clock.today(),
         )
         return redirect(request, f"/staff/companies/{company.id}", BALANCE_CHANGED)
 
