@@ -172,3 +172,23 @@ async def test_another_companys_lot_is_not_found(client):
     form = _form(other_lot, clock.today() + datetime.timedelta(days=100))
     assert (await post_form(client, _url(company_id), form)).status_code == 404
     assert (await Lot.objects().get(Lot.id == other_lot.id)).expires_on == other_lot.expires_on
+
+
+async def test_an_adjustment_from_the_form_covers_the_chosen_products_and_shows_its_reason(
+    client, other_client
+):
+    company_id, superuser_email, _, _ = await _setup(client)
+    url = f"/staff/companies/{company_id}/adjustments"
+    form = {"minutes": "45", "reason": "Gave for ventetid", "idempotency_key": "adj-form-1"}
+    # A credit must name the products it pays for.
+    refused = await post_form(client, url, form)
+    assert refused.status_code == 422
+    assert "Velg hvilke produkter minuttene skal dekke." in refused.text
+    assert (await post_form(client, url, {**form, "products": ["inventor"]})).status_code == 303
+    [lot] = await ledger.lots_paying_for(
+        company_id, "inventor", clock.today() + datetime.timedelta(days=40)
+    )
+    assert lot.remaining_minutes == 45
+
+    await login(other_client, superuser_email)
+    assert "Gave for ventetid" in (await other_client.get("/portal/usage")).text
