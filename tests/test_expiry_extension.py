@@ -192,3 +192,13 @@ async def test_an_adjustment_from_the_form_covers_the_chosen_products_and_shows_
 
     await login(other_client, superuser_email)
     assert "Gave for ventetid" in (await other_client.get("/portal/usage")).text
+
+
+@pytest.mark.parametrize("lot", ["", "abc", "1e3", "١", "99999999999999999999"])
+async def test_a_strange_lot_field_is_a_clear_message_never_a_500(client, lot):
+    company_id, _, real_lot, _ = await _setup(client)
+    form = {**_form(real_lot, clock.today() + datetime.timedelta(days=100)), "lot": lot}
+    response = await post_form(client, _url(company_id), form)
+    assert response.status_code == 422
+    assert "Velg en pulje." in response.text
+    assert await AuditEntry.objects().where(AuditEntry.company == company_id) == []
