@@ -3,6 +3,7 @@ thread and time, opening a ticket for a company, and the companies."""
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 from litestar import Controller, Request, get, post
@@ -130,6 +131,8 @@ async def _company_context(company: Company) -> dict[str, Any]:
         "kind_labels": audit.KIND_LABELS,
         "admin_forms": {"edit": _edit_values(company)},
         "admin_errors": {},
+        "extend_form": {"idempotency_key": tickets.new_idempotency_key()},
+        "extend_errors": {},
     }
 
 
@@ -166,6 +169,12 @@ async def _adjust_context(request: Request, values: dict, errors: dict) -> dict[
     return context
 
 
+async def _extend_context(request: Request, values: dict, errors: dict) -> dict[str, Any]:
+    context = await _company_context(await companies.get_company(request.path_params["company_id"]))
+    context.update(extend_form=values, extend_errors=errors)
+    return context
+
+
 async def _inbox_mail_context(request: Request, values: dict, errors: dict) -> dict[str, Any]:
     mail = await inbound_mail.get_mail(request.user, request.path_params["mail_id"])
     return {
@@ -190,6 +199,7 @@ ADJUST_FORM = FormView("staff/company.html", "staff/_adjust_form.html", _adjust_
 COMPANY_ADMIN_FORM = FormView(
     "staff/company.html", "staff/_company_admin.html", _company_admin_context
 )
+EXTEND_FORM = FormView("staff/company.html", "staff/_extend_form.html", _extend_context)
 
 
 class StaffController(Controller):
@@ -486,6 +496,30 @@ class StaffController(Controller):
         form = await read_form(request, companies.CompanyChange)
         await companies.set_active(request.user, company_id, True, form)
         return redirect(request, f"/staff/companies/{company_id}")
+
+    @post(
+        "/companies/{company_id:int}/expiry-extensions",
+        name="staff_company_extend_expiry",
+        operation_class=form_operation(ledger.ExpiryExtension),
+        guards=[allowed("extend_expiry")],
+        opt={"form": EXTEND_FORM},
+    )
+    async def extend_expiry(self, request: Request, company_id: FromPath[int]) -> Response:
+        """An admin moves a lot's expiry later, with a reason, as a ledger entry (SPEC §5)."""
+        company = await companies.get_company(company_id)
+        form = await read_form(request, ledger.ExpiryExtension)
+        # The form's key makes a double submit one extension.
+        key = form.idempotency_key or tickets.new_idempotency_key()
+        await ledger.extend_expiry(
+            company_id=company.id,
+            lot_id=form.lot,
+            expires_on=ledger.expires_after(datetime.date.fromisoformat(form.last_day)),
+            reason=form.reason,
+            user_id=request.user.id,
+            key=f"extend:{company.id}:{key}",
+            today=clock.today(),
+        )
+        return redirect(request, f"/staff/companies/{company.id}", BALANCE_CHANGED)
 
 
 def _ticket_url(ticket_id: int) -> str:

@@ -36,7 +36,7 @@ from backend.db import (
 )
 from backend.i18n import N_
 from backend.services import agreements, audit, catalog
-from backend.services.errors import ValidationFailed
+from backend.services.errors import NotFound, ValidationFailed
 from backend.services.validation import FieldError, convert, field, line
 from backend.tables import (
     AuditKind,
@@ -171,6 +171,12 @@ def lot_expires_on(bought_on: datetime.date) -> datetime.date:
 def last_usable_day(expires_on: datetime.date) -> datetime.date:
     """The last day a lot pays for support: what pages name, "til og med", as for a plan."""
     return expires_on - datetime.timedelta(days=1)
+
+
+def expires_after(last_day: datetime.date) -> datetime.date:
+    """The `expires_on` of a lot usable up to and including `last_day` (`last_usable_day`'s
+    inverse)."""
+    return last_day + datetime.timedelta(days=1)
 
 
 def usable_on(on_date: datetime.date):
@@ -492,6 +498,92 @@ async def adjust(
         then=then,
     )
     return -result.debited_minutes
+
+
+MAX_EXTENSION_YEARS = 2
+
+
+def _expiry_date(value: str) -> str:
+    try:
+        datetime.date.fromisoformat(value.strip())
+    except ValueError:
+        raise FieldError(N_("Skriv datoen som åååå-mm-dd.")) from None
+    return value.strip()
+
+
+class ExpiryExtension(msgspec.Struct):
+    """An admin's extension of one lot's expiry: the new last usable day (ISO, what
+    `<input type="date">` sends; "til og med", as pages show a lot) and a reason. Its key
+    makes a double submit one extension."""
+
+    lot: field(int, message=N_("Velg en pulje."))
+    last_day: field(
+        str,
+        min_length=1,
+        max_length=20,
+        required=N_("Velg ny siste gyldige dag."),
+        check=_expiry_date,
+    )
+    reason: line(500, required=N_("Skriv en begrunnelse."))
+    idempotency_key: field(str, max_length=64, pattern=r"^[A-Za-z0-9_-]*$") = ""
+
+
+def extension_error(current: datetime.date, new: datetime.date, today: datetime.date) -> str:
+    """Why a lot's expiry cannot move from `current` to `new` today ("" when it can): only a
+    lot not yet expired, to a later date, at most MAX_EXTENSION_YEARS after today."""
+    if current <= today:
+        return N_("Puljen er allerede utløpt og kan ikke forlenges.")
+    if new <= current:
+        return N_("Ny utløpsdato må være senere enn den nåværende.")
+    if new > agreements.add_years(today, MAX_EXTENSION_YEARS):
+        return N_("Ny utløpsdato kan være høyst to år fram i tid.")
+    return ""
+
+
+async def extend_expiry(
+    *,
+    company_id: int,
+    lot_id: int,
+    expires_on: datetime.date,
+    reason: str,
+    user_id: int,
+    key: str,
+    today: datetime.date,
+) -> None:
+    """An admin moves a not yet expired lot's expiry later, with a reason: never a silent edit.
+    The lot's new date, a zero-minute `expiry_extension` entry naming the old and new date and
+    the reason (the customer's statement shows it), and the audit entry are one transaction;
+    a replay of `key` changes nothing. A lot of another company is NotFound."""
+    lot = await Lot.objects().get((Lot.id == lot_id) & (Lot.company == company_id))
+    if lot is None:
+        raise NotFound("lot")
+
+    async def act(operation: LedgerOperation) -> int:
+        current = await Lot.objects().get(Lot.id == lot_id)
+        old = current.expires_on
+        problem = extension_error(old, expires_on, today)
+        if problem:
+            raise ValidationFailed({"last_day": problem})
+        await Lot.update({Lot.expires_on: expires_on}).where(Lot.id == lot_id)
+        # The note shows the last usable days ("til og med"), as the lot list does.
+        note = (
+            f"Utløpsdato forlenget fra {last_usable_day(old):%d.%m.%Y}"
+            f" til {last_usable_day(expires_on):%d.%m.%Y}: {reason}"
+        )
+        cause = Cause(type="admin", note=note, user_id=user_id)
+        await _entry(operation, current, EntryKind.expiry_extension, 0, cause)
+        await audit.record(
+            user_id,
+            AuditKind.expiry_extended,
+            company=company_id,
+            subject=f"lot:{lot_id}",
+            before={"expires_on": old.isoformat()},
+            after={"expires_on": expires_on.isoformat()},
+            reason=reason,
+        )
+        return 0
+
+    await _once(key, company_id, EntryKind.expiry_extension, 0, act)
 
 
 async def balance(company_id: int, today: datetime.date) -> int:

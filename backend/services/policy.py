@@ -60,6 +60,7 @@ ACTIONS: Final[dict[str, frozenset[str]]] = {
     "handle_inbox": STAFF,
     # The back office.
     "adjust_minutes": frozenset({ADMIN}),
+    "extend_expiry": frozenset({ADMIN}),
     "review_orders": frozenset({ADMIN}),
     # /staff/admin (issue 12): its index, the audit trail, the staff accounts.
     "back_office": frozenset({ADMIN}),

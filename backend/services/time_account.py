@@ -26,6 +26,7 @@ ENTRY_LABELS = {
     EntryKind.refund_write_off.value: N_("Refundert, avskrevet"),
     EntryKind.adjustment.value: N_("Justering"),
     EntryKind.reversal.value: N_("Tilbakeført (annullert timeføring)"),
+    EntryKind.expiry_extension.value: N_("Utløpsdato forlenget"),
 }
 
 
@@ -57,9 +58,11 @@ class AccountEntry(msgspec.Struct, frozen=True):
 
 
 def customer_reason(kind: str, note: str) -> str:
-    """What the customer is told of why minutes moved: an admin's reason for an adjustment.
+    """What the customer is told of why minutes moved: an admin's reason for an adjustment or
+    an expiry extension (its note names the old and new date and the reason).
     The other kinds say it with their label and ticket (their notes are for staff)."""
-    return note if kind == EntryKind.adjustment.value else ""
+    customer_kinds = (EntryKind.adjustment.value, EntryKind.expiry_extension.value)
+    return note if kind in customer_kinds else ""
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ class EntryKind(StrEnum):
     refund_write_off = "refund_write_off"  # unused minutes of a refunded lot
     adjustment = "adjustment"  # an admin's correction, with a reason
     reversal = "reversal"  # a voided time entry's minutes given back
+    expiry_extension = "expiry_extension"  # an admin moved a lot's expiry later (zero minutes)
 
 
 class Lot(Table, tablename="time_lot"):
