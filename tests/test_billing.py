@@ -8,7 +8,7 @@ import itertools
 
 import pytest
 
-from backend.services import agreements, catalog, fulfilment, ledger, orders, pricing
+from backend.services import agreements, catalog, clock, fulfilment, ledger, orders, pricing
 from backend.services.errors import NotAllowed, ValidationFailed
 from backend.services.money import format_nok, mva_ore
 from backend.tables import Agreement, Lot, Order, Role, User
@@ -180,7 +180,7 @@ async def test_any_order_of_checkout_events_fulfils_once(kind, order_of_events):
     assert (await Order.objects().get(Order.id == order.id)).status == "paid"
     if kind == "topup":
         assert await Lot.count().where(Lot.order == order.id) == 1
-        assert await ledger.balance(company_id, datetime.date.today()) == 300
+        assert await ledger.balance(company_id, clock.today()) == 300
         lots = await Lot.objects().where(Lot.company == company_id)
         sums = await ledger.entries_sum_by_lot(company_id)
         assert all(sums[lot.id] == lot.remaining_minutes for lot in lots)
@@ -218,7 +218,7 @@ async def test_refund_of_a_partly_used_topup_writes_off_only_what_is_left():
     company_id, _ = await make_company()
     order = await placed(company_id, kind="topup", hours="5", products=["inventor"])
     await fulfilment.handle_event(await paid_event(order, f"evt_r{order.id}"))
-    today = datetime.date.today()
+    today = clock.today()
     await ledger.debit(
         company_id=company_id,
         minutes=120,
@@ -257,7 +257,7 @@ async def test_a_void_after_a_refund_gives_back_only_what_was_not_paid_back(shar
     company_id, _ = await make_company()
     order = await placed(company_id, kind="topup", hours="4", products=["inventor"])
     await fulfilment.handle_event(await paid_event(order, f"evt_v{order.id}"))
-    today = datetime.date.today()
+    today = clock.today()
     await ledger.debit(
         company_id=company_id,
         minutes=90,
@@ -306,14 +306,14 @@ async def test_half_refund_writes_off_half_the_lot_at_most():
         },
     }
     await fulfilment.handle_event(refund)
-    assert await ledger.balance(company_id, datetime.date.today()) == 120
+    assert await ledger.balance(company_id, clock.today()) == 120
 
 
 async def test_refund_of_a_plan_ends_it():
     company_id, _ = await make_company()
     order = await placed(company_id, kind="plan", products=["inventor"])
     await fulfilment.handle_event(await paid_event(order, f"evt_pl{order.id}"))
-    today = datetime.date.today()
+    today = clock.today()
     assert await agreements.active_plans(company_id, today)
     await fulfilment.handle_event(
         {

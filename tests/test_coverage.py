@@ -23,8 +23,7 @@ from backend.tables import (
 )
 from tests.support import make_company
 
-TODAY = clock.today()
-YESTERDAY = TODAY - datetime.timedelta(days=1)
+YESTERDAY = clock.today() - datetime.timedelta(days=1)
 
 
 @pytest.mark.parametrize(
@@ -72,12 +71,12 @@ class World:
             cause=ledger.Cause(type="admin"),
         )
 
-    async def log(self, actual, key, performed_on=TODAY) -> TimeEntry:
+    async def log(self, actual, key, performed_on=None) -> TimeEntry:
         return await coverage.record_time_entry(
             ticket=self.ticket,
             technician=self.technician,
             actual=actual,
-            performed_on=performed_on,
+            performed_on=performed_on or clock.today(),
             channel="phone",
             note="",
             key=key,
@@ -123,37 +122,37 @@ async def test_no_agreement_is_billed_hourly(world):
 
 
 async def test_a_plan_covering_the_product_debits_nothing(world):
-    await world.plan(YESTERDAY, TODAY + datetime.timedelta(days=100))
-    await world.lot(300, TODAY + datetime.timedelta(days=300))
+    await world.plan(YESTERDAY, clock.today() + datetime.timedelta(days=100))
+    await world.lot(300, clock.today() + datetime.timedelta(days=300))
     entry = await world.log(50, f"p{world.company_id}")
     assert (entry.coverage, entry.billed_minutes, entry.account_minutes) == ("plan", 60, 0)
-    assert await ledger.balance(world.company_id, TODAY) == 300
+    assert await ledger.balance(world.company_id, clock.today()) == 300
     assert not await HourlyCharge.exists().where(HourlyCharge.time_entry == entry.id)
 
 
 async def test_the_time_account_pays_when_no_plan_covers(world):
-    await world.plan(YESTERDAY, TODAY + datetime.timedelta(days=100), codes="vault")
-    await world.lot(300, TODAY + datetime.timedelta(days=300))
+    await world.plan(YESTERDAY, clock.today() + datetime.timedelta(days=100), codes="vault")
+    await world.lot(300, clock.today() + datetime.timedelta(days=300))
     entry = await world.log(20, f"t{world.company_id}")
     assert (entry.coverage, entry.account_minutes, entry.hourly_minutes) == ("account", 30, 0)
-    assert await ledger.balance(world.company_id, TODAY) == 270
+    assert await ledger.balance(world.company_id, clock.today()) == 270
 
 
 async def test_a_short_balance_is_split_between_account_and_hourly(world):
-    await world.lot(20, TODAY + datetime.timedelta(days=300))
+    await world.lot(20, clock.today() + datetime.timedelta(days=300))
     entry = await world.log(40, f"s{world.company_id}")
     assert (entry.coverage, entry.account_minutes, entry.hourly_minutes) == ("split", 20, 25)
-    assert await ledger.balance(world.company_id, TODAY) == 0
+    assert await ledger.balance(world.company_id, clock.today()) == 0
     charge = await HourlyCharge.objects().get(HourlyCharge.time_entry == entry.id)
     assert charge.minutes == 25
 
 
 async def test_a_product_no_agreement_covers_is_hourly(world):
-    await world.plan(YESTERDAY, TODAY + datetime.timedelta(days=100), codes="vault")
-    await world.lot(300, TODAY + datetime.timedelta(days=300), codes=("vault",))
+    await world.plan(YESTERDAY, clock.today() + datetime.timedelta(days=100), codes="vault")
+    await world.lot(300, clock.today() + datetime.timedelta(days=300), codes=("vault",))
     entry = await world.log(10, f"n{world.company_id}")
     assert entry.coverage == "hourly"
-    assert await ledger.balance(world.company_id, TODAY) == 300
+    assert await ledger.balance(world.company_id, clock.today()) == 300
 
 
 async def test_a_plan_that_ended_yesterday_covers_nothing_today(world):
@@ -168,9 +167,9 @@ async def test_a_lot_that_expired_yesterday_pays_nothing(world):
     await world.lot(300, YESTERDAY)
     entry = await world.log(10, f"x{world.company_id}")
     assert entry.coverage == "hourly"
-    assert await ledger.balance(world.company_id, TODAY) == 0
+    assert await ledger.balance(world.company_id, clock.today()) == 0
     # The hourly sweep (not the balance read) writes the lot off.
-    await ledger.expire_lots(TODAY, world.company_id)
+    await ledger.expire_lots(clock.today(), world.company_id)
     kinds = [
         e.kind for e in await LedgerEntry.objects().where(LedgerEntry.company == world.company_id)
     ]
@@ -179,8 +178,8 @@ async def test_a_lot_that_expired_yesterday_pays_nothing(world):
 
 async def test_support_on_a_holiday_is_just_logged(world):
     await world.lot(300, datetime.date(2027, 12, 31))
-    christmas = datetime.date(TODAY.year - 1, 12, 25)
-    lot = await world.lot(120, datetime.date(TODAY.year + 1, 1, 1))
+    christmas = datetime.date(clock.today().year - 1, 12, 25)
+    lot = await world.lot(120, datetime.date(clock.today().year + 1, 1, 1))
     entry = await world.log(15, f"h{world.company_id}", performed_on=christmas)
     assert entry.performed_on == christmas and entry.coverage == "account"
     assert lot.id
@@ -188,29 +187,31 @@ async def test_support_on_a_holiday_is_just_logged(world):
 
 async def test_future_dates_are_refused(world):
     with pytest.raises(ValidationFailed) as refused:
-        await world.log(15, f"f{world.company_id}", performed_on=TODAY + datetime.timedelta(1))
+        await world.log(
+            15, f"f{world.company_id}", performed_on=clock.today() + datetime.timedelta(1)
+        )
     assert "performed_on" in refused.value.errors
 
 
 async def test_logging_the_same_form_twice_makes_one_entry(world):
-    await world.lot(300, TODAY + datetime.timedelta(days=300))
+    await world.lot(300, clock.today() + datetime.timedelta(days=300))
     first, second = await asyncio.gather(
         world.log(20, f"dup{world.company_id}"), world.log(20, f"dup{world.company_id}")
     )
     assert first.id == second.id
     assert await TimeEntry.count().where(TimeEntry.ticket == world.ticket.id) == 1
-    assert await ledger.balance(world.company_id, TODAY) == 270
+    assert await ledger.balance(world.company_id, clock.today()) == 270
 
 
 async def test_fifty_concurrent_quarter_hours_against_300_minutes(world):
-    await world.lot(300, TODAY + datetime.timedelta(days=300))
+    await world.lot(300, clock.today() + datetime.timedelta(days=300))
     entries = await asyncio.gather(*(world.log(15, f"c{world.company_id}-{n}") for n in range(50)))
     by_coverage = {
         kind: sum(1 for e in entries if e.coverage == kind)
         for kind in ("account", "hourly", "split")
     }
     assert by_coverage == {"account": 20, "hourly": 30, "split": 0}
-    assert await ledger.balance(world.company_id, TODAY) == 0
+    assert await ledger.balance(world.company_id, clock.today()) == 0
     assert await HourlyCharge.count().where(HourlyCharge.company == world.company_id) == 30
     lots = await Lot.objects().where(Lot.company == world.company_id)
     sums = await ledger.entries_sum_by_lot(world.company_id)
@@ -218,16 +219,16 @@ async def test_fifty_concurrent_quarter_hours_against_300_minutes(world):
 
 
 async def test_void_gives_minutes_back_and_cancels_the_unpaid_charge(world):
-    await world.lot(20, TODAY + datetime.timedelta(days=300))
+    await world.lot(20, clock.today() + datetime.timedelta(days=300))
     entry = await world.log(40, f"v{world.company_id}")
     voided = await coverage.void_time_entry(entry.id, world.technician, "Feil sak")
     assert voided.voided_at is not None and voided.void_reason == "Feil sak"
-    assert await ledger.balance(world.company_id, TODAY) == 20
+    assert await ledger.balance(world.company_id, clock.today()) == 20
     charge = await HourlyCharge.objects().get(HourlyCharge.time_entry == entry.id)
     assert charge.status == "cancelled"
     # Voiding again changes nothing.
     await coverage.void_time_entry(entry.id, world.technician, "Igjen")
-    assert await ledger.balance(world.company_id, TODAY) == 20
+    assert await ledger.balance(world.company_id, clock.today()) == 20
 
 
 async def test_void_needs_a_reason(world):

@@ -23,7 +23,6 @@ from backend.tables import EntryKind, HourlyCharge, LedgerEntry, Lot, TimeEntry
 from tests.support import PASSWORD, make_company, make_ticket, new_email
 
 ENTRIES = 50
-TODAY = clock.today()
 # Billed 15, 30, 30 and 45 minutes (rounded up to the next quarter hour): 1 500 in all, more
 # than the account holds, so the last entries are split or billed hourly.
 ACTUAL_MINUTES = (10, 20, 30, 40)
@@ -66,7 +65,7 @@ async def _log_time(browser: tuple, ticket_id: int, actual: int, key: str) -> ht
         f"/staff/tickets/{ticket_id}/time",
         data={
             "minutes": str(actual),
-            "performed_on": TODAY.isoformat(),
+            "performed_on": clock.today().isoformat(),
             "channel": "phone",
             "note": "Samtidig føring",
             "idempotency_key": key,
@@ -94,7 +93,7 @@ async def test_fifty_time_entries_at_once_on_two_portals_keep_the_ledger_exact(t
         return await ledger.credit_lot(
             company_id=company_id,
             minutes=minutes,
-            expires_on=TODAY + datetime.timedelta(days=days),
+            expires_on=clock.today() + datetime.timedelta(days=days),
             product_codes=products,
             key=f"mp:{company_id}:{minutes}:{days}",
             cause=ledger.Cause(type="admin"),
@@ -137,8 +136,10 @@ async def test_fifty_time_entries_at_once_on_two_portals_keep_the_ledger_exact(t
     assert lots[soon.id].remaining_minutes == lots[later.id].remaining_minutes == 0
     assert lots[vault_only.id].remaining_minutes == vault_only.minutes
     # The balance is the sum of the unexpired lots.
-    unexpired = sum(lot.remaining_minutes for lot in lots.values() if lot.expires_on > TODAY)
-    assert await ledger.balance(company_id, TODAY) == unexpired == vault_only.minutes
+    unexpired = sum(
+        lot.remaining_minutes for lot in lots.values() if lot.expires_on > clock.today()
+    )
+    assert await ledger.balance(company_id, clock.today()) == unexpired == vault_only.minutes
 
     # Debited + hourly = what was logged; every debited minute is one an entry accounts for.
     account_total = sum(e.account_minutes for e in entries)

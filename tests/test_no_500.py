@@ -34,7 +34,6 @@ from tests.support import (
     register,
 )
 
-TODAY = clock.today()
 # Digits str.isdigit accepts: "²" int() refuses (a ValueError, once a 500); "١٢" (Arabic-Indic)
 # int() reads as 12; a long run of digits int() refuses too (Python's 4300-digit limit).
 STRANGE_NUMBERS = ["²", "1²", "١٢", "٣", "9" * 5000, "1e3", "+5", "1_0", "5.0"]
@@ -191,7 +190,12 @@ async def test_time_entry_minutes_are_ascii_digits(client, other_client, minutes
     response = await post_form(
         other_client,
         f"/staff/tickets/{ticket.id}/time",
-        {"minutes": minutes, "performed_on": TODAY.isoformat(), "channel": "phone", "note": ""},
+        {
+            "minutes": minutes,
+            "performed_on": clock.today().isoformat(),
+            "channel": "phone",
+            "note": "",
+        },
     )
 
     assert response.status_code == 422
@@ -229,7 +233,7 @@ async def test_negative_adjustments_still_take_minutes(client):
         }
         assert (await post_form(client, url, form)).status_code == 303
 
-    assert await ledger.balance(company_id, TODAY) == 60
+    assert await ledger.balance(company_id, clock.today()) == 60
 
 
 @pytest.mark.parametrize("value", [*STRANGE_NUMBERS, str(2**63), "-1"])

@@ -25,7 +25,6 @@ from backend.tables import (
 )
 from tests.support import PASSWORD, login, make_company, new_email, post_form
 
-TODAY = clock.today()
 HX = {"HX-Request": "true"}
 
 
@@ -339,7 +338,7 @@ async def test_an_empty_reply_and_an_unknown_status_are_shown_at_their_fields(st
 def time_form(**overrides: str) -> dict[str, str]:
     form = {
         "minutes": "20",
-        "performed_on": TODAY.isoformat(),
+        "performed_on": clock.today().isoformat(),
         "channel": "phone",
         "note": "Gikk gjennom innstillingene",
     }
@@ -381,8 +380,8 @@ async def test_logging_time_without_agreement_bills_hourly(staff_client):
 async def test_logging_time_debits_the_time_account_and_the_balance_drops(staff_client):
     company_id, _ = await make_company()
     ticket = await new_ticket(company_id)
-    await credit(company_id, 120, TODAY + datetime.timedelta(days=200))
-    assert await ledger.balance(company_id, TODAY) == 120
+    await credit(company_id, 120, clock.today() + datetime.timedelta(days=200))
+    assert await ledger.balance(company_id, clock.today()) == 120
 
     response = await post_form(
         staff_client, f"/staff/tickets/{ticket.id}/time", time_form(minutes="44"), headers=HX
@@ -393,7 +392,7 @@ async def test_logging_time_debits_the_time_account_and_the_balance_drops(staff_
     )
     [entry] = await entries_of(ticket)
     assert (entry.billed_minutes, entry.coverage, entry.account_minutes) == (45, "account", 45)
-    assert await ledger.balance(company_id, TODAY) == 75
+    assert await ledger.balance(company_id, clock.today()) == 75
     assert (
         "45 min trukket fra tidskontoen"
         in (await staff_client.get(f"/staff/tickets/{ticket.id}")).text
@@ -422,7 +421,7 @@ async def test_minutes_outside_1_to_600_are_refused_at_the_field(staff_client, m
 async def test_a_future_date_is_refused(staff_client):
     company_id, _ = await make_company()
     ticket = await new_ticket(company_id)
-    tomorrow = TODAY + datetime.timedelta(days=1)
+    tomorrow = clock.today() + datetime.timedelta(days=1)
 
     response = await post_form(
         staff_client,
@@ -470,7 +469,7 @@ async def test_the_date_rule_holds_in_the_service_too(staff_client):
             ticket=ticket,
             technician=staff_client.staff_user,
             actual=15,
-            performed_on=TODAY - timedelta(days=400),
+            performed_on=clock.today() - timedelta(days=400),
             channel="phone",
             note="",
             key=None,
@@ -483,7 +482,7 @@ async def test_the_date_rule_holds_in_the_service_too(staff_client):
 async def test_dates_in_either_form_and_today_by_default(staff_client):
     company_id, _ = await make_company()
     ticket = await new_ticket(company_id)
-    yesterday = TODAY - datetime.timedelta(days=1)
+    yesterday = clock.today() - datetime.timedelta(days=1)
 
     bad = await post_form(
         staff_client, f"/staff/tickets/{ticket.id}/time", time_form(performed_on="31.02.2025")
@@ -495,7 +494,7 @@ async def test_dates_in_either_form_and_today_by_default(staff_client):
             staff_client, f"/staff/tickets/{ticket.id}/time", time_form(performed_on=performed_on)
         )
         assert response.status_code == 303
-    assert [e.performed_on for e in await entries_of(ticket)] == [yesterday, TODAY]
+    assert [e.performed_on for e in await entries_of(ticket)] == [yesterday, clock.today()]
 
 
 async def test_the_same_form_sent_twice_makes_one_entry(staff_client):
@@ -535,10 +534,10 @@ async def test_each_rendered_form_has_a_fresh_key(staff_client):
 async def test_voiding_with_a_reason_gives_the_minutes_back(staff_client):
     company_id, _ = await make_company()
     ticket = await new_ticket(company_id)
-    await credit(company_id, 60, TODAY + datetime.timedelta(days=100))
+    await credit(company_id, 60, clock.today() + datetime.timedelta(days=100))
     await post_form(staff_client, f"/staff/tickets/{ticket.id}/time", time_form(minutes="30"))
     [entry] = await entries_of(ticket)
-    assert await ledger.balance(company_id, TODAY) == 30
+    assert await ledger.balance(company_id, clock.today()) == 30
 
     response = await post_form(
         staff_client, f"/staff/time-entries/{entry.id}/void", {"reason": "Ført på feil sak"}
@@ -546,7 +545,7 @@ async def test_voiding_with_a_reason_gives_the_minutes_back(staff_client):
 
     assert response.status_code == 303
     assert response.headers["location"] == f"/staff/tickets/{ticket.id}"
-    assert await ledger.balance(company_id, TODAY) == 60
+    assert await ledger.balance(company_id, clock.today()) == 60
     voided = (await entries_of(ticket))[0]
     assert voided.voided_at is not None and voided.void_reason == "Ført på feil sak"
     html = (await staff_client.get(f"/staff/tickets/{ticket.id}")).text
@@ -575,8 +574,8 @@ async def test_minutes_back_to_an_expired_lot_are_shown_as_written_off_again(sta
     company_id, _ = await make_company()
     ticket = await new_ticket(company_id)
     # Logged a week ago on a lot that expired yesterday.
-    lot = await credit(company_id, 60, TODAY - datetime.timedelta(days=1))
-    week_ago = (TODAY - datetime.timedelta(days=7)).isoformat()
+    lot = await credit(company_id, 60, clock.today() - datetime.timedelta(days=1))
+    week_ago = (clock.today() - datetime.timedelta(days=7)).isoformat()
     await post_form(
         staff_client,
         f"/staff/tickets/{ticket.id}/time",
@@ -584,7 +583,7 @@ async def test_minutes_back_to_an_expired_lot_are_shown_as_written_off_again(sta
     )
     [entry] = await entries_of(ticket)
     assert entry.coverage == "account"
-    await ledger.expire_lots(TODAY, company_id)
+    await ledger.expire_lots(clock.today(), company_id)
 
     await post_form(staff_client, f"/staff/time-entries/{entry.id}/void", {"reason": "Feil"})
 
@@ -652,7 +651,7 @@ async def test_opening_a_ticket_keeps_input_and_shows_messages(staff_client):
 async def test_company_page_shows_balance_lots_and_entries(staff_client):
     company_id, _ = await make_company("Kontofirma AS")
     ticket = await new_ticket(company_id, "Sak med tid")
-    expires_on = TODAY + datetime.timedelta(days=300)
+    expires_on = clock.today() + datetime.timedelta(days=300)
     await credit(company_id, 300, expires_on)
     await post_form(staff_client, f"/staff/tickets/{ticket.id}/time", time_form(minutes="50"))
 

@@ -24,7 +24,6 @@ from backend.tables import (
 )
 from tests.support import PASSWORD, login, make_company, new_email
 
-TODAY = clock.today()
 TICKET_LINK = re.compile(r'<td><a href="/portal/tickets/(\d+)">')
 NEXT_LINK = re.compile(r'<a href="(/portal/tickets\?[^"]*after=[^"]+)"')
 HX = {"HX-Request": "true"}
@@ -128,7 +127,7 @@ async def test_what_the_customer_sees_happen_moves_a_ticket_up_an_internal_note_
         ticket=third,
         technician=staff,
         actual=20,
-        performed_on=TODAY,
+        performed_on=clock.today(),
         channel="phone",
         note="",
         key=f"history-order:{third.id}",
@@ -387,13 +386,13 @@ async def test_each_row_shows_its_billed_time_how_it_was_paid_and_what_it_cost(c
     await agreements.create_plan(
         company_id=company_id,
         product_codes=["vault"],
-        starts_on=TODAY - datetime.timedelta(days=1),
-        ends_on=TODAY + datetime.timedelta(days=100),
+        starts_on=clock.today() - datetime.timedelta(days=1),
+        ends_on=clock.today() + datetime.timedelta(days=100),
     )
     await ledger.credit_lot(
         company_id=company_id,
         minutes=45,
-        expires_on=TODAY + datetime.timedelta(days=300),
+        expires_on=clock.today() + datetime.timedelta(days=300),
         product_codes=("inventor",),
         key=f"history-lot:{company_id}",
         cause=ledger.Cause(type="admin"),
@@ -409,7 +408,7 @@ async def test_each_row_shows_its_billed_time_how_it_was_paid_and_what_it_cost(c
             ticket=ticket,
             technician=staff,
             actual=minutes,
-            performed_on=TODAY,
+            performed_on=clock.today(),
             channel="phone",
             note="",
             key=f"history-{key}:{company_id}",
@@ -527,7 +526,7 @@ async def test_the_migration_backfills_last_activity_from_what_the_customer_saw(
         ticket=timed,
         technician=staff,
         actual=15,
-        performed_on=TODAY,
+        performed_on=clock.today(),
         channel="phone",
         note="",
         key=f"backfill:{timed.id}",

@@ -15,7 +15,6 @@ from backend.services.users import create_staff, hash_password
 from backend.tables import PriceList, Role, Ticket, TicketStatus, User
 from tests.support import PASSWORD, login, make_company, new_email, post_form
 
-TODAY = clock.today()
 TICKET_LINK = re.compile(r'href="/portal/tickets/(\d+)"')
 
 
@@ -293,7 +292,7 @@ async def test_the_void_reason_is_for_staff_only(client, other_client):
         ticket=ticket,
         technician=technician,
         actual=20,
-        performed_on=TODAY,
+        performed_on=clock.today(),
         channel="phone",
         note="",
         key=f"void-reason:{ticket.id}",
@@ -354,17 +353,17 @@ async def test_staff_and_strangers_do_not_get_the_customer_pages(client, other_c
 
 async def test_time_entries_say_what_each_cost_the_company(client):
     company_id, superuser = await signed_in_superuser(client)
-    yesterday = TODAY - datetime.timedelta(days=1)
+    yesterday = clock.today() - datetime.timedelta(days=1)
     await agreements.create_plan(
         company_id=company_id,
         product_codes=["vault"],
         starts_on=yesterday,
-        ends_on=TODAY + datetime.timedelta(days=100),
+        ends_on=clock.today() + datetime.timedelta(days=100),
     )
     await ledger.credit_lot(
         company_id=company_id,
         minutes=45,
-        expires_on=TODAY + datetime.timedelta(days=300),
+        expires_on=clock.today() + datetime.timedelta(days=300),
         product_codes=("inventor",),
         key=f"tickets-test-lot:{company_id}",
         cause=ledger.Cause(type="admin"),
@@ -379,7 +378,7 @@ async def test_time_entries_say_what_each_cost_the_company(client):
             ticket=ticket,
             technician=technician,
             actual=minutes,
-            performed_on=TODAY,
+            performed_on=clock.today(),
             channel="phone",
             note="",
             key=f"{key}:{company_id}",
@@ -400,7 +399,7 @@ async def test_time_entries_say_what_each_cost_the_company(client):
 
     plan_page = (await client.get(f"/portal/tickets/{on_plan.id}")).text
     assert "Dekket av Fri support" in plan_page
-    assert "Tina Tekniker" in plan_page and TODAY.strftime("%d.%m.%Y") in plan_page
+    assert "Tina Tekniker" in plan_page and clock.today().strftime("%d.%m.%Y") in plan_page
     assert "50 min" in plan_page and "60 min" in plan_page
 
     account_page = (await client.get(f"/portal/tickets/{on_account.id}")).text
@@ -441,13 +440,13 @@ async def test_the_form_says_which_products_are_billed_at_the_hourly_rate(client
     await agreements.create_plan(
         company_id=company_id,
         product_codes=["inventor", "vault"],
-        starts_on=TODAY,
-        ends_on=TODAY + datetime.timedelta(days=100),
+        starts_on=clock.today(),
+        ends_on=clock.today() + datetime.timedelta(days=100),
     )
     await ledger.credit_lot(
         company_id=company_id,
         minutes=300,
-        expires_on=TODAY + datetime.timedelta(days=300),
+        expires_on=clock.today() + datetime.timedelta(days=300),
         product_codes=("fusion",),
         key=f"tickets-test-notice:{company_id}",
         cause=ledger.Cause(type="admin"),
@@ -471,9 +470,12 @@ async def test_the_form_says_which_products_are_billed_at_the_hourly_rate(client
 
 async def test_uncovered_products_ignore_ended_plans_and_empty_or_expired_lots():
     company_id, _ = await make_company()
-    yesterday = TODAY - datetime.timedelta(days=1)
+    yesterday = clock.today() - datetime.timedelta(days=1)
     await agreements.create_plan(
-        company_id=company_id, product_codes=["inventor"], starts_on=TODAY, ends_on=TODAY
+        company_id=company_id,
+        product_codes=["inventor"],
+        starts_on=clock.today(),
+        ends_on=clock.today(),
     )
     await agreements.create_plan(
         company_id=company_id,
@@ -484,7 +486,7 @@ async def test_uncovered_products_ignore_ended_plans_and_empty_or_expired_lots()
     await ledger.credit_lot(
         company_id=company_id,
         minutes=60,
-        expires_on=TODAY,  # usable before today only: expired
+        expires_on=clock.today(),  # usable before today only: expired
         product_codes=("fusion",),
         key=f"tickets-test-expired:{company_id}",
         cause=ledger.Cause(type="admin"),
@@ -492,12 +494,12 @@ async def test_uncovered_products_ignore_ended_plans_and_empty_or_expired_lots()
     await ledger.credit_lot(
         company_id=company_id,
         minutes=60,
-        expires_on=TODAY + datetime.timedelta(days=1),
+        expires_on=clock.today() + datetime.timedelta(days=1),
         product_codes=("acad-mech",),
         key=f"tickets-test-open:{company_id}",
         cause=ledger.Cause(type="admin"),
     )
-    assert await coverage.billed_hourly_products(company_id, TODAY) == {
+    assert await coverage.billed_hourly_products(company_id, clock.today()) == {
         "vault",
         "fusion",
         "inventor-cam",
@@ -511,7 +513,7 @@ async def test_a_ticket_opened_while_closed_says_when_support_looks_at_it(client
     _, superuser = await signed_in_superuser(client)
     ticket = await open_ticket(superuser)
     # Opened on a Saturday afternoon a week or two ahead: support looks at it next opening.
-    saturday = TODAY + datetime.timedelta(days=(5 - TODAY.weekday()) % 7 + 7)
+    saturday = clock.today() + datetime.timedelta(days=(5 - clock.today().weekday()) % 7 + 7)
     opened_at = datetime.datetime.combine(saturday, datetime.time(14, 0), tzinfo=OSLO)
     await Ticket.update({Ticket.created_at: opened_at}).where(Ticket.id == ticket.id)
     opening = availability_at(opened_at).next_opening
