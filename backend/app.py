@@ -125,6 +125,9 @@ def _settings_or_exit() -> Settings:
         raise SystemExit(1) from None
 
 
+SHUTDOWN_GRACE_SECONDS = 15
+
+
 def create_app(
     settings: Settings | None = None, *, db_pool: bool = True, background_jobs: bool = True
 ) -> Litestar:
@@ -182,8 +185,10 @@ def create_app(
         for job in jobs:
             job.cancel()
         # Until each has left its transaction: a connection left open mid-write would keep the
-        # process from exiting (SQLite) or hold a lock (PostgreSQL).
-        await asyncio.gather(*jobs, return_exceptions=True)
+        # process from exiting (SQLite) or hold a lock (PostgreSQL). A job that does not stop
+        # within the grace is left behind rather than holding the shutdown for ever.
+        if jobs:
+            await asyncio.wait(jobs, timeout=SHUTDOWN_GRACE_SECONDS)
         try:
             if sandbox is not None:
                 await sandbox.state.sandbox.aclose()  # a mounted app gets no lifespan events
