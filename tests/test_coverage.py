@@ -23,8 +23,6 @@ from backend.tables import (
 )
 from tests.support import make_company
 
-YESTERDAY = clock.today() - datetime.timedelta(days=1)
-
 
 @pytest.mark.parametrize(
     ("actual", "billed"), [(1, 15), (15, 15), (16, 30), (44, 45), (46, 60), (600, 600)]
@@ -83,6 +81,10 @@ class World:
         )
 
 
+def yesterday() -> datetime.date:
+    return clock.today() - datetime.timedelta(days=1)
+
+
 @pytest.fixture
 async def world() -> World:
     await catalog.seed_demo_catalog()
@@ -122,7 +124,7 @@ async def test_no_agreement_is_billed_hourly(world):
 
 
 async def test_a_plan_covering_the_product_debits_nothing(world):
-    await world.plan(YESTERDAY, clock.today() + datetime.timedelta(days=100))
+    await world.plan(yesterday(), clock.today() + datetime.timedelta(days=100))
     await world.lot(300, clock.today() + datetime.timedelta(days=300))
     entry = await world.log(50, f"p{world.company_id}")
     assert (entry.coverage, entry.billed_minutes, entry.account_minutes) == ("plan", 60, 0)
@@ -131,7 +133,7 @@ async def test_a_plan_covering_the_product_debits_nothing(world):
 
 
 async def test_the_time_account_pays_when_no_plan_covers(world):
-    await world.plan(YESTERDAY, clock.today() + datetime.timedelta(days=100), codes="vault")
+    await world.plan(yesterday(), clock.today() + datetime.timedelta(days=100), codes="vault")
     await world.lot(300, clock.today() + datetime.timedelta(days=300))
     entry = await world.log(20, f"t{world.company_id}")
     assert (entry.coverage, entry.account_minutes, entry.hourly_minutes) == ("account", 30, 0)
@@ -148,7 +150,7 @@ async def test_a_short_balance_is_split_between_account_and_hourly(world):
 
 
 async def test_a_product_no_agreement_covers_is_hourly(world):
-    await world.plan(YESTERDAY, clock.today() + datetime.timedelta(days=100), codes="vault")
+    await world.plan(yesterday(), clock.today() + datetime.timedelta(days=100), codes="vault")
     await world.lot(300, clock.today() + datetime.timedelta(days=300), codes=("vault",))
     entry = await world.log(10, f"n{world.company_id}")
     assert entry.coverage == "hourly"
@@ -156,15 +158,15 @@ async def test_a_product_no_agreement_covers_is_hourly(world):
 
 
 async def test_a_plan_that_ended_yesterday_covers_nothing_today(world):
-    await world.plan(YESTERDAY - datetime.timedelta(days=180), YESTERDAY)
+    await world.plan(yesterday() - datetime.timedelta(days=180), yesterday())
     assert (await world.log(10, f"e{world.company_id}")).coverage == "hourly"
     # Support given on its last day is still covered.
-    covered = await world.log(10, f"e2{world.company_id}", performed_on=YESTERDAY)
+    covered = await world.log(10, f"e2{world.company_id}", performed_on=yesterday())
     assert covered.coverage == "plan"
 
 
 async def test_a_lot_that_expired_yesterday_pays_nothing(world):
-    await world.lot(300, YESTERDAY)
+    await world.lot(300, yesterday())
     entry = await world.log(10, f"x{world.company_id}")
     assert entry.coverage == "hourly"
     assert await ledger.balance(world.company_id, clock.today()) == 0
