@@ -17,6 +17,7 @@ class EntryKind(StrEnum):
     adjustment = "adjustment"  # an admin's correction, with a reason
     reversal = "reversal"  # a voided time entry's minutes given back
     expiry_extension = "expiry_extension"  # an admin moved a lot's expiry later (zero minutes)
+    import_ = "import"  # a lot bought before the portal, onboarded with its original dates
 
 
 class Lot(Table, tablename="time_lot"):
