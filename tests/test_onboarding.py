@@ -5,6 +5,7 @@ per company; on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime
 import hashlib
@@ -396,6 +397,39 @@ async def test_confirming_twice_imports_once_with_one_audit_entry_per_company(cl
         "Importen er gjennomført: 2 firma opprettet."
         in (await client.get(again.headers["location"])).text
     )
+
+
+async def test_two_confirmations_at_once_import_once():
+    admin = await _staff()
+    rows = [_row(), _row()]
+    form = onboarding.CsvConfirm(data=base64.b64encode(_csv(*rows)).decode(), reason=REASON)
+    first, second = await asyncio.gather(
+        onboarding.import_csv(admin, form), onboarding.import_csv(admin, form)
+    )
+    assert first.check is None and second.check is None
+    assert sorted(first.company_ids) == sorted(second.company_ids)
+    for row in rows:
+        assert await Company.count().where(Company.org_number == row["orgnr"]) == 1
+    assert len(await _imports(actor=admin.id)) == 2
+
+
+async def test_two_submits_of_the_form_at_once_onboard_once():
+    admin = await _staff()
+    form = _form()
+    first, second = await asyncio.gather(
+        onboarding.onboard(admin, form), onboarding.onboard(admin, form)
+    )
+    assert first == second
+    assert await Company.count().where(Company.org_number == form["org_number"]) == 1
+    assert len(await _imports(actor=admin.id)) == 1
+
+
+async def test_old_mac_line_ends_are_read(client):
+    await _admin_client(client)
+    row = _row()
+    response = await _upload(client, _csv(row).replace(b"\r\n", b"\r"))
+    assert response.status_code == 200, response.text
+    assert row["firmanavn"] in response.text
 
 
 async def test_what_changed_since_the_dry_run_is_caught_at_the_confirmation(client):

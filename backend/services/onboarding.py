@@ -553,6 +553,8 @@ def _parse(data: bytes) -> tuple[CsvCheck, list[tuple[int, dict[str, Any]]]]:
     except UnicodeDecodeError:
         check.file_messages.append(Message(FILE_NOT_TEXT))
         return check, []
+    # Line ends as any spreadsheet writes them (CR LF, LF, an old Mac's CR).
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
     if validation.has_control_characters(text.replace("\t", " ")):
         check.file_messages.append(Message(FILE_NOT_TEXT))
         return check, []
