@@ -69,7 +69,7 @@ class LedgerEntry(Table, tablename="ledger_entry"):
     kind = Varchar(length=20, choices=EntryKind)
     minutes = Integer()  # signed: + into the lot, - out of it
     idempotency_key = Varchar(length=200, unique=True)
-    cause_type = Varchar(length=20)  # order | time_entry | admin | system
+    cause_type = Varchar(length=20)  # order | time_entry | admin | system | import
     cause_id = Varchar(length=64, default="")
     note = Varchar(length=500, default="")
     created_by = ForeignKey(references=User, null=True)
