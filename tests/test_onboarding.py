@@ -479,6 +479,12 @@ async def test_a_bad_file_gets_a_norwegian_message_and_no_500(client, data, mess
     assert await _imports(actor=admin.id) == []
 
 
+async def test_the_import_notice_shows_only_a_number(client):
+    await _admin_client(client)
+    assert "Importen er gjennomført" not in (await client.get(f"{URL}?imported=hei")).text
+    assert "Importen er gjennomført: 3 firma" in (await client.get(f"{URL}?imported=3")).text
+
+
 async def test_too_many_rows_are_refused(client):
     await _admin_client(client)
     rows = "\n".join(["1;2"] * (onboarding.MAX_ROWS + 1))

@@ -9,7 +9,7 @@ from litestar import Controller, Request, get, post
 from litestar.params import FromPath
 from litestar.response import Response, Template
 
-from backend.services import audit, catalog, companies, onboarding, staff_accounts
+from backend.services import audit, catalog, companies, onboarding, staff_accounts, validation
 from backend.web.errors import FormView
 from backend.web.forms import (
     form_operation,
@@ -145,7 +145,10 @@ def _onboarding_context(which: str):
             "csv_form": values if which == "csv" else {},
             "csv_errors": errors if which == "csv" else {},
             "idempotency_key": values.get("idempotency_key") or secrets.token_urlsafe(16),
-            "imported": request.query_params.get("imported", ""),
+            # After a CSV import: how many companies it created (a number, or nothing shown).
+            "imported": validation.whole_number(
+                request.query_params.get("imported", ""), 0, onboarding.MAX_ROWS
+            ),
         }
 
     return context

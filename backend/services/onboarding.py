@@ -35,6 +35,7 @@ from backend.i18n import N_
 from backend.services import (
     account_links,
     agreements,
+    attachments,
     audit,
     clock,
     ledger,
@@ -618,9 +619,11 @@ async def check_csv(data: bytes, today: datetime.date) -> CsvCheck:
     return check
 
 
-async def dry_run(admin: User, values: dict[str, Any], files: list[Any]) -> CsvCheck:
-    """The upload form (`CsvUpload`, one file: `attachments.IncomingFile`s) checked, as
-    `check_csv`: the reason's message, or the file's, raise ValidationFailed."""
+async def dry_run(
+    admin: User, values: dict[str, Any], files: list[attachments.IncomingFile]
+) -> CsvCheck:
+    """The upload form (`CsvUpload` and one file) checked, as `check_csv`; a missing reason
+    or file raises ValidationFailed."""
     policy.require(admin, "onboard_customers")
     errors = {} if len(files) == 1 else {"files": FILE_MISSING}
     validation.convert(values, CsvUpload, errors=errors)
