@@ -68,6 +68,8 @@ ACTIONS: Final[dict[str, frozenset[str]]] = {
     "manage_staff": frozenset({ADMIN}),
     # Edit a company's details, move its superuser role, deactivate and reactivate it.
     "manage_companies": frozenset({ADMIN}),
+    # Onboard a customer from before the portal, by form or CSV (services/onboarding.py).
+    "onboard_customers": frozenset({ADMIN}),
     # What the business sold, used and earned, and who to call (services/reports.py).
     "view_reports": frozenset({ADMIN}),
 }
