@@ -139,6 +139,11 @@ class Month:
         return self.minutes[EntryKind.credit.value]
 
     @property
+    def imported(self) -> int:
+        """Minutes bought before the portal, onboarded (services/onboarding.py): not sold here."""
+        return self.minutes[EntryKind.import_.value]
+
+    @property
     def used(self) -> int:
         """Support taken from the time account (a debit is stored negative)."""
         return -self.minutes[EntryKind.debit.value]
@@ -374,6 +379,7 @@ def _kroner(ore: int) -> str:
 MONTH_COLUMNS = (
     N_("Måned"),
     N_("Solgt (min)"),
+    N_("Overført (min)"),
     N_("Brukt (min)"),
     N_("Utløpt (min)"),
     N_("Refundert, avskrevet (min)"),
@@ -390,6 +396,7 @@ def month_fields(month: Month) -> list[str]:
     return [
         f"{month.first_day:%Y-%m}",
         str(month.sold),
+        str(month.imported),
         str(month.used),
         str(month.expired),
         str(month.written_off),
