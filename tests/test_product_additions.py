@@ -139,6 +139,13 @@ async def test_the_price_shown_is_the_formula_and_what_checkout_charges(held):  
     )
     assert f"{days_left} / {days_in_period}" in shown.text
     assert format_nok(expected + mva_ore(expected)) in shown.text
+    # Without JavaScript, "Beregn pris" shows the whole form again with the same price.
+    whole = await client.get(
+        "/portal/price",
+        params={"kind": "plan_addition", "agreement": plan.id, "products": ["vault", "fusion"]},
+    )
+    assert 'id="plan-products-form"' in whole.text
+    assert format_nok(expected + mva_ore(expected)) in whole.text
 
     order_id, session_id = await place(
         client, kind="plan_addition", agreement=str(plan.id), products=["vault", "fusion"]
@@ -182,6 +189,11 @@ async def test_paying_adds_the_product_once_and_support_on_it_is_covered(held): 
     assert await coverage.expected_coverage(company_id, "vault", yesterday) == Coverage.hourly
     dashboard = await client.get("/portal")
     assert "Autodesk Inventor, Autodesk Vault" in dashboard.text
+    receipt = await client.get(f"/portal/orders/{order_id}/receipt")
+    assert "Fri support, lagt til for resten av perioden: Autodesk Vault" in receipt.text
+    assert f"Periode: {clock.today():%d.%m.%Y}–{plan.ends_on:%d.%m.%Y}" in receipt.text
+    pdf = await client.get(f"/portal/orders/{order_id}/receipt.pdf")
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
 
 
 async def test_a_second_order_for_the_same_product_adds_no_row_and_is_refunded(held):  # noqa: F811
