@@ -37,6 +37,8 @@ ACTIONS: Final[dict[str, frozenset[str]]] = {
     "view_order": COMPANY,
     # Only the superuser buys, renews, tops up, pays charges or cancels an order.
     "buy": frozenset({SUPERUSER}),
+    # Add covered products to the plan in force (paid, pro rata) or the time account (free).
+    "add_products": frozenset({SUPERUSER}),
     "edit_company": frozenset({SUPERUSER}),
     # Keys for the company's own systems (services/api_tokens.py).
     "manage_api_tokens": frozenset({SUPERUSER}),

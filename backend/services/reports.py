@@ -193,6 +193,8 @@ async def monthly(months: list[datetime.date]) -> list[Month]:
     revenue = [dict.fromkeys(ALTERNATIVES, 0) for _ in months]
     open_ore = [0 for _ in months]
     by_order_kind = {kind: name for name, kind in ALTERNATIVES.items()}
+    # Products added to a plan are plan revenue (services/product_additions.py).
+    by_order_kind[OrderKind.plan_addition.value] = "plan"
     for row in rows:
         index, value = int(row["idx"]), int(row["value"] or 0)
         if row["series"] == "ledger" and row["name"] in minutes[index]:
