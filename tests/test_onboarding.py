@@ -12,6 +12,7 @@ import hashlib
 import json
 import re
 import secrets
+from pathlib import Path
 
 import pytest
 
@@ -520,3 +521,15 @@ async def test_technicians_and_customers_are_refused(client, role):
     assert (await _upload(client, data)).status_code == 403
     assert (await _confirm(client, data)).status_code == 403
     assert await _imports(subject=f"csv:{hashlib.sha256(data).hexdigest()}") == []
+
+
+async def test_the_example_file_in_docs_passes_the_dry_run(client, monkeypatch):
+    """docs/examples/eksisterende-kunder.csv, for the demo: a plan and a balance, no errors
+    (on the day it was written: its dates are fixed)."""
+    example = Path(__file__).parent.parent / "docs" / "examples" / "eksisterende-kunder.csv"
+    written = datetime.datetime(2026, 12, 1, 10, 0, tzinfo=datetime.UTC)
+    monkeypatch.setattr(clock, "now", lambda: written)
+    await _admin_client(client)
+    response = await _upload(client, example.read_bytes())
+    assert response.status_code == 200, response.text
+    assert "Ingen feil" in response.text and "Bekreft og importer 2 firma" in response.text
