@@ -149,6 +149,9 @@ ROUTES: dict[str, Rule] = {
     "admin_staff_deactivate": Rule(("back_office", "manage_staff")),
     "admin_staff_reactivate": Rule(("back_office", "manage_staff")),
     "admin_staff_reset": Rule(("back_office", "manage_staff")),
+    "staff_order": Rule(("review_orders",), "order"),
+    "staff_order_refund": Rule(("review_orders", "refund"), "order"),
+    "staff_order_refund_confirm": Rule(("review_orders", "refund"), "order"),
     # Development only (not in production): the mails written as files.
     "dev_mail": PUBLIC,
     "dev_mail_message": PUBLIC,
@@ -380,6 +383,9 @@ def test_every_action_in_the_table_is_a_policy_action():
         ("admin", "manage_companies", True),
         ("technician", "manage_companies", False),
         ("superuser", "manage_companies", False),
+        ("admin", "refund", True),
+        ("technician", "refund", False),
+        ("superuser", "refund", False),
     ],
 )
 def test_the_policy_table_says_what_spec_section_1_says(role, action, allowed):
