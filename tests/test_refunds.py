@@ -39,6 +39,8 @@ from tests.test_payment_trust import charge_statuses, events_for, hourly_charge
 from tests.test_webhooks import sign
 
 REASON = "Kunden angret kjøpet innen fristen"
+# htmx asking for the order view's refund region.
+REGION = {"hx-request": "true", "hx-target": "refund-status"}
 
 
 @pytest.fixture
@@ -176,6 +178,10 @@ async def test_a_full_refund_of_a_top_up_writes_off_its_unused_minutes_once(port
         assert lot.remaining_minutes == 300
         waiting = await staff.get(f"/staff/orders/{order.id}")
         assert "Refusjon sendt, venter på bekreftelse" in waiting.text
+        # The region asks again, on its own, until the webhook has come.
+        region = await staff.get(f"/staff/orders/{order.id}", headers=REGION)
+        assert 'id="refund-status"' in region.text and 'hx-trigger="every 2s"' in region.text
+        assert "<html" not in region.text
 
         [result] = await deliver_refunds(customer, sandbox, charge)
         assert result["result"] == "handled"
@@ -189,6 +195,8 @@ async def test_a_full_refund_of_a_top_up_writes_off_its_unused_minutes_once(port
         assert (after.status, after.refunded_ore) == ("refunded", order.total_ore)
         done = await staff.get(f"/staff/orders/{order.id}")
         assert "venter på bekreftelse" not in done.text and "Refundert" in done.text
+        region = await staff.get(f"/staff/orders/{order.id}", headers=REGION)
+        assert "Bekreftet" in region.text and "hx-trigger" not in region.text
         # The customer sees it on their statement.
         await login(customer, email)
         assert "Refundert, avskrevet" in (await customer.get("/portal/usage")).text

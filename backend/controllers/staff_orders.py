@@ -13,7 +13,7 @@ from backend.services import refunds
 from backend.web.errors import FormView
 from backend.web.forms import form_operation, read_values
 from backend.web.guards import allowed
-from backend.web.templating import page, redirect
+from backend.web.templating import asks_for_region, page, redirect
 
 
 async def _order_context(request: Request, values: dict, errors: dict) -> dict[str, Any]:
@@ -29,6 +29,8 @@ async def _order_context(request: Request, values: dict, errors: dict) -> dict[s
     }
 
 
+# The region that asks again while a refund waits for its webhook.
+REFUND_STATUS = "refund-status"
 REFUND_FORM = FormView("staff/order.html", "staff/_refund_form.html", _order_context)
 
 
@@ -38,7 +40,10 @@ class StaffOrdersController(Controller):
 
     @get("/{order_id:int}", name="staff_order")
     async def show_order(self, request: Request, order_id: FromPath[int]) -> Template:
-        return page(request, "staff/order.html", **await _order_context(request, {}, {}))
+        context = await _order_context(request, {}, {})
+        if asks_for_region(request, REFUND_STATUS):
+            return Template("staff/_refund_status.html", context=context)
+        return page(request, "staff/order.html", **context)
 
     @post(
         "/{order_id:int}/refund",
