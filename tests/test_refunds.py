@@ -442,7 +442,7 @@ async def test_technicians_and_customers_are_refused(portal, role):
     assert await refund_audit(company_id) == []
 
 
-async def test_the_company_page_links_its_orders(portal):
+async def test_the_company_page_links_its_orders_and_the_pages_speak_english(portal):
     app, sandbox = portal
     company_id, email = await make_company()
     async with await browser(app) as customer:
@@ -453,3 +453,11 @@ async def test_the_company_page_links_its_orders(portal):
         await signed_in_staff(staff)
         page = await staff.get(f"/staff/companies/{company_id}")
         assert f'href="/staff/orders/{order.id}"' in page.text
+
+        await staff.get("/language/en")
+        view = await staff.get(f"/staff/orders/{order.id}")
+        assert "Left to refund" in view.text and "See what the refund does" in view.text
+        confirm = await propose(staff, order.id, format_amount(order.total_ore))
+        assert "60 minutes are written off the time account" in confirm.text
+        too_much = await propose(staff, order.id, format_amount(order.total_ore + 1))
+        assert "The amount is more than what is left to refund." in too_much.text
