@@ -461,3 +461,28 @@ async def test_the_company_page_links_its_orders_and_the_pages_speak_english(por
         assert "60 minutes are written off the time account" in confirm.text
         too_much = await propose(staff, order.id, format_amount(order.total_ore + 1))
         assert "The amount is more than what is left to refund." in too_much.text
+
+
+async def test_as_under_make_run_the_sandbox_delivers_the_refund_by_itself(
+    person, live_server, sandbox_key
+):
+    """The portal served with its own sandbox, which sends its webhooks itself: the refund's
+    effect arrives without the test's help, once."""
+    import httpx
+
+    from tests.test_checkout import checkout, eventually, status_is
+
+    placed, session_id = await checkout(person, kind="topup", hours="2", products=["inventor"])
+    sandbox = stripe.StripeClient(
+        sandbox_key,
+        base_addresses={"api": f"{live_server}/sandbox/stripe"},
+        http_client=stripe.HTTPXClient(),
+    )
+    await complete(sandbox, session_id, "paid")
+    await eventually(lambda: status_is(placed.id, "paid"))
+    async with httpx.AsyncClient(base_url=live_server, timeout=20) as staff:
+        await signed_in_staff(staff)
+        await refund(staff, placed.id, format_amount(placed.total_ore))
+    await eventually(lambda: status_is(placed.id, "refunded"))
+    lot = await Lot.objects().get(Lot.order == placed.id)
+    assert (lot.remaining_minutes, await write_offs(lot)) == (0, [-120])
