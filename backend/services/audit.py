@@ -36,6 +36,7 @@ KIND_LABELS: dict[str, str] = {
     AuditKind.refund: N_("Refusjon"),
     AuditKind.expiry_extended: N_("Utløp forlenget"),
     AuditKind.import_: N_("Import"),
+    AuditKind.products_added: N_("Produkter lagt til tidskontoen"),
 }
 
 

@@ -23,7 +23,7 @@ import msgspec
 
 from backend.db import is_unique_violation, lock_row, write_transaction
 from backend.i18n import N_
-from backend.services import audit, charges, clock, companies, ledger, orders, policy
+from backend.services import audit, catalog, charges, clock, companies, ledger, orders, policy
 from backend.services.errors import NotFound, ValidationFailed
 from backend.services.money import format_amount, mva_ore, parse_nok
 from backend.services.payments import Payments, PaymentsError
@@ -31,6 +31,7 @@ from backend.services.validation import FieldError, convert, line
 from backend.services.validation import field as form_field
 from backend.tables import (
     Agreement,
+    AgreementProduct,
     AuditKind,
     Company,
     HourlyCharge,
@@ -172,6 +173,7 @@ class Effect:
     agreement: Agreement | None = None
     plan_ends_on: datetime.date | None = None  # covers nothing from this day; None: ended
     charges: list[ChargeLine] = field(default_factory=list)
+    products: list[str] = field(default_factory=list)  # added to a plan: their names
 
 
 @dataclass(frozen=True)
@@ -265,7 +267,8 @@ async def effect_of(order: Order, total_ore: int) -> Effect:
     """What the `charge.refunded` webhook will do when the order's refunded total reaches
     `total_ore` — computed by the very functions it uses, so the page cannot promise other
     than what happens: a top-up writes off the refunded share of its lot, never more than is
-    unused; a plan (any refund of it) ends on the day the refund lands; a charges order marks
+    unused; a plan (any refund of it) ends on the day the refund lands, and so does the
+    coverage of products added to a plan; a charges order marks
     refunded the whole charges the total pays back."""
     full = total_ore >= order.total_ore
     if order.kind == OrderKind.topup.value:
@@ -289,6 +292,18 @@ async def effect_of(order: Order, total_ore: int) -> Effect:
             full=full,
             agreement=agreement,
             plan_ends_on=ends_on,
+        )
+    if order.kind == OrderKind.plan_addition.value:
+        # Products added to a plan: their coverage ends the day the refund lands (any refund).
+        added = await AgreementProduct.select(AgreementProduct.product_code).where(
+            (AgreementProduct.order == order.id) & AgreementProduct.cancelled_on.is_null()
+        )
+        return Effect(
+            kind=order.kind,
+            total_ore=total_ore,
+            full=full,
+            plan_ends_on=clock.today() if added else None,
+            products=await catalog.product_names([row["product_code"] for row in added]),
         )
     refunded = await charges.charges_refunded_by(order, total_ore)
     return Effect(
@@ -332,7 +347,7 @@ async def propose(user: User, order_id: int, values: Mapping[str, Any]) -> Propo
 def _effect_summary(effect: Effect) -> dict[str, Any]:
     if effect.kind == OrderKind.topup.value:
         return {"write_off_minutes": effect.write_off_minutes}
-    if effect.kind == OrderKind.plan.value:
+    if effect.kind in (OrderKind.plan.value, OrderKind.plan_addition.value):
         return {"plan_ends_on": effect.plan_ends_on.isoformat() if effect.plan_ends_on else None}
     return {"charges_refunded": [charge.id for charge in effect.charges]}
 
