@@ -486,3 +486,24 @@ async def test_as_under_make_run_the_sandbox_delivers_the_refund_by_itself(
     await eventually(lambda: status_is(placed.id, "refunded"))
     lot = await Lot.objects().get(Lot.order == placed.id)
     assert (lot.remaining_minutes, await write_offs(lot)) == (0, [-120])
+
+
+async def test_a_refund_of_products_added_to_a_plan_ends_their_coverage(portal):
+    from backend.services import coverage
+    from tests.test_product_additions import company_with_plan
+
+    app, sandbox = portal
+    company_id, email, plan = await company_with_plan()
+    async with await browser(app) as customer:
+        staff = customer
+        order, charge = await paid_order(
+            customer, sandbox, email, kind="plan_addition", agreement=str(plan.id), products="vault"
+        )
+        assert await coverage.expected_coverage(company_id, "vault", clock.today()) == "plan"
+        await signed_in_staff(staff)
+        page, _ = await refund(staff, order.id, "50,00")
+        assert "Autodesk Vault" in page
+        assert f"dekkes ikke lenger fra og med {clock.today():%d.%m.%Y}" in page
+        await deliver_refunds(customer, sandbox, charge)
+    assert await coverage.expected_coverage(company_id, "vault", clock.today()) == "hourly"
+    assert await coverage.expected_coverage(company_id, "inventor", clock.today()) == "plan"
