@@ -34,6 +34,7 @@ from backend.controllers.public import PublicController
 from backend.controllers.registration import RegistrationController
 from backend.controllers.reports import ReportsController
 from backend.controllers.staff import StaffController
+from backend.controllers.staff_orders import StaffOrdersController
 from backend.controllers.tickets import TicketsController
 from backend.controllers.webhooks import WebhooksController
 from backend.db import close_pool, open_pool
@@ -211,6 +212,7 @@ def create_app(
         TicketsController,
         ChargesController,
         StaffController,
+        StaffOrdersController,
         AdminController,
         OnboardingController,
         ReportsController,

@@ -152,6 +152,9 @@ ROUTES: dict[str, Rule] = {
     "admin_staff_deactivate": Rule(("back_office", "manage_staff")),
     "admin_staff_reactivate": Rule(("back_office", "manage_staff")),
     "admin_staff_reset": Rule(("back_office", "manage_staff")),
+    "staff_order": Rule(("review_orders",), "order"),
+    "staff_order_refund": Rule(("review_orders", "refund"), "order"),
+    "staff_order_refund_confirm": Rule(("review_orders", "refund"), "order"),
     "admin_onboarding": Rule(("back_office", "onboard_customers")),
     "admin_onboarding_create": Rule(("back_office", "onboard_customers")),
     "admin_onboarding_csv": Rule(("back_office", "onboard_customers")),
@@ -393,6 +396,9 @@ def test_every_action_in_the_table_is_a_policy_action():
         ("admin", "manage_companies", True),
         ("technician", "manage_companies", False),
         ("superuser", "manage_companies", False),
+        ("admin", "refund", True),
+        ("technician", "refund", False),
+        ("superuser", "refund", False),
     ],
 )
 def test_the_policy_table_says_what_spec_section_1_says(role, action, allowed):

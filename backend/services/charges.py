@@ -142,8 +142,18 @@ def _with_mva(charge: HourlyCharge) -> int:
 
 
 async def mark_charges_refunded(order: Order, refunded: int) -> None:
-    """Money is money: a charge is paid or refunded, never half. A full refund marks every
-    charge of the order refunded; a partial one whole charges, oldest first, as far as the
+    """Mark refunded the charges `charges_refunded_by` the order's refunded total."""
+    ids = [charge.id for charge in await charges_refunded_by(order, refunded)]
+    if ids:
+        await HourlyCharge.update({HourlyCharge.status: ChargeStatus.refunded.value}).where(
+            HourlyCharge.id.is_in(ids) & (HourlyCharge.status == ChargeStatus.paid.value)
+        )
+
+
+async def charges_refunded_by(order: Order, refunded: int) -> list[HourlyCharge]:
+    """The paid charges of a charges order that a refunded total of `refunded` (incl. MVA)
+    makes refunded. Money is money: a charge is paid or refunded, never half. A full refund
+    takes every charge of the order; a partial one whole charges, oldest first, as far as the
     refunded amount reaches beyond those already marked (a voided entry's refund)."""
     charges = await (
         HourlyCharge.objects()
@@ -155,20 +165,14 @@ async def mark_charges_refunded(order: Order, refunded: int) -> None:
     )
     paid = [c for c in charges if c.status == ChargeStatus.paid.value]
     if refunded >= order.total_ore:
-        ids = [c.id for c in paid]
-    else:
-        left = refunded - sum(
-            _with_mva(c) for c in charges if c.status == ChargeStatus.refunded.value
-        )
-        ids = []
-        for charge in paid:
-            if _with_mva(charge) <= left:
-                ids.append(charge.id)
-                left -= _with_mva(charge)
-    if ids:
-        await HourlyCharge.update({HourlyCharge.status: ChargeStatus.refunded.value}).where(
-            HourlyCharge.id.is_in(ids) & (HourlyCharge.status == ChargeStatus.paid.value)
-        )
+        return paid
+    left = refunded - sum(_with_mva(c) for c in charges if c.status == ChargeStatus.refunded.value)
+    taken = []
+    for charge in paid:
+        if _with_mva(charge) <= left:
+            taken.append(charge)
+            left -= _with_mva(charge)
+    return taken
 
 
 async def release_charge(time_entry_id: int) -> list[After]:

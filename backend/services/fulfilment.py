@@ -449,7 +449,7 @@ async def apply_refunded_total(order: Order, amount_refunded: int) -> None:
         if lot is None:
             return
         # The refunded share of the lot, cumulative over partial refunds.
-        due = await ledger.refund_write_off_due(lot)
+        due = await ledger.refund_write_off_minutes(lot)
         if due:
             await ledger.write_off(
                 lot_id=lot.id,

@@ -395,13 +395,16 @@ def refund_share(lot_minutes: int, refunded_ore: int, total_ore: int) -> int:
     return -(-lot_minutes * refunded_ore // total_ore) if total_ore else 0
 
 
-async def refund_write_off_due(lot: Lot) -> int:
-    """What the refunds of the lot's order still owe in written-off minutes."""
+async def refund_write_off_due(lot: Lot, refunded_ore: int | None = None) -> int:
+    """What the refunds of the lot's order still owe in written-off minutes: at the order's
+    refunded total, or at `refunded_ore` (a refund an admin is about to confirm)."""
     if lot.order is None:
         return 0
     order = (
         await Order.select(Order.refunded_ore, Order.total_ore).where(Order.id == lot.order).first()
     )
+    if order and refunded_ore is not None:
+        order["refunded_ore"] = refunded_ore
     if not order or not order["refunded_ore"]:
         return 0
     written = await LedgerEntry.select(Sum(LedgerEntry.minutes).as_alias("total")).where(
@@ -409,6 +412,13 @@ async def refund_write_off_due(lot: Lot) -> int:
     )
     already = -int(written[0]["total"] or 0)
     return max(0, refund_share(lot.minutes, order["refunded_ore"], order["total_ore"]) - already)
+
+
+async def refund_write_off_minutes(lot: Lot, refunded_ore: int | None = None) -> int:
+    """The minutes a refund of a top-up writes off now (SPEC §4): what its refunds owe
+    (`refund_write_off_due`), never more than the lot has unused, never below zero. The
+    webhook path writes off this much; the admin's confirmation page shows it beforehand."""
+    return max(0, min(lot.remaining_minutes, await refund_write_off_due(lot, refunded_ore)))
 
 
 MAX_ADJUSTMENT_MINUTES = 200 * 60

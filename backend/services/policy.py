@@ -64,6 +64,8 @@ ACTIONS: Final[dict[str, frozenset[str]]] = {
     "adjust_minutes": frozenset({ADMIN}),
     "extend_expiry": frozenset({ADMIN}),
     "review_orders": frozenset({ADMIN}),
+    # Refund a paid order, fully or partly (services/refunds.py).
+    "refund": frozenset({ADMIN}),
     # /staff/admin (issue 12): its index, the audit trail, the staff accounts.
     "back_office": frozenset({ADMIN}),
     "view_audit": frozenset({ADMIN}),

@@ -10,6 +10,7 @@ from backend.tables.invitations import Invitation
 from backend.tables.ledger import EntryKind, LedgerEntry, LedgerOperation, Lot, LotProduct
 from backend.tables.mail import MailStatus, OutboxMail
 from backend.tables.orders import CheckoutSession, Order, OrderKind, OrderStatus, StripeEvent
+from backend.tables.refunds import RefundRequest, RefundStatus
 from backend.tables.sessions import BrowserSession
 from backend.tables.sign_in import SignInCounter
 from backend.tables.tickets import (
@@ -57,6 +58,8 @@ __all__ = [
     "OutboxMail",
     "PriceList",
     "Product",
+    "RefundRequest",
+    "RefundStatus",
     "Role",
     "SignInCounter",
     "StripeEvent",
