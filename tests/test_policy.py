@@ -155,6 +155,7 @@ ROUTES: dict[str, Rule] = {
     "staff_order": Rule(("review_orders",), "order"),
     "staff_order_refund": Rule(("review_orders", "refund"), "order"),
     "staff_order_refund_confirm": Rule(("review_orders", "refund"), "order"),
+    "staff_order_refund_resend": Rule(("review_orders", "refund"), "order"),
     "admin_onboarding": Rule(("back_office", "onboard_customers")),
     "admin_onboarding_create": Rule(("back_office", "onboard_customers")),
     "admin_onboarding_csv": Rule(("back_office", "onboard_customers")),
@@ -169,9 +170,9 @@ ROUTES: dict[str, Rule] = {
 # Not the browser's: Stripe's webhook (its signature is its permission), static files, the
 # OpenAPI schema.
 NOT_WALKED = {"stripe_webhook", "static", "static/head"}
-# This one calls the payment provider (tests/test_payment_trust.py pays for real): walked only
-# by those the policy turns away before any call.
-CALLS_PAYMENTS = {"order_pay"}
+# These call the payment provider (tests/test_payment_trust.py and tests/test_refunds.py call
+# it for real): walked only by those the policy turns away before any call.
+CALLS_PAYMENTS = {"order_pay", "staff_order_refund_resend"}
 
 
 def expected(user: Any, rule: Rule, objects: dict[str, Any]) -> str:
@@ -328,6 +329,7 @@ def fill(path: str, objects: dict[str, Any]) -> str:
         "ticket_id": objects["ticket"].id,
         "attachment_id": objects["attachment"].id,
         "order_id": objects["order"].id,
+        "request_id": 1,
         "entry_id": objects["entry"]["id"],
         "company_id": objects["company"]["id"],
         "token_id": objects["token"]["id"],

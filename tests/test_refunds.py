@@ -507,3 +507,53 @@ async def test_a_refund_of_products_added_to_a_plan_ends_their_coverage(portal):
         await deliver_refunds(customer, sandbox, charge)
     assert await coverage.expected_coverage(company_id, "vault", clock.today()) == "hourly"
     assert await coverage.expected_coverage(company_id, "inventor", clock.today()) == "plan"
+
+
+async def test_a_refund_the_gateway_never_answered_is_sent_again_as_the_same_refund(portal):
+    """No answer from the gateway: the refund may have been made. The request keeps its amount
+    (no new confirmation can refund it again) and is sent again with its own idempotency key,
+    so Stripe answers with the refund it made: one refund, one write-off."""
+    from backend.services.payments import Payments
+    from tests.conftest import _free_port
+
+    app, sandbox = portal
+    _, email = await make_company()
+    async with await browser(app) as client:
+        order, charge = await paid_order(
+            client, sandbox, email, kind="topup", hours="2", products="inventor"
+        )
+        await signed_in_staff(client)
+        page = await propose(client, order.id, format_amount(order.total_ore))
+        form = confirmation_form(page.text)
+        reachable = app.state.payments
+        app.state.payments = Payments(
+            secret_key=HELD_SECRET_KEY,
+            webhook_secret=HELD_WEBHOOK_SECRET,
+            api_base=f"http://127.0.0.1:{_free_port()}",  # nobody listens
+        )
+        lost = await post_form(client, f"/staff/orders/{order.id}/refund/confirm", form)
+        assert lost.status_code == 422
+        assert "Betalingstjenesten svarte ikke" in lost.text
+        [request] = await RefundRequest.objects().where(RefundRequest.order == order.id)
+        assert request.status == "pending" and request.error
+        assert (await propose(client, order.id, "1,00")).status_code == 422  # nothing left
+
+        # Stripe had made it; only its answer was lost on the way back.
+        await sandbox.v1.refunds.create_async(
+            params={"payment_intent": order.stripe_payment_intent_id, "amount": order.total_ore},
+            options={"idempotency_key": f"admin-refund-{form['confirmation']}"},
+        )
+        app.state.payments = reachable
+        view = await client.get(f"/staff/orders/{order.id}")
+        assert "Send igjen" in view.text
+        resend = f"/staff/orders/{order.id}/refunds/{request.id}/resend"
+        assert (await post_form(client, resend, {})).status_code == 303
+        sent = await RefundRequest.objects().get(RefundRequest.id == request.id)
+        assert sent.status == "sent" and sent.stripe_refund_id and not sent.error
+        assert len(await events_for(sandbox, charge, "charge.refunded")) == 1  # one refund
+        assert await refunded_on(sandbox, charge) == order.total_ore
+        assert (await post_form(client, resend, {})).status_code == 422  # once sent, done
+
+        await deliver_refunds(client, sandbox, charge)
+    lot = await Lot.objects().get(Lot.order == order.id)
+    assert await write_offs(lot) == [-120]

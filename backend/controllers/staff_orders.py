@@ -72,3 +72,16 @@ class StaffOrdersController(Controller):
         values = await read_values(request, refunds.RefundConfirmation)
         await refunds.confirm(request.user, order_id, values, request.app.state.payments)
         return redirect(request, f"/staff/orders/{order_id}")
+
+    @post(
+        "/{order_id:int}/refunds/{request_id:int}/resend",
+        name="staff_order_refund_resend",
+        guards=[allowed("refund")],
+        opt={"form": REFUND_FORM},
+    )
+    async def resend_refund(
+        self, request: Request, order_id: FromPath[int], request_id: FromPath[int]
+    ) -> Response:
+        """A refund the gateway never answered, sent again as the same refund."""
+        await refunds.resend(request.user, order_id, request_id, request.app.state.payments)
+        return redirect(request, f"/staff/orders/{order_id}")

@@ -25,9 +25,12 @@ class PaymentsError(Exception):
     """Stripe (or the sandbox) refused or could not be reached. `code` is Stripe's error code
     (e.g. "resource_missing"), if it gave one."""
 
-    def __init__(self, message: str, code: str | None = None) -> None:
+    def __init__(self, message: str, code: str | None = None, *, uncertain: bool = False) -> None:
         super().__init__(message)
         self.code = code
+        # No answer, or Stripe's own failure (5xx): the call may have been carried out. Only
+        # the same call with the same idempotency key may follow, never a new one.
+        self.uncertain = uncertain
 
 
 class InvalidSignature(Exception):
@@ -141,7 +144,10 @@ class Payments:
         try:
             result = await request
         except stripe.StripeError as error:
-            raise PaymentsError(error.user_message or str(error), error.code) from error
+            uncertain = isinstance(error, stripe.APIConnectionError | stripe.APIError)
+            raise PaymentsError(
+                error.user_message or str(error), error.code, uncertain=uncertain
+            ) from error
         return result.to_dict()
 
 

@@ -55,6 +55,12 @@ GATEWAY_FAILED = N_(
     "Du kan prøve igjen med en ny bekreftelse."
 )
 
+GATEWAY_UNCERTAIN = N_(
+    "Betalingstjenesten svarte ikke, så refusjonen kan være gjennomført. Send den igjen fra "
+    "bestillingen: den sendes som den samme refusjonen og refunderes aldri to ganger."
+)
+NOT_PENDING = N_("Refusjonen er allerede sendt eller avvist.")
+
 STATUS_LABELS = {
     RefundStatus.pending.value: N_("Sendes"),
     RefundStatus.sent.value: N_("Sendt"),
@@ -120,6 +126,7 @@ class ChargeLine:
 class RequestLine:
     """A refund request as the order view lists it."""
 
+    id: int
     created_at: datetime.datetime
     amount_ore: int
     reason: str
@@ -128,6 +135,11 @@ class RequestLine:
     stripe_refund_id: str | None
     error: str
     waiting: bool  # sent (or being sent), and its webhook has not come yet
+
+    @property
+    def resendable(self) -> bool:
+        """Recorded and never answered by the gateway: only `resend` may finish it."""
+        return self.status == RefundStatus.pending.value
 
 
 @dataclass(frozen=True)
@@ -248,6 +260,7 @@ async def order_view(user: User, order_id: int) -> OrderView:
         charges=[_charge_line(charge) for charge in charge_rows],
         requests=[
             RequestLine(
+                id=row["id"],
                 created_at=row["created_at"],
                 amount_ore=row["amount_ore"],
                 reason=row["reason"],
@@ -411,13 +424,28 @@ async def confirm(
         if earlier is None:
             raise
         return _same_request(earlier, order, values)
+    return await _send(request, order, values, payments)
+
+
+async def _send(
+    request: RefundRequest, order: Order, values: Mapping[str, Any], payments: Payments
+) -> RefundRequest:
+    """The gateway's refund of `request`, always with the idempotency key of its confirmation:
+    sent again, Stripe answers with the refund it made the first time."""
     try:
         refund = await payments.refund(
             payment_intent=order.stripe_payment_intent_id,
-            amount_ore=amount_ore,
-            key=f"admin-refund-{key}",
+            amount_ore=request.amount_ore,
+            key=f"admin-refund-{request.idempotency_key}",
         )
     except PaymentsError as failure:
+        if failure.uncertain:
+            # Perhaps refunded: the request stays pending, keeps its amount reserved, and can
+            # only be sent again (`resend`), never replaced by a new confirmation.
+            await RefundRequest.update({RefundRequest.error: str(failure)[:500]}).where(
+                RefundRequest.id == request.id
+            )
+            raise ValidationFailed({"form": GATEWAY_UNCERTAIN}, dict(values)) from failure
         await RefundRequest.update(
             {
                 RefundRequest.status: RefundStatus.failed.value,
@@ -429,6 +457,21 @@ async def confirm(
         {
             RefundRequest.status: RefundStatus.sent.value,
             RefundRequest.stripe_refund_id: refund["id"],
+            RefundRequest.error: "",
         }
     ).where((RefundRequest.id == request.id) & (RefundRequest.status == RefundStatus.pending.value))
     return request
+
+
+async def resend(user: User, order_id: int, request_id: int, payments: Payments) -> RefundRequest:
+    """A request whose sending had no answer (or was cut off), sent again as the same refund."""
+    policy.require(user, "refund")
+    order = await _get_order(order_id)
+    request = await RefundRequest.objects().get(
+        (RefundRequest.id == request_id) & (RefundRequest.order == order.id)
+    )
+    if request is None:
+        raise NotFound("no such refund request")
+    if request.status != RefundStatus.pending.value:
+        raise ValidationFailed({"form": NOT_PENDING})
+    return await _send(request, order, {}, payments)
