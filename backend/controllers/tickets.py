@@ -55,7 +55,9 @@ async def _ticket_context(
         "product_name": names[0] if names else ticket.product_code,
         "messages": messages,
         "attachments": await attachments.for_ticket(ticket, include_internal=False),
-        "first_look": tickets.pending_first_look(ticket, messages, clock.now()),
+        "first_look": tickets.pending_first_look(
+            ticket, messages, clock.now(), offer.business.extra_closed_days
+        ),
         "entries": await tickets.time_entries(ticket),
         "can_resolve": tickets.can_resolve(request.user, ticket),
         "form": values,

@@ -40,7 +40,6 @@ from backend.tables import (
     HourlyCharge,
     Lot,
     LotProduct,
-    PriceList,
     Ticket,
     TimeEntry,
     User,
@@ -214,9 +213,11 @@ async def record_time_entry(
                 on_date=performed_on,
                 key=f"time:{key}",
             )
-            rate = await PriceList.select(PriceList.hourly_rate_ore).first()
+            # The rate in force on the day of the support, stored with the entry and its
+            # charge: a later price version never changes this amount.
+            prices = await catalog.prices_on(performed_on)
             amount = hourly_amount_ore(
-                decision.hourly_minutes, rate["hourly_rate_ore"] if rate else 0
+                decision.hourly_minutes, prices.hourly_rate_ore if prices else 0
             )
             entry = TimeEntry(
                 ticket=ticket.id,

@@ -27,6 +27,8 @@ class AuditKind(StrEnum):
     refund = "refund"
     expiry_extended = "expiry_extended"
     import_ = "import"
+    product_changed = "product_changed"
+    settings_changed = "settings_changed"
 
 
 class AuditEntry(Table, tablename="audit_entry"):
