@@ -415,8 +415,17 @@ def _code(value: str) -> str:
     return code
 
 
+def _zero_if_empty(value: str) -> str:
+    return value.strip() or "0"
+
+
+# The place in the catalog's order (smallest first); left empty, 0.
 Position = validation.field(
-    int, ge=0, le=MAX_POSITION, message=N_("Skriv et helt tall fra 0 til 1000.")
+    int,
+    ge=0,
+    le=MAX_POSITION,
+    message=N_("Skriv et helt tall fra 0 til 1000."),
+    clean=_zero_if_empty,
 )
 
 
