@@ -26,7 +26,7 @@ from backend.services import (
     tickets,
 )
 from backend.services.users import create_staff, hash_password
-from backend.tables import Invitation, Order, Role, User
+from backend.tables import Invitation, Order, Product, Role, User
 from tests.support import PASSWORD, login, make_company, new_email
 
 
@@ -149,6 +149,14 @@ ROUTES: dict[str, Rule] = {
     "admin_staff_deactivate": Rule(("back_office", "manage_staff")),
     "admin_staff_reactivate": Rule(("back_office", "manage_staff")),
     "admin_staff_reset": Rule(("back_office", "manage_staff")),
+    # Products, price versions and the business's settings.
+    "admin_catalog": Rule(("manage_catalog",)),
+    "admin_product_create": Rule(("manage_catalog",)),
+    "admin_product_change": Rule(("manage_catalog",)),
+    "admin_prices": Rule(("manage_catalog",)),
+    "admin_price_version_create": Rule(("manage_catalog",)),
+    "admin_settings": Rule(("manage_catalog",)),
+    "admin_settings_save": Rule(("manage_catalog",)),
     # Development only (not in production): the mails written as files.
     "dev_mail": PUBLIC,
     "dev_mail_message": PUBLIC,
@@ -299,6 +307,7 @@ async def own_objects(superuser: Any, technician: Any) -> dict[str, Any]:
         "company": {"company": superuser.company, "id": superuser.company},
         # The walking technician: the admin's empty forms (no reason) change nothing.
         "staff": {"id": technician.id},
+        "product": {"id": (await Product.select(Product.id).first())["id"]},
     }
 
 
@@ -323,6 +332,7 @@ def fill(path: str, objects: dict[str, Any]) -> str:
         "token_id": objects["token"]["id"],
         "user_id": objects["member"]["id"],
         "staff_id": objects["staff"]["id"],
+        "product_id": objects["product"]["id"],
         "invitation_id": objects["invitation"]["id"],
         # An invitation's link; to the reset and e-mail links it is a link that does not exist.
         "token": objects["link_token"],
