@@ -312,9 +312,21 @@ async def test_an_inactive_product_is_not_sold_but_stays_covered(client, other_c
     assert response.status_code == 422 and "Ukjent produkt." in response.text
     assert await Order.count() == count
 
-    # Still on the lot that names it, and still covered by it.
+    # Still on the lot that names it, and still covered by it: the superuser can open a
+    # ticket on it (a company it does not cover is not offered it).
     account = await other_client.get("/portal/account")
     assert "CAM gammel" in account.text
+    new_ticket = await other_client.get("/portal/tickets/new")
+    assert f'value="{product.code}"' in new_ticket.text
+    opened = await post_form(
+        other_client,
+        "/portal/tickets",
+        {"product": product.code, "subject": "Postprosessor", "description": "Feil i NC-koden"},
+    )
+    assert opened.status_code == 303, opened.text
+    _, other_email = await make_company()
+    await login(other_client, other_email)
+    assert f'value="{product.code}"' not in (await other_client.get("/portal/tickets/new")).text
     assert await coverage.expected_coverage(company_id, product.code, clock.today()) == "account"
     await _log_time(client, ticket.id, 20)
     [entry] = await TimeEntry.objects().where(TimeEntry.ticket == ticket.id)

@@ -183,6 +183,18 @@ async def product_names(codes: list[str]) -> list[str]:
     return [names.get(code, code) for code in codes if code]
 
 
+async def all_offered_products() -> list[OfferedProduct]:
+    """Every product, inactive ones too, in the catalog's order."""
+    rows = (
+        await Product.select(
+            Product.id, Product.code, Product.name, Product.position, Product.active
+        )
+        .order_by(Product.position)
+        .order_by(Product.id)
+    )
+    return [OfferedProduct(**row) for row in rows]
+
+
 async def all_known(codes: list[str]) -> bool:
     """Whether every code names a product in the catalog."""
     known = await Product.select(Product.code).where(Product.code.is_in(codes or [""]))

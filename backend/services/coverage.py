@@ -115,6 +115,14 @@ async def billed_hourly_products(company_id: int, today: datetime.date) -> set[s
     return {product.code for product in products} - by_plan - by_account
 
 
+async def ticket_products(company_id: int, today: datetime.date) -> list[catalog.OfferedProduct]:
+    """What the company's superuser can open a ticket about: the products on sale, and those
+    no longer on sale that its agreements still cover today (in the catalog's order)."""
+    by_plan, by_account = await covered_products(company_id, today)
+    covered = by_plan | by_account
+    return [p for p in await catalog.all_offered_products() if p.active or p.code in covered]
+
+
 async def adjustment_products(company_id: int, on_date: datetime.date) -> list[str]:
     """What minutes an admin adds pay for unless chosen otherwise: every product the company's
     agreements cover, else every product in the catalog (in the catalog's order)."""

@@ -172,9 +172,12 @@ class StatusForm(msgspec.Struct):
 
 
 async def _unknown_product(values: Mapping[str, Any]) -> dict[str, str]:
-    products = {p.code for p in (await catalog.current_offer()).products}
+    """A ticket names a product of the catalog: one no longer on sale too, as the agreements
+    that cover it still do (support on it goes on; coverage decides how it is paid)."""
     product = values.get("product")
-    return {} if not product or product in products else {"product": PRODUCT_UNKNOWN}
+    if not product or await catalog.all_known([str(product)]):
+        return {}
+    return {"product": PRODUCT_UNKNOWN}
 
 
 def _convert_with_files(
