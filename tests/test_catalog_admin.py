@@ -45,12 +45,14 @@ SETTINGS_URL = "/staff/admin/catalog/settings"
 
 @pytest.fixture(autouse=True)
 async def _catalog_as_it_was():
-    """The tests share one database: what a test adds to the price list or the settings goes
-    again afterwards, so the prices other tests read stay the demo's."""
+    """The tests share one database: what a test adds to the price list, the products or the
+    settings goes again afterwards, so other tests read the demo's catalog."""
     await catalog.seed_demo_catalog()
     last = await PriceList.select(PriceList.id).order_by(PriceList.id, ascending=False).first()
+    last_product = await Product.select(Product.id).order_by(Product.id, ascending=False).first()
     yield
     await PriceList.delete().where(PriceList.id > last["id"])
+    await Product.delete().where(Product.id > last_product["id"])
     await BusinessSettings.delete(force=True)
 
 
@@ -139,8 +141,11 @@ async def test_a_new_price_never_changes_past_orders_or_charges(client, other_cl
         hourly_rate=_kroner(new_hourly),
         plan_price_per_product=_kroner(new_plan),
     )
-    since = await _last_audit_id()
+    since, count = await _last_audit_id(), await PriceList.count()
     assert (await post_form(client, PRICES_URL, form)).status_code == 303
+    # Sent twice (a double click): one version, one audit entry (checked below).
+    assert (await post_form(client, PRICES_URL, form)).status_code == 303
+    assert await PriceList.count() == count + 1
 
     # The past is as it was.
     assert (await Order.objects().get(Order.id == placed.id)).amount_ore == placed.amount_ore

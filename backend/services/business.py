@@ -23,7 +23,7 @@ import msgspec
 from piccolo.engine.base import Engine
 
 from backend.config import Seller
-from backend.db import fetch, from_json, json_rows, write_transaction
+from backend.db import fetch, from_json, json_rows, lock_row, write_transaction
 from backend.i18n import N_
 from backend.services import audit, clock, outbox, policy, validation
 from backend.services.availability import EXTRA_CLOSED_DAYS
@@ -222,6 +222,11 @@ async def update(admin: User, form: SettingsForm) -> bool:
         BusinessSettings.updated_at: clock.now(),
     }
     async with write_transaction(BusinessSettings._meta.db):
+        # The one row, made empty (all unset) if it is not there yet, and held: two admins
+        # saving at once are one after the other, each audited against what it replaced.
+        await BusinessSettings.insert(BusinessSettings()).on_conflict(action="DO NOTHING")
+        row = await BusinessSettings.select(BusinessSettings.id).first()
+        await lock_row(BusinessSettings, row["id"])
         before = await current()
         after = Business(
             seller=Seller(form.seller_name, form.seller_org_number, form.seller_address),
@@ -230,11 +235,7 @@ async def update(admin: User, form: SettingsForm) -> bool:
         )
         if after == before:
             return False
-        if await BusinessSettings.exists():
-            await BusinessSettings.update(values, force=True)
-        else:
-            row = BusinessSettings(**{column._meta.name: v for column, v in values.items()})
-            await BusinessSettings.insert(row)
+        await BusinessSettings.update(values).where(BusinessSettings.id == row["id"])
         await audit.record(
             admin,
             AuditKind.settings_changed,

@@ -330,11 +330,21 @@ def _audited(prices: Prices | None) -> dict | None:
     }
 
 
+def _same_prices(prices: Prices, form: PriceVersionForm) -> bool:
+    return (
+        prices.plan_price_per_product_ore,
+        prices.prepaid_hour_price_ore,
+        prices.hourly_rate_ore,
+        prices.topup_packs,
+    ) == (form.plan_price_per_product, form.prepaid_hour_price, form.hourly_rate, form.topup_packs)
+
+
 async def add_price_version(admin: User, values: dict) -> Prices:
     """A new version of the prices, in force from its `valid_from` (today or later: a price
     is never changed back in time), with one audit entry: before, the version that was in
     force on that day; after, the new one. Every message at once, and nothing saved, when
-    something does not hold."""
+    something does not hold. The prices already in force from that day change nothing and
+    record nothing (a double submit)."""
     policy.require(admin, "manage_catalog")
     today = clock.today()
     found: dict[str, str] = {}
@@ -347,6 +357,9 @@ async def add_price_version(admin: User, values: dict) -> Prices:
     valid_from = datetime.date.fromisoformat(form.valid_from)
     async with write_transaction(PriceList._meta.db):
         before = in_force(await price_versions(), valid_from)
+        if before is not None and _same_prices(before, form):
+            # Prices in force already from that day (a form sent twice): no day changes.
+            return before
         row = PriceList(
             plan_price_per_product_ore=form.plan_price_per_product,
             prepaid_hour_price_ore=form.prepaid_hour_price,
