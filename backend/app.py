@@ -23,7 +23,7 @@ from piccolo.engine.sqlite import SQLiteEngine
 
 from backend.config import ConfigError, Settings, load_settings
 from backend.controllers.account import AccountController, EmailConfirmationController
-from backend.controllers.admin import AdminController
+from backend.controllers.admin import AdminController, OnboardingController
 from backend.controllers.api import BEARER, ApiController
 from backend.controllers.auth import AuthController
 from backend.controllers.catalog_admin import CatalogAdminController
@@ -214,6 +214,7 @@ def create_app(
         StaffController,
         AdminController,
         CatalogAdminController,
+        OnboardingController,
         ReportsController,
         WebhooksController,
         ApiController,

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from litestar import Controller, Request, get, post
 from litestar.params import FromPath
 from litestar.response import Response, Template
 
-from backend.services import audit, companies, staff_accounts
+from backend.services import audit, catalog, companies, onboarding, staff_accounts, validation
 from backend.web.errors import FormView
-from backend.web.forms import form_operation, read_form, read_query_checked
+from backend.web.forms import (
+    form_operation,
+    read_form,
+    read_query_checked,
+    read_values,
+    read_values_and_files,
+)
 from backend.web.guards import allowed
 from backend.web.templating import page, redirect
 
@@ -114,3 +121,99 @@ class AdminController(Controller):
         form = await read_form(request, staff_accounts.StaffChange)
         await staff_accounts.reset_sign_in(request.user, staff_id, form)
         return redirect(request, STAFF_URL)
+
+
+# Existing customers (services/onboarding.py)
+
+ONBOARDING_URL = "/staff/admin/onboarding"
+# The upload is read whole before it is checked: room for the largest file the service reads,
+# so one a little larger gets its message, not a 413.
+CSV_BODY_LIMIT = 4 * onboarding.MAX_FILE_BYTES
+
+
+def _onboarding_context(which: str):
+    async def context(request: Request, values: dict, errors: dict) -> dict[str, Any]:
+        """The onboarding page; a failed form keeps what was typed (`which`: "form" or
+        "csv", the form that failed)."""
+        return {
+            "products": (await catalog.current_offer()).products,
+            "imports": await onboarding.recent_imports(),
+            "columns": onboarding.COLUMNS,
+            "required_columns": onboarding.REQUIRED_COLUMNS,
+            "form": values if which == "form" else {},
+            "errors": errors if which == "form" else {},
+            "csv_form": values if which == "csv" else {},
+            "csv_errors": errors if which == "csv" else {},
+            "idempotency_key": values.get("idempotency_key") or secrets.token_urlsafe(16),
+            # After a CSV import: how many companies it created (a number, or nothing shown).
+            "imported": validation.whole_number(
+                request.query_params.get("imported", ""), 0, onboarding.MAX_ROWS
+            ),
+        }
+
+    return context
+
+
+ONBOARDING_FORM = FormView(
+    "staff/admin/onboarding.html", "staff/admin/_onboarding.html", _onboarding_context("form")
+)
+CSV_FORM = FormView(
+    "staff/admin/onboarding.html", "staff/admin/_onboarding.html", _onboarding_context("csv")
+)
+
+
+class OnboardingController(Controller):
+    path = ONBOARDING_URL
+    guards = [allowed("back_office"), allowed("onboard_customers")]  # noqa: RUF012
+
+    @get(name="admin_onboarding")
+    async def show(self, request: Request) -> Template:
+        context = await _onboarding_context("")(request, {}, {})
+        return page(request, "staff/admin/onboarding.html", **context)
+
+    @post(
+        name="admin_onboarding_create",
+        operation_class=form_operation(onboarding.Onboarding),
+        opt={"form": ONBOARDING_FORM},
+    )
+    async def create(self, request: Request) -> Response:
+        values = await read_values(request, onboarding.Onboarding)
+        company_id = await onboarding.onboard(request.user, values)
+        return redirect(request, f"/staff/companies/{company_id}")
+
+    @post(
+        "/csv",
+        name="admin_onboarding_csv",
+        operation_class=form_operation(onboarding.CsvUpload, files=True),
+        opt={"form": CSV_FORM},
+        request_max_body_size=CSV_BODY_LIMIT,
+    )
+    async def check_csv(self, request: Request) -> Template:
+        values, files = await read_values_and_files(request, onboarding.CsvUpload)
+        check = await onboarding.dry_run(request.user, values, files)
+        return _check_page(request, check, values)
+
+    @post(
+        "/csv/confirm",
+        name="admin_onboarding_csv_confirm",
+        operation_class=form_operation(onboarding.CsvConfirm),
+        opt={"form": CSV_FORM},
+        request_max_body_size=CSV_BODY_LIMIT,
+    )
+    async def confirm_csv(self, request: Request) -> Response:
+        form = await read_form(request, onboarding.CsvConfirm)
+        result = await onboarding.import_csv(request.user, form)
+        if result.check is not None:
+            return _check_page(request, result.check, {"reason": form.reason})
+        return redirect(request, f"{ONBOARDING_URL}?imported={len(result.company_ids)}")
+
+
+def _check_page(request: Request, check: onboarding.CsvCheck, values: dict) -> Template:
+    """The dry run: each row and what it would create, every message; 422 when any."""
+    return page(
+        request,
+        "staff/admin/onboarding_check.html",
+        status_code=200 if check.ok else 422,
+        check=check,
+        reason=values.get("reason", ""),
+    )

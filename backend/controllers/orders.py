@@ -17,6 +17,7 @@ from backend.services import (
     ledger,
     orders,
     pricing,
+    product_additions,
 )
 from backend.services.money import mva_ore
 from backend.services.payments import Payments, PaymentsError
@@ -44,6 +45,7 @@ async def _plan_context(request: Request, values: dict, errors: dict) -> dict[st
     return {
         "offer": offer,
         "plans": await agreements.current_and_future_plans(company_id, today),
+        "today": today,
         "starts_on": starts_on,
         "ends_on": ends_on,
         "form": values,
@@ -71,6 +73,27 @@ def _preview(offer: catalog.Offer, kind: str, form: dict[str, Any]) -> dict[str,
     """The price the form would pay now (or why none yet), as the form's context."""
     quote, problem = pricing.preview(offer, kind, form.get("hours", ""), form.get("products", []))
     return {"quote": quote, "price_problem": problem}
+
+
+async def _plan_addition_context(request: Request, values: dict, errors: dict) -> dict[str, Any]:
+    """The plan's "add products" form: the company's own period in force today. The price
+    follows what the form names; a period that is not that one gets no price."""
+    choice = await product_additions.plan_choice(request.user.company, clock.today())
+    asked = str(values.get("agreement") or "")
+    named = choice if choice and asked in ("", str(choice.plan.id)) else None
+    form = values or {"products": []}
+    quote, problem = product_additions.preview(named, form.get("products", []))
+    return {
+        "choice": choice,
+        "covered_names": ", ".join(await catalog.product_names(choice.plan.product_codes))
+        if choice
+        else "",
+        "offer": choice.offer if choice else None,
+        "form": form,
+        "errors": errors,
+        "quote": quote,
+        "price_problem": problem,
+    }
 
 
 async def _charges_context(request: Request, values: dict, errors: dict) -> dict[str, Any]:
@@ -106,6 +129,9 @@ async def _order_problem_context(request: Request, values: dict, errors: dict) -
 
 
 PLAN_FORM = FormView("portal/plan.html", "portal/_plan_form.html", _plan_context)
+PLAN_ADDITION_FORM = FormView(
+    "portal/plan_products.html", "portal/_plan_products_form.html", _plan_addition_context
+)
 TOPUP_FORM = FormView("portal/topup.html", "portal/_topup_form.html", _topup_context)
 CHARGES_FORM = FormView("portal/charges.html", "portal/_charges_pay.html", _charges_context)
 ORDER_STATUS = FormView("portal/order.html", "portal/_order_status.html", _order_problem_context)
@@ -116,6 +142,8 @@ def _order_form(values: dict[str, Any]) -> FormView:
     kind = values.get("kind")
     if kind == OrderKind.charges.value:
         return CHARGES_FORM
+    if kind == OrderKind.plan_addition.value:
+        return PLAN_ADDITION_FORM
     return TOPUP_FORM if kind == OrderKind.topup.value else PLAN_FORM
 
 
@@ -126,6 +154,12 @@ class OrdersController(Controller):
     @get("/plan", name="plan")
     async def show_plan(self, request: Request) -> Template:
         return page(request, "portal/plan.html", **await _plan_context(request, {}, {}))
+
+    @get("/plan/products", name="plan_products", guards=[allowed("add_products")])
+    async def show_plan_products(self, request: Request) -> Template:
+        """Add products to the plan in force, for the days left of its period (SPEC §2)."""
+        context = await _plan_addition_context(request, {}, {})
+        return page(request, "portal/plan_products.html", **context)
 
     @get("/topup", name="topup")
     async def show_topup(self, request: Request) -> Template:
@@ -151,8 +185,13 @@ class OrdersController(Controller):
         """The plan or top-up form's price for what it holds now: the price region for htmx
         (as products or hours change), the whole form page for "Beregn pris" without it."""
         asked = read_query(request, orders.PriceQuery)
-        form_view = TOPUP_FORM if asked.kind == OrderKind.topup.value else PLAN_FORM
+        form_view = {
+            OrderKind.topup.value: TOPUP_FORM,
+            OrderKind.plan_addition.value: PLAN_ADDITION_FORM,
+        }.get(asked.kind, PLAN_FORM)
         values = {"hours": asked.hours, "products": asked.products}
+        if asked.kind == OrderKind.plan_addition.value:
+            values["agreement"] = str(asked.agreement or "")
         context = await form_view.context(request, values, {})
         if asks_for_region(request, PRICE_REGION):
             return Template("portal/_price.html", context=context, media_type=MediaType.HTML)

@@ -11,9 +11,11 @@ from litestar.response import Response, Stream, Template
 
 from backend.services import (
     api_tokens,
+    catalog,
     clock,
     companies,
     overview,
+    product_additions,
     statement,
     time_account,
     warnings,
@@ -21,6 +23,7 @@ from backend.services import (
 from backend.services.availability import availability_now
 from backend.tables import Company, User
 from backend.web.errors import FormView
+from backend.web.events import BALANCE_CHANGED
 from backend.web.forms import form_operation, read_form, read_query, read_values
 from backend.web.guards import allowed
 from backend.web.templating import asks_for_region, form_response, page, redirect
@@ -71,6 +74,24 @@ async def _tokens_context(
     }
 
 
+async def _account_products_context(
+    request: Request, values: dict[str, Any], errors: dict[str, str]
+) -> dict[str, Any]:
+    choice = await product_additions.account_choice(request.user.company, clock.today())
+    codes = sorted({code for lot in choice.lots for code in lot.product_codes})
+    return {
+        "choice": choice,
+        "covered_names": ", ".join(await catalog.product_names(codes)),
+        "form": values or {"products": []},
+        "errors": errors,
+    }
+
+
+ACCOUNT_PRODUCTS_FORM = FormView(
+    "portal/account_products.html", "portal/_account_products_form.html", _account_products_context
+)
+
+
 TOKENS_FORM = FormView("portal/company_api.html", "portal/_api_tokens.html", _tokens_context)
 
 
@@ -99,6 +120,24 @@ class PortalController(Controller):
     async def account(self, request: Request) -> Template:
         account = await time_account.time_account(request.user.company, clock.today())
         return page(request, "portal/account.html", account=account)
+
+    @get("/account/products", name="account_products", guards=[allowed("add_products")])
+    async def show_account_products(self, request: Request) -> Template:
+        """Add products to the time account, free (SPEC §2)."""
+        context = await _account_products_context(request, {}, {})
+        return page(request, "portal/account_products.html", **context)
+
+    @post(
+        "/account/products",
+        name="account_products_add",
+        operation_class=form_operation(product_additions.AccountAddition),
+        guards=[allowed("add_products")],
+        opt={"form": ACCOUNT_PRODUCTS_FORM},
+    )
+    async def add_account_products(self, request: Request) -> Response:
+        values = await read_values(request, product_additions.AccountAddition)
+        await product_additions.add_to_time_account(request.user, values)
+        return redirect(request, "/portal/account", BALANCE_CHANGED)
 
     @get("/usage", name="usage")
     async def usage(self, request: Request) -> Template:

@@ -63,6 +63,15 @@ def in_force_on(on_date: datetime.date):
     )
 
 
+def product_in_force_on(on_date: datetime.date):
+    """A plan's product row covers `on_date` when it was covered by then (chosen at purchase,
+    or added on or before that day) and no refund of its addition had ended it: the rows of a
+    period that `in_force_on` the same day."""
+    return (
+        AgreementProduct.covered_from.is_null() | (AgreementProduct.covered_from <= on_date)
+    ) & (AgreementProduct.cancelled_on.is_null() | (AgreementProduct.cancelled_on > on_date))
+
+
 async def create_plan(
     *,
     company_id: int,
@@ -86,7 +95,8 @@ async def create_plan(
 async def active_plans(company_id: int, on_date: datetime.date) -> list[Agreement]:
     """Plan periods that cover `on_date` (not ended, not cancelled by a refund by then)."""
     return await _with_products(
-        await Agreement.objects().where((Agreement.company == company_id) & in_force_on(on_date))
+        await Agreement.objects().where((Agreement.company == company_id) & in_force_on(on_date)),
+        on_date,
     )
 
 
@@ -101,7 +111,7 @@ async def current_and_future_plans(company_id: int, today: datetime.date) -> lis
         )
         .order_by(Agreement.starts_on)
     )
-    return await _with_products(plans)
+    return await _with_products(plans, today)
 
 
 def current_and_future_plans_json(engine, company: str, today: str) -> str:
@@ -110,7 +120,9 @@ def current_and_future_plans_json(engine, company: str, today: str) -> str:
     codes = json_values(
         engine,
         "SELECT ap.product_code, ap.id FROM agreement_product AS ap"
-        " WHERE ap.agreement = a.id ORDER BY ap.id",
+        # Not those a refund of their addition ended (`product_in_force_on`).
+        f" WHERE ap.agreement = a.id AND (ap.cancelled_on IS NULL OR ap.cancelled_on > {today})"
+        " ORDER BY ap.id",
         "product_code",
         order_by="id",
     )
@@ -151,13 +163,17 @@ def plans_from_json(rows: list[dict]) -> list[PlanPeriod]:
     ]
 
 
-async def _with_products(plans: list[Agreement]) -> list[Agreement]:
-    """Each plan with the products it covers in `plan.product_codes` (catalog codes)."""
+async def _with_products(plans: list[Agreement], today: datetime.date) -> list[Agreement]:
+    """Each plan with the products it covers in `plan.product_codes` (catalog codes): those
+    not ended by `today` by a refund of their addition."""
     if not plans:
         return plans
     rows = (
         await AgreementProduct.select(AgreementProduct.agreement, AgreementProduct.product_code)
-        .where(AgreementProduct.agreement.is_in([plan.id for plan in plans]))
+        .where(
+            AgreementProduct.agreement.is_in([plan.id for plan in plans])
+            & (AgreementProduct.cancelled_on.is_null() | (AgreementProduct.cancelled_on > today))
+        )
         .order_by(AgreementProduct.id)
     )
     codes: dict[int, list[str]] = {}

@@ -38,6 +38,7 @@ KIND_LABELS: dict[str, str] = {
     AuditKind.import_: N_("Import"),
     AuditKind.product_changed: N_("Produkt endret"),
     AuditKind.settings_changed: N_("Innstillinger endret"),
+    AuditKind.products_added: N_("Produkter lagt til tidskontoen"),
 }
 
 

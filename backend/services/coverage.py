@@ -97,6 +97,7 @@ async def covered_products(company_id: int, on_date: datetime.date) -> tuple[set
                 (Agreement.company == company_id) & agreements.in_force_on(on_date)
             )
         )
+        & agreements.product_in_force_on(on_date)
     )
     by_account = await LotProduct.select(LotProduct.product_code).where(
         LotProduct.lot.is_in(

@@ -11,7 +11,12 @@ to paid with one conditional UPDATE, in the same transaction as the plan or lot 
 event id it records and the receipt mail it writes to the outbox (services/outbox.py). A second
 payment for an order that is no longer open is refunded. Calls to the provider that a change
 leads to run after its transaction (`payments.After`). A refund of a top-up writes off the lot's
-unused minutes; of a plan ends it; of hourly charges marks them refunded.
+unused minutes; of a plan ends it; of products added to a plan ends them; of hourly charges marks
+them refunded.
+
+Products added to a plan (services/product_additions.py) are added when the order is paid, once
+per product; if the plan period has ended (or a refund ended it) by the day of payment, nothing
+is added, the order is flagged and the payment refunded in full, as a second payment is.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from backend.services import (
     orders,
     outbox,
     pricing,
+    product_additions,
     users,
 )
 from backend.services.errors import MalformedEvent
@@ -273,6 +279,18 @@ async def _fulfil(order: Order, session: Mapping[str, Any], event_id: str | None
                 .returning(HourlyCharge.id)
             )
             after += [partial(charges.refund_charge, row["id"]) for row in voided]
+        elif order.kind == OrderKind.plan_addition.value:
+            # Two additions (or a refund) at once must see each other's rows.
+            await lock_row(Company, order.company)
+            added = await product_additions.add_to_plan(order, paid_on)
+            if not added.added:
+                return after + await _not_added(order, session, event_id, added)
+            if added.already:
+                await flag(
+                    order.id,
+                    f"Produktene {', '.join(added.already)} var allerede lagt til avtalen (av en"
+                    " annen bestilling) da denne ble betalt; vurder delvis refusjon.",
+                )
         elif order.kind == OrderKind.topup.value:
             await ledger.credit_lot(
                 company_id=order.company,
@@ -285,6 +303,40 @@ async def _fulfil(order: Order, session: Mapping[str, Any], event_id: str | None
             )
         await _mail_receipt(order.id, order.company)
     return after
+
+
+async def _not_added(
+    order: Order,
+    session: Mapping[str, Any],
+    event_id: str | None,
+    added: product_additions.Added,
+) -> list[After]:
+    """A plan addition paid when there was nothing to add it to (the period ended or was
+    refunded meanwhile) or nothing left to add: the order stays paid (the money came), is
+    flagged, and the payment goes back in full; its refund event then marks it refunded."""
+    why = (
+        "avtaleperioden var avsluttet eller refundert"
+        if not added.in_force
+        else "alle produktene var allerede lagt til avtalen"
+    )
+    logger.warning("plan addition %s paid but not added (%s): refunding", order.id, why)
+    await flag(
+        order.id,
+        f"Betalt (økt {session['id']}, hendelse {event_id or '–'}), men ingenting ble lagt til:"
+        f" {why}. Betalingen refunderes automatisk.",
+    )
+    payment_intent = session.get("payment_intent")
+    if not payment_intent:
+        return []
+    return [
+        partial(
+            _refund_payment,
+            order.id,
+            payment_intent,
+            int(session.get("amount_total") or order.total_ore),
+            f"order-{order.id}-not-added-refund",
+        )
+    ]
 
 
 async def _mail_receipt(order_id: int, company_id: int) -> None:
@@ -379,7 +431,8 @@ async def _apply_refund(
 async def apply_refunded_total(order: Order, amount_refunded: int) -> None:
     """Stripe's running total refunded on the order's payment (incl. MVA). A refund of a
     top-up writes off the lot's unused minutes, up to the refunded share; a refund of a plan
-    ends it (SPEC §4); a refund of a charges order marks the charges it paid back refunded.
+    ends it (SPEC §4); a refund, whole or part, of products added to a plan ends their
+    coverage that day; a refund of a charges order marks the charges it paid back refunded.
     The total only grows, so events out of order or twice change nothing."""
     refunded = min(amount_refunded, order.total_ore)
     status = OrderStatus.refunded.value if refunded >= order.total_ore else order.status
@@ -409,5 +462,7 @@ async def apply_refunded_total(order: Order, amount_refunded: int) -> None:
         await Agreement.update({Agreement.cancelled_on: clock.today()}).where(
             (Agreement.order == order.id) & Agreement.cancelled_on.is_null()
         )
+    elif order.kind == OrderKind.plan_addition.value:
+        await product_additions.end_addition(order, clock.today())
     elif order.kind == OrderKind.charges.value:
         await charges.mark_charges_refunded(order, refunded)

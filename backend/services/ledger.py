@@ -229,9 +229,11 @@ async def credit_lot(
     order_id: int | None = None,
     kind: EntryKind = EntryKind.credit,
     then: Callable[[LedgerOperation], Awaitable[None]] | None = None,
+    bought_at: datetime.datetime | None = None,
 ) -> Lot:
     """A new lot of `minutes`, usable before `expires_on`, with its credit entry (and `then`,
-    as `_once` runs it)."""
+    as `_once` runs it). `bought_at`: when it was bought, if not now (a lot imported from
+    before the portal keeps its original purchase date)."""
     if minutes <= 0:
         raise ValueError("a lot holds a positive number of minutes")
     codes = list(dict.fromkeys(product_codes))
@@ -246,6 +248,8 @@ async def credit_lot(
             remaining_minutes=minutes,
             expires_on=expires_on,
         )
+        if bought_at is not None:
+            lot.created_at = bought_at
         await lot.save()
         await _cover(lot, codes)
         await _entry(operation, lot, kind, minutes, cause)

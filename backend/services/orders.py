@@ -17,6 +17,7 @@ from backend.config import Seller
 from backend.db import fetch, from_json, is_unique_violation, json_rows, write_transaction
 from backend.i18n import N_, gettext
 from backend.services import (
+    agreements,
     business,
     catalog,
     charges,
@@ -24,6 +25,7 @@ from backend.services import (
     fulfilment,
     policy,
     pricing,
+    product_additions,
     validation,
 )
 from backend.services.errors import NotFound
@@ -68,15 +70,18 @@ class PriceQuery(msgspec.Struct):
     kind: field(str, max_length=20) = OrderKind.plan.value
     hours: field(str, max_length=12) = ""
     products: list[field(str, max_length=40)] = msgspec.field(default_factory=list)
+    agreement: validation.RecordId = 0  # a plan addition's plan period
 
 
 class OrderForm(msgspec.Struct):
     """What the browser says it buys (SPEC §4: the server prices it). The kind decides which
-    fields count: a top-up's hours, a plan's or top-up's products (checked by `pricing.quote`)."""
+    fields count: a top-up's hours, a plan's or top-up's products (checked by `pricing.quote`),
+    a plan addition's plan period and products (services/product_additions.py)."""
 
     kind: field(OrderKind, message=N_("Ukjent bestilling."))
     hours: field(str, max_length=12, message=pricing.HOURS_MESSAGE) = ""
     products: list[field(str, max_length=40)] = msgspec.field(default_factory=list)
+    agreement: field(int, ge=1, le=validation.MAX_ID, message=pricing.NO_PLAN_MESSAGE) = 0
 
 
 async def place_order(
@@ -94,6 +99,10 @@ async def place_order(
         if payments is not None:
             await run_after([partial(retire_quietly, s) for s in replaced], payments)
         return order
+    if kind == OrderKind.plan_addition.value:
+        return await product_additions.place_plan_addition(
+            user, order_form.agreement, order_form.products
+        )
     priced = await pricing.quote(user.company, kind, order_form.hours, order_form.products)
     order = Order(
         company=user.company,
@@ -260,7 +269,11 @@ async def cancel_order(user: User, order: Order, payments: Payments) -> Order:
 
 def form_path(kind: str) -> str:
     """Where the customer chose what to buy (Checkout's cancel page)."""
-    return {"plan": "/portal/plan", "topup": "/portal/topup"}.get(kind, "/portal/charges")
+    return {
+        "plan": "/portal/plan",
+        "plan_addition": "/portal/plan/products",
+        "topup": "/portal/topup",
+    }.get(kind, "/portal/charges")
 
 
 def description(kind: str, hours: int, product_names: list[str]) -> str:
@@ -270,6 +283,10 @@ def description(kind: str, hours: int, product_names: list[str]) -> str:
     products = ", ".join(product_names)
     if kind == OrderKind.plan.value:
         return gettext("Fri support 6 mnd: %(products)s") % {"products": products}
+    if kind == OrderKind.plan_addition.value:
+        return gettext("Fri support, lagt til for resten av perioden: %(products)s") % {
+            "products": products
+        }
     return gettext("Tidskonto %(hours)s t: %(products)s") % {"hours": hours, "products": products}
 
 
@@ -356,7 +373,7 @@ class Receipt:
 
     order: Order
     description: str
-    agreement: Agreement | None
+    agreement: Agreement | agreements.PlanPeriod | None
     lot: Lot | None
     buyer: Company
     seller: Seller
@@ -430,8 +447,11 @@ def orders_from_json(rows: list[dict]) -> list[OrderLine]:
     return [OrderLine(**row) for row in rows]
 
 
-async def agreement_for(order: Order) -> Agreement | None:
-    """The plan period a paid plan order made."""
+async def agreement_for(order: Order) -> Agreement | agreements.PlanPeriod | None:
+    """The plan period a paid plan order made; for a plan addition, the days its products
+    were added for (services/product_additions.py)."""
+    if order.kind == OrderKind.plan_addition.value:
+        return await product_additions.added_period(order)
     if order.kind != OrderKind.plan.value:
         return None
     return await Agreement.objects().get(Agreement.order == order.id)

@@ -37,6 +37,8 @@ ACTIONS: Final[dict[str, frozenset[str]]] = {
     "view_order": COMPANY,
     # Only the superuser buys, renews, tops up, pays charges or cancels an order.
     "buy": frozenset({SUPERUSER}),
+    # Add covered products to the plan in force (paid, pro rata) or the time account (free).
+    "add_products": frozenset({SUPERUSER}),
     "edit_company": frozenset({SUPERUSER}),
     # Keys for the company's own systems (services/api_tokens.py).
     "manage_api_tokens": frozenset({SUPERUSER}),
@@ -68,6 +70,8 @@ ACTIONS: Final[dict[str, frozenset[str]]] = {
     "manage_staff": frozenset({ADMIN}),
     # Edit a company's details, move its superuser role, deactivate and reactivate it.
     "manage_companies": frozenset({ADMIN}),
+    # Onboard a customer from before the portal, by form or CSV (services/onboarding.py).
+    "onboard_customers": frozenset({ADMIN}),
     # What the business sold, used and earned, and who to call (services/reports.py).
     "view_reports": frozenset({ADMIN}),
     # Products, versioned prices and the business's settings (services/catalog.py, business.py).

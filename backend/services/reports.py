@@ -139,6 +139,11 @@ class Month:
         return self.minutes[EntryKind.credit.value]
 
     @property
+    def imported(self) -> int:
+        """Minutes bought before the portal, onboarded (services/onboarding.py): not sold here."""
+        return self.minutes[EntryKind.import_.value]
+
+    @property
     def used(self) -> int:
         """Support taken from the time account (a debit is stored negative)."""
         return -self.minutes[EntryKind.debit.value]
@@ -188,6 +193,8 @@ async def monthly(months: list[datetime.date]) -> list[Month]:
     revenue = [dict.fromkeys(ALTERNATIVES, 0) for _ in months]
     open_ore = [0 for _ in months]
     by_order_kind = {kind: name for name, kind in ALTERNATIVES.items()}
+    # Products added to a plan are plan revenue (services/product_additions.py).
+    by_order_kind[OrderKind.plan_addition.value] = "plan"
     for row in rows:
         index, value = int(row["idx"]), int(row["value"] or 0)
         if row["series"] == "ledger" and row["name"] in minutes[index]:
@@ -374,6 +381,7 @@ def _kroner(ore: int) -> str:
 MONTH_COLUMNS = (
     N_("Måned"),
     N_("Solgt (min)"),
+    N_("Overført (min)"),
     N_("Brukt (min)"),
     N_("Utløpt (min)"),
     N_("Refundert, avskrevet (min)"),
@@ -390,6 +398,7 @@ def month_fields(month: Month) -> list[str]:
     return [
         f"{month.first_day:%Y-%m}",
         str(month.sold),
+        str(month.imported),
         str(month.used),
         str(month.expired),
         str(month.written_off),

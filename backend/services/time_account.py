@@ -27,6 +27,7 @@ ENTRY_LABELS = {
     EntryKind.adjustment.value: N_("Justering"),
     EntryKind.reversal.value: N_("Tilbakeført (annullert timeføring)"),
     EntryKind.expiry_extension.value: N_("Utløpsdato forlenget"),
+    EntryKind.import_.value: N_("Overført fra tidligere avtale"),
 }
 
 
@@ -59,9 +60,14 @@ class AccountEntry(msgspec.Struct, frozen=True):
 
 def customer_reason(kind: str, note: str) -> str:
     """What the customer is told of why minutes moved: an admin's reason for an adjustment or
-    an expiry extension (its note names the old and new date and the reason).
+    an expiry extension (its note names the old and new date and the reason), and the old
+    contract and original dates of a lot imported from before the portal.
     The other kinds say it with their label and ticket (their notes are for staff)."""
-    customer_kinds = (EntryKind.adjustment.value, EntryKind.expiry_extension.value)
+    customer_kinds = (
+        EntryKind.adjustment.value,
+        EntryKind.expiry_extension.value,
+        EntryKind.import_.value,
+    )
     return note if kind in customer_kinds else ""
 
 

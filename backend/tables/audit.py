@@ -27,6 +27,8 @@ class AuditKind(StrEnum):
     refund = "refund"
     expiry_extended = "expiry_extended"
     import_ = "import"
+    # A superuser added products to the time account (free, SPEC §2).
+    products_added = "products_added"
     product_changed = "product_changed"
     settings_changed = "settings_changed"
 

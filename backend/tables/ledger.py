@@ -17,6 +17,7 @@ class EntryKind(StrEnum):
     adjustment = "adjustment"  # an admin's correction, with a reason
     reversal = "reversal"  # a voided time entry's minutes given back
     expiry_extension = "expiry_extension"  # an admin moved a lot's expiry later (zero minutes)
+    import_ = "import"  # a lot bought before the portal, onboarded with its original dates
 
 
 class Lot(Table, tablename="time_lot"):
@@ -68,7 +69,7 @@ class LedgerEntry(Table, tablename="ledger_entry"):
     kind = Varchar(length=20, choices=EntryKind)
     minutes = Integer()  # signed: + into the lot, - out of it
     idempotency_key = Varchar(length=200, unique=True)
-    cause_type = Varchar(length=20)  # order | time_entry | admin | system
+    cause_type = Varchar(length=20)  # order | time_entry | admin | system | import
     cause_id = Varchar(length=64, default="")
     note = Varchar(length=500, default="")
     created_by = ForeignKey(references=User, null=True)

@@ -1,7 +1,9 @@
 from enum import StrEnum
 
 from piccolo.columns import ForeignKey, Integer, Timestamptz, Varchar
+from piccolo.columns.base import OnDelete
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
+from piccolo.columns.reference import LazyTableReference
 from piccolo.table import Table
 
 from backend.tables.companies import Company
@@ -12,6 +14,8 @@ class OrderKind(StrEnum):
     plan = "plan"
     topup = "topup"
     charges = "charges"
+    # Products added to the plan period in force, priced pro rata (SPEC §2): `Order.agreement`.
+    plan_addition = "plan_addition"
 
 
 class OrderStatus(StrEnum):
@@ -46,6 +50,15 @@ class Order(Table, tablename="payment_order"):
     paid_at = Timestamptz(null=True, default=None)
     # Why an admin should look at it (a payment that did not match, a double payment); "" = fine.
     review_reason = Varchar(length=500, default="")
+    # A plan_addition's plan period (a plan order's own period names the order instead).
+    # Lazy: plan_agreement already refers to this table.
+    agreement = ForeignKey(
+        references=LazyTableReference("Agreement", module_path="backend.tables.agreements"),
+        null=True,
+        default=None,
+        index=True,
+        on_delete=OnDelete.restrict,
+    )
 
 
 class CheckoutSession(Table, tablename="checkout_session"):

@@ -80,8 +80,13 @@ def _month(value: datetime.date) -> str:
 
 
 @functools.lru_cache(maxsize=256)
-def _worded_month(first_day: datetime.date, locale: str) -> str:
-    return format_date(first_day, "MMM yyyy", locale=locale)
+def _worded_month(first_day: datetime.date, locale: str, pattern: str = "MMM yyyy") -> str:
+    return format_date(first_day, pattern, locale=locale)
+
+
+def _short_month(value: datetime.date) -> str:
+    """A month's short name alone ("des.", "Dec"): a chart's axis, with the year said once."""
+    return _worded_month(value.replace(day=1), i18n.babel_locale(), "MMM")
 
 
 def file_size(size: int) -> str:
@@ -198,6 +203,7 @@ def _environment(language: str, auto_reload: bool, *, mail: bool = False) -> Env
         date=date_text,
         datetime=datetime_text,
         month=_month,
+        short_month=_short_month,
         org_number=format_org_number,
         phone=_format_phone,
         ticket_number=tickets.ticket_number,
