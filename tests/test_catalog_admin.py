@@ -193,6 +193,9 @@ async def test_a_future_price_waits_for_its_day(client, other_client, monkeypatc
     )
     history = (await client.get(PRICES_URL)).text
     assert "Kommer" in history and f"{tomorrow:%d.%m.%Y}" in history
+    home = await other_client.get("/")
+    assert format_nok(old.hourly_rate_ore) in home.text
+    assert f"Nye priser fra {tomorrow:%d.%m.%Y}" in home.text
     await _log_time(client, ticket.id, 60)
     [today_entry] = await TimeEntry.objects().where(TimeEntry.ticket == ticket.id)
     assert today_entry.hourly_amount_ore == old.hourly_rate_ore
@@ -205,7 +208,7 @@ async def test_a_future_price_waits_for_its_day(client, other_client, monkeypatc
     entries = await TimeEntry.objects().where(TimeEntry.ticket == ticket.id).order_by(TimeEntry.id)
     assert [e.hourly_amount_ore for e in entries] == [old.hourly_rate_ore, new_hourly]
     home = await other_client.get("/")
-    assert format_nok(new_hourly) in home.text
+    assert format_nok(new_hourly) in home.text and "Nye priser fra" not in home.text
 
 
 async def test_the_prices_of_a_day_are_the_latest_version_from_on_or_before_it():
