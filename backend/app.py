@@ -26,6 +26,7 @@ from backend.controllers.account import AccountController, EmailConfirmationCont
 from backend.controllers.admin import AdminController, OnboardingController
 from backend.controllers.api import BEARER, ApiController
 from backend.controllers.auth import AuthController
+from backend.controllers.catalog_admin import CatalogAdminController
 from backend.controllers.members import InvitationController, MembersController
 from backend.controllers.orders import ChargesController, OrdersController
 from backend.controllers.password import PasswordResetController
@@ -214,6 +215,7 @@ def create_app(
         StaffController,
         StaffOrdersController,
         AdminController,
+        CatalogAdminController,
         OnboardingController,
         ReportsController,
         WebhooksController,

@@ -26,7 +26,7 @@ from backend.services import (
     tickets,
 )
 from backend.services.users import create_staff, hash_password
-from backend.tables import Invitation, Order, Role, User
+from backend.tables import Invitation, Order, Product, Role, User
 from tests.support import PASSWORD, login, make_company, new_email
 
 
@@ -156,6 +156,14 @@ ROUTES: dict[str, Rule] = {
     "staff_order_refund": Rule(("review_orders", "refund"), "order"),
     "staff_order_refund_confirm": Rule(("review_orders", "refund"), "order"),
     "staff_order_refund_resend": Rule(("review_orders", "refund"), "order"),
+    # Products, price versions and the business's settings.
+    "admin_catalog": Rule(("manage_catalog",)),
+    "admin_product_create": Rule(("manage_catalog",)),
+    "admin_product_change": Rule(("manage_catalog",)),
+    "admin_prices": Rule(("manage_catalog",)),
+    "admin_price_version_create": Rule(("manage_catalog",)),
+    "admin_settings": Rule(("manage_catalog",)),
+    "admin_settings_save": Rule(("manage_catalog",)),
     "admin_onboarding": Rule(("back_office", "onboard_customers")),
     "admin_onboarding_create": Rule(("back_office", "onboard_customers")),
     "admin_onboarding_csv": Rule(("back_office", "onboard_customers")),
@@ -310,6 +318,7 @@ async def own_objects(superuser: Any, technician: Any) -> dict[str, Any]:
         "company": {"company": superuser.company, "id": superuser.company},
         # The walking technician: the admin's empty forms (no reason) change nothing.
         "staff": {"id": technician.id},
+        "product": {"id": (await Product.select(Product.id).first())["id"]},
     }
 
 
@@ -335,6 +344,7 @@ def fill(path: str, objects: dict[str, Any]) -> str:
         "token_id": objects["token"]["id"],
         "user_id": objects["member"]["id"],
         "staff_id": objects["staff"]["id"],
+        "product_id": objects["product"]["id"],
         "invitation_id": objects["invitation"]["id"],
         # An invitation's link; to the reset and e-mail links it is a link that does not exist.
         "token": objects["link_token"],

@@ -243,13 +243,13 @@ class OrdersController(Controller):
 
     @get("/orders/{order_id:int}/receipt", name="receipt")
     async def show_receipt(self, request: Request, order_id: FromPath[int]) -> Template:
-        receipt = await orders.receipt(request.user, order_id, request.app.state.settings.seller)
+        receipt = await orders.receipt(request.user, order_id)
         return page(request, "portal/receipt.html", **vars(receipt))
 
     @get("/orders/{order_id:int}/receipt.pdf", name="receipt_pdf")
     async def download_receipt(self, request: Request, order_id: FromPath[int]) -> Response:
         """The receipt as a PDF to keep or send on ("Last ned PDF")."""
-        receipt = await orders.receipt(request.user, order_id, request.app.state.settings.seller)
+        receipt = await orders.receipt(request.user, order_id)
         return Response(
             receipt_pdf(receipt),
             media_type="application/pdf",

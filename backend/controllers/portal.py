@@ -113,7 +113,8 @@ class PortalController(Controller):
         for region, template_name in DASHBOARD_REGIONS.items():
             if asks_for_region(request, region):
                 return Template(template_name, context=context, media_type=MediaType.HTML)
-        return page(request, "portal/dashboard.html", availability=availability_now(), **context)
+        availability = availability_now(summary.business.extra_closed_days)
+        return page(request, "portal/dashboard.html", availability=availability, **context)
 
     @get("/account", name="account")
     async def account(self, request: Request) -> Template:

@@ -29,12 +29,9 @@ def safe_next(url: str | None, default: str = "/") -> str:
 class PublicController(Controller):
     @get("/", name="home")
     async def home(self, request: Request) -> Template:
-        return page(
-            request,
-            "home.html",
-            offer=await catalog.current_offer(),
-            availability=availability_now(),
-        )
+        offer = await catalog.current_offer()
+        availability = availability_now(offer.business.extra_closed_days)
+        return page(request, "home.html", offer=offer, availability=availability)
 
     @get("/language/{code:str}", name="language")
     async def switch_language(self, request: Request, code: FromPath[str]) -> Redirect:

@@ -28,9 +28,10 @@ async def _form_context(
     request: Request, values: dict[str, Any], errors: dict[str, str]
 ) -> dict[str, Any]:
     offer = await catalog.current_offer()
+    products = await coverage.ticket_products(request.user.company, clock.today())
     return {
-        "products": offer.products,
-        "product_names": {p.code: p.name for p in offer.products},
+        "products": products,
+        "product_names": {p.code: p.name for p in products},
         "uncovered": await coverage.billed_hourly_products(request.user.company, clock.today()),
         "hourly_rate_ore": offer.prices.hourly_rate_ore if offer.prices else None,
         "form": values,
@@ -55,7 +56,9 @@ async def _ticket_context(
         "product_name": names[0] if names else ticket.product_code,
         "messages": messages,
         "attachments": await attachments.for_ticket(ticket, include_internal=False),
-        "first_look": tickets.pending_first_look(ticket, messages, clock.now()),
+        "first_look": tickets.pending_first_look(
+            ticket, messages, clock.now(), offer.business.extra_closed_days
+        ),
         "entries": await tickets.time_entries(ticket),
         "can_resolve": tickets.can_resolve(request.user, ticket),
         "form": values,

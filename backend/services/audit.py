@@ -36,6 +36,8 @@ KIND_LABELS: dict[str, str] = {
     AuditKind.refund: N_("Refusjon"),
     AuditKind.expiry_extended: N_("Utløp forlenget"),
     AuditKind.import_: N_("Import"),
+    AuditKind.product_changed: N_("Produkt endret"),
+    AuditKind.settings_changed: N_("Innstillinger endret"),
     AuditKind.products_added: N_("Produkter lagt til tidskontoen"),
 }
 

@@ -62,5 +62,7 @@ def support_hours() -> str:
     return gettext("hverdager %(opens)s–%(closes)s") % _HOURS
 
 
-def availability_now() -> Availability:
-    return availability_at(datetime.datetime.now(datetime.UTC))
+def availability_now(
+    extra_closed: tuple[tuple[int, int], ...] = EXTRA_CLOSED_DAYS,
+) -> Availability:
+    return availability_at(datetime.datetime.now(datetime.UTC), extra_closed)

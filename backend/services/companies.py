@@ -11,7 +11,7 @@ from piccolo.columns.combination import WhereRaw
 
 from backend.db import is_unique_violation, write_transaction
 from backend.i18n import N_, current_language
-from backend.services import audit, brreg, members, policy, validation
+from backend.services import audit, brreg, business, members, policy, validation
 from backend.services.errors import NotFound, ValidationFailed
 from backend.services.users import hash_password_async
 from backend.tables import AuditKind, Company, Role, User
@@ -62,6 +62,7 @@ async def register_company(
     # Hashed before the transaction: on SQLite an open write transaction holds the database's
     # one write lock, and nobody should wait a quarter of a second for our hash.
     password_hash = await hash_password_async(form.password)
+    low_balance_minutes = (await business.current()).low_balance_minutes
     try:
         async with Company._meta.db.transaction():
             company = Company(
@@ -70,6 +71,7 @@ async def register_company(
                 address=form.address,
                 postal_code=form.postal_code,
                 city=form.city,
+                low_balance_minutes=low_balance_minutes,
             )
             await company.save()
             user = User(

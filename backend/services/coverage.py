@@ -40,7 +40,6 @@ from backend.tables import (
     HourlyCharge,
     Lot,
     LotProduct,
-    PriceList,
     Ticket,
     TimeEntry,
     User,
@@ -115,6 +114,14 @@ async def billed_hourly_products(company_id: int, today: datetime.date) -> set[s
     by_plan, by_account = await covered_products(company_id, today)
     products = (await catalog.current_offer()).products
     return {product.code for product in products} - by_plan - by_account
+
+
+async def ticket_products(company_id: int, today: datetime.date) -> list[catalog.OfferedProduct]:
+    """What the company's superuser can open a ticket about: the products on sale, and those
+    no longer on sale that its agreements still cover today (in the catalog's order)."""
+    by_plan, by_account = await covered_products(company_id, today)
+    covered = by_plan | by_account
+    return [p for p in await catalog.all_offered_products() if p.active or p.code in covered]
 
 
 async def adjustment_products(company_id: int, on_date: datetime.date) -> list[str]:
@@ -215,9 +222,11 @@ async def record_time_entry(
                 on_date=performed_on,
                 key=f"time:{key}",
             )
-            rate = await PriceList.select(PriceList.hourly_rate_ore).first()
+            # The rate in force on the day of the support, stored with the entry and its
+            # charge: a later price version never changes this amount.
+            prices = await catalog.prices_on(performed_on)
             amount = hourly_amount_ore(
-                decision.hourly_minutes, rate["hourly_rate_ore"] if rate else 0
+                decision.hourly_minutes, prices.hourly_rate_ore if prices else 0
             )
             entry = TimeEntry(
                 ticket=ticket.id,

@@ -346,7 +346,7 @@ async def _mail_receipt(order_id: int, company_id: int) -> None:
         return
     language = users.language_of(superuser)
     with speaking(language):
-        receipt = await orders.receipt(superuser, order_id, outbox.letterhead().seller)
+        receipt = await orders.receipt(superuser, order_id)
     await outbox.queue(
         superuser.email, "receipt", {"receipt": receipt}, f"receipt:{order_id}", language=language
     )

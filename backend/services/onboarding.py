@@ -37,6 +37,7 @@ from backend.services import (
     agreements,
     attachments,
     audit,
+    business,
     clock,
     ledger,
     outbox,
@@ -332,6 +333,8 @@ async def _create(
         address=customer.address,
         postal_code=customer.postal_code,
         city=customer.city,
+        # As a registered company starts (services/business.py).
+        low_balance_minutes=(await business.current()).low_balance_minutes,
     )
     await company.save()
     user = User(

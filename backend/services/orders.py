@@ -18,6 +18,7 @@ from backend.db import fetch, from_json, is_unique_violation, json_rows, write_t
 from backend.i18n import N_, gettext
 from backend.services import (
     agreements,
+    business,
     catalog,
     charges,
     companies,
@@ -378,11 +379,14 @@ class Receipt:
     seller: Seller
 
 
-async def receipt(user: User, order_id: int, seller: Seller) -> Receipt:
-    """The receipt for an order: only for a paid order of the user's own company."""
+async def receipt(user: User, order_id: int, seller: Seller | None = None) -> Receipt:
+    """The receipt for an order: only for a paid order of the user's own company. The seller
+    is the business's settings' (services/business.py) unless given."""
     order = await get_order(user, order_id)
     if not has_receipt(order):
         raise NotFound("no receipt for an order not paid")
+    if seller is None:
+        seller = (await business.current()).seller
     return Receipt(
         order=order,
         description=await describe(order),

@@ -8,7 +8,16 @@ from dataclasses import dataclass, field
 from piccolo.engine.base import Engine
 
 from backend.db import date_parameter, fetch, from_json, json_rows
-from backend.services import agreements, catalog, charges, clock, ledger, orders, tickets
+from backend.services import (
+    agreements,
+    business,
+    catalog,
+    charges,
+    clock,
+    ledger,
+    orders,
+    tickets,
+)
 from backend.services.errors import NotAllowed
 from backend.tables import Company, Role
 
@@ -29,6 +38,8 @@ class AccountSummary:
     open_tickets: list[tickets.OpenTicket] = field(default_factory=list)
     # A lot within its year, used up or not (ledger.has_time_account_sql).
     has_time_account: bool = False
+    # The business's settings (services/business.py): the dashboard says whether support is open.
+    business: business.Business = field(default_factory=business.defaults)
 
     @property
     def active_plan(self) -> agreements.PlanPeriod | None:
@@ -70,6 +81,7 @@ async def account_summary(company_id: int) -> AccountSummary:
         superuser=superusers[0] if superusers else None,
         open_tickets=from_json(row.pop("open_tickets"), list[tickets.OpenTicket]),
         has_time_account=bool(row.pop("has_time_account")),
+        business=business.from_column(row.pop("business")),
         company=Company(**row, _exists_in_db=True),
     )
 
@@ -95,6 +107,7 @@ def _summary_sql(engine: Engine) -> str:
         f" {charges.outstanding_ore_sql('c.id')} AS outstanding_ore,"
         f" {catalog.products_json(engine)} AS products,"
         f" {superuser} AS superuser,"
+        f" {business.settings_json(engine)} AS business,"
         f" {tickets.open_tickets_json(engine, 'c.id', OPEN_TICKETS)} AS open_tickets"
         f" FROM company AS c CROSS JOIN (SELECT {date_parameter(engine)} AS today) AS p"
         " WHERE c.id = {}"

@@ -76,6 +76,8 @@ ACTIONS: Final[dict[str, frozenset[str]]] = {
     "onboard_customers": frozenset({ADMIN}),
     # What the business sold, used and earned, and who to call (services/reports.py).
     "view_reports": frozenset({ADMIN}),
+    # Products, versioned prices and the business's settings (services/catalog.py, business.py).
+    "manage_catalog": frozenset({ADMIN}),
 }
 
 

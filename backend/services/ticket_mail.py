@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from backend.services import companies, outbox, tickets, users
+from backend.services import business, companies, outbox, tickets, users
 from backend.services.availability import availability_at
 from backend.tables import Ticket, TicketMailId, TicketMessage, User
 from backend.tables.users import Role
@@ -116,7 +116,7 @@ async def recipients(ticket: Ticket) -> list[User]:
 async def acknowledge(ticket: Ticket, sender: User) -> None:
     """The auto-reply to the mail that opened `ticket`: its number and when support is open.
     A ticket a member's mail opened is the company's: the superuser gets a copy."""
-    when = availability_at(ticket.created_at)
+    when = availability_at(ticket.created_at, (await business.current()).extra_closed_days)
     context = {"open_now": when.open_now, "next_opening": when.next_opening, "sender": sender}
     await _send(
         ticket, sender, "ticket_received", f"ticket-received:{ticket.id}", context, AUTO_REPLIED

@@ -24,7 +24,7 @@ from backend.services import (
     ticket_mail,
     validation,
 )
-from backend.services.availability import availability_at
+from backend.services.availability import EXTRA_CLOSED_DAYS, availability_at
 from backend.services.errors import NotFound, ValidationFailed
 from backend.tables import (
     Channel,
@@ -172,9 +172,12 @@ class StatusForm(msgspec.Struct):
 
 
 async def _unknown_product(values: Mapping[str, Any]) -> dict[str, str]:
-    products = {p.code for p in (await catalog.current_offer()).products}
+    """A ticket names a product of the catalog: one no longer on sale too, as the agreements
+    that cover it still do (support on it goes on; coverage decides how it is paid)."""
     product = values.get("product")
-    return {} if not product or product in products else {"product": PRODUCT_UNKNOWN}
+    if not product or await catalog.all_known([str(product)]):
+        return {}
+    return {"product": PRODUCT_UNKNOWN}
 
 
 def _convert_with_files(
@@ -252,9 +255,12 @@ async def create(
     return ticket
 
 
-def first_look(ticket: Ticket) -> datetime.datetime | None:
-    """When support will first look at a ticket opened while closed (None: open then)."""
-    return availability_at(ticket.created_at).next_opening
+def first_look(
+    ticket: Ticket, extra_closed: tuple[tuple[int, int], ...] = EXTRA_CLOSED_DAYS
+) -> datetime.datetime | None:
+    """When support will first look at a ticket opened while closed (None: open then), with
+    the extra closed days in force (services/business.py)."""
+    return availability_at(ticket.created_at, extra_closed).next_opening
 
 
 async def get_ticket(user: User, ticket_id: int) -> Ticket:
@@ -653,13 +659,16 @@ def _history_sql(page_where: str, where: str) -> str:
 
 
 def pending_first_look(
-    ticket: Ticket, messages: list[dict[str, Any]], now: datetime.datetime
+    ticket: Ticket,
+    messages: list[dict[str, Any]],
+    now: datetime.datetime,
+    extra_closed: tuple[tuple[int, int], ...] = EXTRA_CLOSED_DAYS,
 ) -> datetime.datetime | None:
     """For a ticket opened while support was closed: when support will first look at it, as
     long as that is still ahead and no one from support has answered yet."""
     if any(message["author_role"] in policy.STAFF for message in messages):
         return None
-    moment = first_look(ticket)
+    moment = first_look(ticket, extra_closed)
     return moment if moment is not None and moment > now else None
 
 

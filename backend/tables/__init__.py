@@ -3,7 +3,7 @@ from backend.tables.agreements import Agreement, AgreementProduct
 from backend.tables.api_tokens import ApiToken
 from backend.tables.attachments import Attachment
 from backend.tables.audit import AuditEntry, AuditKind
-from backend.tables.catalog import PriceList, Product
+from backend.tables.catalog import BusinessSettings, PriceList, Product
 from backend.tables.companies import Company
 from backend.tables.inbound import InboundMail, InboundOutcome, InboxReason, TicketMailId
 from backend.tables.invitations import Invitation
@@ -35,6 +35,7 @@ __all__ = [
     "AuditEntry",
     "AuditKind",
     "BrowserSession",
+    "BusinessSettings",
     "Channel",
     "ChargeStatus",
     "CheckoutSession",

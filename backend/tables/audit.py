@@ -29,6 +29,8 @@ class AuditKind(StrEnum):
     import_ = "import"
     # A superuser added products to the time account (free, SPEC §2).
     products_added = "products_added"
+    product_changed = "product_changed"
+    settings_changed = "settings_changed"
 
 
 class AuditEntry(Table, tablename="audit_entry"):
