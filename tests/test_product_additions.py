@@ -117,6 +117,18 @@ def test_the_pro_rata_price_rounds_down_to_whole_ore():
     assert pricing.price(offer, "plan_addition", "", ["vault"], first_day).amount_ore == 450_000
     # The whole period's price is what buying a plan costs: one pricing.
     assert pricing.price(offer, "plan", "", ["vault"]).amount_ore == 450_000
+    # A plan imported with its original dates, two years left of it: priced per 6 months
+    # (181 days from its start), not by its own length.
+    imported = pricing.PlanAddition(
+        1,
+        datetime.date(2026, 1, 1),
+        datetime.date(2028, 6, 29),
+        frozenset(),
+        datetime.date(2026, 6, 30),
+    )
+    assert (imported.days_in_period, imported.days_left) == (181, 731)
+    long_one = pricing.price(offer, "plan_addition", "", ["vault"], imported).amount_ore
+    assert long_one == 450_000 * 731 // 181  # about four 6-month periods
 
 
 async def test_the_price_shown_is_the_formula_and_what_checkout_charges(held):  # noqa: F811
@@ -131,7 +143,8 @@ async def test_the_price_shown_is_the_formula_and_what_checkout_charges(held):  
     page = await client.get("/portal/plan/products")
     assert page.status_code == 200
     assert 'value="vault"' in page.text and 'value="inventor"' not in page.text
-    assert f"de {days_left} av periodens {days_in_period} dager" in page.text
+    assert f"de {days_left} dagene som er igjen" in page.text
+    assert f"med {days_in_period} dager per 6 måneder" in page.text
     shown = await client.get(
         "/portal/price",
         params={"kind": "plan_addition", "agreement": plan.id, "products": ["vault", "fusion"]},
@@ -212,6 +225,26 @@ async def test_a_second_order_for_the_same_product_adds_no_row_and_is_refunded(h
     first = await Order.objects().get(Order.id == first_id)
     second = await Order.objects().get(Order.id == second_id)
     assert first.review_reason == ""
+    assert "refunderes automatisk" in second.review_reason
+    payment_intent, _ = await charge_of(sandbox, second_session)
+    assert await refunded_on(sandbox, payment_intent) == second.total_ore
+
+
+async def test_an_order_partly_added_by_another_adds_nothing_and_is_refunded(held):  # noqa: F811
+    """Vault by one tab, Vault and Fusion by another; both paid. The second adds neither:
+    a refund of its Vault share would have ended its Fusion too. Its money goes back."""
+    client, sandbox = held
+    _, email, plan = await company_with_plan()
+    await login(client, email)
+    base = {"kind": "plan_addition", "agreement": str(plan.id)}
+    _, first_session = await place(client, **base, products="vault")
+    second_id, second_session = await place(client, **base, products=["vault", "fusion"])
+    for session_id in (first_session, second_session):
+        await complete(sandbox, session_id, "paid")
+        await deliver(client, sandbox, session_id, "checkout.session.completed")
+    assert await plan_codes(plan.id) == ["inventor", "vault"]
+    second = await Order.objects().get(Order.id == second_id)
+    assert "vault var allerede lagt til" in second.review_reason
     assert "refunderes automatisk" in second.review_reason
     payment_intent, _ = await charge_of(sandbox, second_session)
     assert await refunded_on(sandbox, payment_intent) == second.total_ore

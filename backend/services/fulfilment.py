@@ -285,12 +285,6 @@ async def _fulfil(order: Order, session: Mapping[str, Any], event_id: str | None
             added = await product_additions.add_to_plan(order, paid_on)
             if not added.added:
                 return after + await _not_added(order, session, event_id, added)
-            if added.already:
-                await flag(
-                    order.id,
-                    f"Produktene {', '.join(added.already)} var allerede lagt til avtalen (av en"
-                    " annen bestilling) da denne ble betalt; vurder delvis refusjon.",
-                )
         elif order.kind == OrderKind.topup.value:
             await ledger.credit_lot(
                 company_id=order.company,
@@ -317,7 +311,7 @@ async def _not_added(
     why = (
         "avtaleperioden var avsluttet eller refundert"
         if not added.in_force
-        else "alle produktene var allerede lagt til avtalen"
+        else f"{', '.join(added.already)} var allerede lagt til avtalen av en annen bestilling"
     )
     logger.warning("plan addition %s paid but not added (%s): refunding", order.id, why)
     await flag(

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from backend.i18n import N_
-from backend.services import catalog, clock, ledger
+from backend.services import agreements, catalog, clock, ledger
 from backend.services.errors import ValidationFailed
 from backend.services.money import mva_ore
 from backend.services.validation import FieldError, convert_field, field
@@ -36,7 +36,12 @@ class PlanAddition:
 
     @property
     def days_in_period(self) -> int:
-        return (self.ends_on - self.starts_on).days + 1
+        """The days of a 6-month period from the plan's start: what the catalog's price per 6
+        months pays for. A plan bought here is such a period; one imported with its original
+        dates (services/onboarding.py) may be longer or shorter, and is priced per 6 months
+        all the same."""
+        starts_on, ends_on = agreements.plan_period(self.starts_on)
+        return (ends_on - starts_on).days + 1
 
     @property
     def days_left(self) -> int:

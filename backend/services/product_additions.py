@@ -140,8 +140,8 @@ class Added:
 async def add_to_plan(order: Order, paid_on: datetime.date) -> Added:
     """Inside fulfilment's transaction, with the company locked: the order's products onto its
     plan period, covering from `paid_on`, unless the period has ended or a refund ended it by
-    then. A product on the period already is not added twice (one row per product); one whose
-    earlier addition a refund ended is covered again, by this order."""
+    then, or if any of them is on the period already (no row twice: one per product). One
+    whose earlier addition a refund ended is covered again, by this order."""
     codes = [code for code in order.product_codes.split(",") if code]
     plan = await (
         Agreement.objects()
@@ -160,8 +160,18 @@ async def add_to_plan(order: Order, paid_on: datetime.date) -> Added:
             (AgreementProduct.agreement == plan.id) & AgreementProduct.product_code.is_in(codes)
         )
     }
+
+    def covered(code: str) -> bool:
+        row = rows.get(code)
+        return row is not None and (row.cancelled_on is None or row.cancelled_on > paid_on)
+
+    already = [code for code in codes if covered(code)]
+    if already:
+        # Another order added some of them meanwhile. All or nothing: any refund of an addition
+        # ends all its products, so a partial refund of the overlap would end the rest too;
+        # this order adds nothing and its payment goes back in full.
+        return Added(added=[], already=already, in_force=True)
     added: list[str] = []
-    already: list[str] = []
     for code in codes:
         row = rows.get(code)
         if row is None:
@@ -178,9 +188,7 @@ async def add_to_plan(order: Order, paid_on: datetime.date) -> Added:
                 }
             ).where(AgreementProduct.id == row.id)
             added.append(code)
-        else:
-            already.append(code)
-    return Added(added=added, already=already, in_force=True)
+    return Added(added=added, already=[], in_force=True)
 
 
 async def added_period(order: Order) -> agreements.PlanPeriod | None:
