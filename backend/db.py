@@ -161,6 +161,14 @@ async def lock_row(table: type[Table], row_id: int) -> None:
         )
 
 
+async def lock_name(table: type[Table], name: str) -> None:
+    """Inside a write transaction: hold a lock named `name` until it ends, for writers that
+    read, then insert, with no row of their own to lock (PostgreSQL: an advisory lock;
+    SQLite's write transactions are one at a time already)."""
+    if isinstance(table._meta.db, PostgresEngine):
+        await fetch(table, "SELECT pg_advisory_xact_lock(hashtext({}))", name)
+
+
 def is_unique_violation(error: BaseException) -> bool:
     """Both engines' "unique constraint failed", recognised in one place."""
     if isinstance(error, sqlite3.IntegrityError):

@@ -6,6 +6,7 @@ and PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import json
 import secrets
@@ -509,3 +510,19 @@ async def test_the_admin_index_links_to_the_catalog(client):
     assert 'href="/staff/admin/catalog"' in index.text
     for path in ("/staff/admin/catalog", PRICES_URL, SETTINGS_URL):
         assert (await client.get(path)).status_code == 200, path
+
+
+async def test_the_same_price_version_sent_twice_at_once_is_saved_once():
+    """Two submits of one form at the same moment (PostgreSQL runs them side by side): one
+    version, one audit entry; the second finds the first's prices in force already."""
+    admin = await _staff("admin")
+    prices = (await catalog.current_offer()).prices
+    since = await _last_audit_id()
+    day = clock.today() + datetime.timedelta(days=3)
+    form = _price_form(prices, day, hourly_rate=_kroner(prices.hourly_rate_ore + 10_000))
+    first, second = await asyncio.gather(
+        *(catalog.add_price_version(admin, dict(form)) for _ in range(2))
+    )
+    assert first.id == second.id
+    assert len(await _audit(AuditKind.price_changed, since)) == 1
+    assert (await catalog.prices_on(day)).hourly_rate_ore == prices.hourly_rate_ore + 10_000

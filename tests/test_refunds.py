@@ -9,6 +9,7 @@ the same path as a refund made in Stripe's dashboard."""
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
 import os
 import re
@@ -509,7 +510,9 @@ async def test_a_refund_of_products_added_to_a_plan_ends_their_coverage(portal):
     assert await coverage.expected_coverage(company_id, "inventor", clock.today()) == "plan"
 
 
-async def test_a_refund_the_gateway_never_answered_is_sent_again_as_the_same_refund(portal):
+async def test_a_refund_the_gateway_never_answered_is_sent_again_as_the_same_refund(
+    portal, monkeypatch
+):
     """No answer from the gateway: the refund may have been made. The request keeps its amount
     (no new confirmation can refund it again) and is sent again with its own idempotency key,
     so Stripe answers with the refund it made: one refund, one write-off."""
@@ -538,6 +541,15 @@ async def test_a_refund_the_gateway_never_answered_is_sent_again_as_the_same_ref
         assert request.status == "pending" and request.error
         assert (await propose(client, order.id, "1,00")).status_code == 422  # nothing left
 
+        # A day later Stripe may have forgotten the key: a resend could refund twice.
+        resend = f"/staff/orders/{order.id}/refunds/{request.id}/resend"
+        real_now = clock.now
+        monkeypatch.setattr(clock, "now", lambda: real_now() + datetime.timedelta(hours=24))
+        late = await post_form(client, resend, {})
+        assert late.status_code == 422 and "mer enn 23 timer siden" in late.text
+        assert "Send igjen" not in (await client.get(f"/staff/orders/{order.id}")).text
+        monkeypatch.setattr(clock, "now", real_now)
+
         # Stripe had made it; only its answer was lost on the way back.
         await sandbox.v1.refunds.create_async(
             params={"payment_intent": order.stripe_payment_intent_id, "amount": order.total_ore},
@@ -546,7 +558,6 @@ async def test_a_refund_the_gateway_never_answered_is_sent_again_as_the_same_ref
         app.state.payments = reachable
         view = await client.get(f"/staff/orders/{order.id}")
         assert "Send igjen" in view.text
-        resend = f"/staff/orders/{order.id}/refunds/{request.id}/resend"
         assert (await post_form(client, resend, {})).status_code == 303
         sent = await RefundRequest.objects().get(RefundRequest.id == request.id)
         assert sent.status == "sent" and sent.stripe_refund_id and not sent.error

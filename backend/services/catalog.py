@@ -22,7 +22,15 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from backend.db import fetch, from_json, is_unique_violation, json_rows, write_transaction
+from backend.db import (
+    fetch,
+    from_json,
+    is_unique_violation,
+    json_rows,
+    lock_name,
+    lock_row,
+    write_transaction,
+)
 from backend.i18n import N_
 from backend.services import audit, business, clock, policy, validation
 from backend.services.errors import NotFound, ValidationFailed
@@ -356,6 +364,8 @@ async def add_price_version(admin: User, values: dict) -> Prices:
     form = validation.convert(values, PriceVersionForm, errors=found)
     valid_from = datetime.date.fromisoformat(form.valid_from)
     async with write_transaction(PriceList._meta.db):
+        # Two submits at once: the second must see the first's version (and add nothing).
+        await lock_name(PriceList, "catalog_price_list")
         before = in_force(await price_versions(), valid_from)
         if before is not None and _same_prices(before, form):
             # Prices in force already from that day (a form sent twice): no day changes.
@@ -523,6 +533,7 @@ async def change_product(admin: User, product_id: int, form: ProductChange) -> b
     is records nothing (False)."""
     policy.require(admin, "manage_catalog")
     async with write_transaction(Product._meta.db):
+        await lock_row(Product, product_id)  # two saves at once: one after the other
         product = await get_product(product_id)
         before = _product_audited(product)
         after = {

@@ -64,6 +64,10 @@ MAX_FILE_BYTES = 512 * 1024
 MAX_BALANCE_HOURS = 1000
 # A plan's end this far ahead is a typing error, not an old contract.
 MAX_PLAN_YEARS_AHEAD = 3
+# A lot is valid a year; one extended by the old contract, at most as far as an admin may
+# extend a lot here. Older than ten years back is a typo, not a customer.
+MAX_LOT_YEARS_AHEAD = 2
+MAX_YEARS_BACK = 10
 HOURS, MINUTES = "timer", "minutter"
 
 REASON_REQUIRED = N_("Skriv en begrunnelse.")
@@ -81,6 +85,8 @@ PLAN_DATES_MISSING = N_("Skriv avtalens startdato og sluttdato.")
 PLAN_ENDS_BEFORE_START = N_("Sluttdatoen må være etter startdatoen.")
 PLAN_ENDED = N_("Avtalen er allerede utløpt og kan ikke importeres.")
 PLAN_TOO_LONG = N_("Sluttdatoen kan være høyst tre år fram i tid.")
+LOT_TOO_LONG = N_("Siste gyldige dag kan være høyst to år fram i tid.")
+TOO_FAR_BACK = N_("Datoen kan være høyst ti år tilbake i tid.")
 LOT_PRODUCTS_MISSING = N_("Velg hvilke produkter timene dekker.")
 LOT_DATES_MISSING = N_("Skriv kjøpsdato og siste gyldige dag for timene.")
 LOT_BOUGHT_LATER = N_("Kjøpsdatoen kan ikke være etter i dag.")
@@ -210,7 +216,9 @@ def _prepare(
         if customer.plan_starts_on and customer.plan_ends_on:
             starts_on = parse_day(customer.plan_starts_on)
             ends_on = parse_day(customer.plan_ends_on)
-            if ends_on <= starts_on:
+            if starts_on < agreements.add_years(today, -MAX_YEARS_BACK):
+                errors["plan_starts_on"] = TOO_FAR_BACK
+            elif ends_on <= starts_on:
                 errors["plan_ends_on"] = PLAN_ENDS_BEFORE_START
             elif ends_on < today:
                 errors["plan_ends_on"] = PLAN_ENDED
@@ -236,10 +244,14 @@ def _prepare(
             last_day = parse_day(customer.last_day)
             if bought_on > today:
                 errors["bought_on"] = LOT_BOUGHT_LATER
+            elif bought_on < agreements.add_years(today, -MAX_YEARS_BACK):
+                errors["bought_on"] = TOO_FAR_BACK
             elif last_day <= bought_on:
                 errors["last_day"] = LOT_ENDS_BEFORE_PURCHASE
             elif last_day < today:
                 errors["last_day"] = LOT_EXPIRED
+            elif last_day > agreements.add_years(today, MAX_LOT_YEARS_AHEAD):
+                errors["last_day"] = LOT_TOO_LONG
             elif customer.balance and not errors:
                 amount = int(customer.balance)
                 minutes = amount * 60 if customer.unit == HOURS else amount

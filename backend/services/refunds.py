@@ -60,6 +60,14 @@ GATEWAY_UNCERTAIN = N_(
     "bestillingen: den sendes som den samme refusjonen og refunderes aldri to ganger."
 )
 NOT_PENDING = N_("Refusjonen er allerede sendt eller avvist.")
+RESEND_TOO_LATE = N_(
+    "Refusjonen ble registrert for mer enn 23 timer siden, og betalingstjenesten husker ikke "
+    "lenger om den ble gjennomført. Sjekk betalingen hos Stripe: en gjennomført refusjon kommer "
+    "inn av seg selv."
+)
+# Stripe keeps an idempotency key for at least 24 hours: within that, the same key is the same
+# refund; after it, a resend would be a second refund.
+RESEND_WINDOW = datetime.timedelta(hours=23)
 
 STATUS_LABELS = {
     RefundStatus.pending.value: N_("Sendes"),
@@ -138,8 +146,9 @@ class RequestLine:
 
     @property
     def resendable(self) -> bool:
-        """Recorded and never answered by the gateway: only `resend` may finish it."""
-        return self.status == RefundStatus.pending.value
+        """Recorded and never answered by the gateway, while its key still names the refund:
+        only `resend` may finish it."""
+        return self.status == RefundStatus.pending.value and _within_resend_window(self)
 
 
 @dataclass(frozen=True)
@@ -474,4 +483,10 @@ async def resend(user: User, order_id: int, request_id: int, payments: Payments)
         raise NotFound("no such refund request")
     if request.status != RefundStatus.pending.value:
         raise ValidationFailed({"form": NOT_PENDING})
+    if not _within_resend_window(request):
+        raise ValidationFailed({"form": RESEND_TOO_LATE})
     return await _send(request, order, {}, payments)
+
+
+def _within_resend_window(request: RefundRequest | RequestLine) -> bool:
+    return clock.now() - request.created_at < RESEND_WINDOW
