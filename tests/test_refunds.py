@@ -24,6 +24,7 @@ from backend.services.money import format_amount
 from backend.services.users import create_staff
 from backend.tables import (
     Agreement,
+    AgreementProduct,
     AuditEntry,
     AuditKind,
     EntryKind,
@@ -34,7 +35,7 @@ from backend.tables import (
     User,
 )
 from tests.conftest import HELD_PORTAL_URL, HELD_SECRET_KEY, HELD_WEBHOOK_SECRET
-from tests.support import PASSWORD, login, make_company, new_email, post_form
+from tests.support import PASSWORD, login, make_company, make_order, new_email, post_form
 from tests.test_checkout import complete
 from tests.test_payment_trust import charge_statuses, events_for, hourly_charge
 from tests.test_webhooks import sign
@@ -267,9 +268,15 @@ async def test_a_refund_of_a_plan_ends_the_plan(portal):
         staff = customer
         order, charge = await paid_order(customer, sandbox, email, kind="plan", products="inventor")
         plan = await Agreement.objects().get(Agreement.order == order.id)
+        # Vault added to it later, by an order of its own: it ends with the plan.
+        addition = await make_order(plan.company, kind="plan_addition", amount=100_000)
+        await AgreementProduct(
+            agreement=plan.id, product_code="vault", order=addition.id, covered_from=clock.today()
+        ).save()
         await signed_in_staff(staff)
         page, _ = await refund(staff, order.id, "100,00")
         assert "avsluttes: den dekker ingenting fra og med " + f"{clock.today():%d.%m.%Y}" in page
+        assert "lagt til avtalen senere (Autodesk Vault) dekkes heller ikke lenger" in page
         assert (await Agreement.objects().get(Agreement.id == plan.id)).cancelled_on is None
         await deliver_refunds(customer, sandbox, charge)
 

@@ -308,12 +308,24 @@ async def effect_of(order: Order, total_ore: int) -> Effect:
     if order.kind == OrderKind.plan.value:
         agreement = await Agreement.objects().get(Agreement.order == order.id)
         ends_on = clock.today() if agreement and agreement.cancelled_on is None else None
+        # Products added to the plan later, by orders of their own, end with it: the admin
+        # should know, and refund those orders too if the customer is owed it.
+        added = (
+            await AgreementProduct.select(AgreementProduct.product_code).where(
+                (AgreementProduct.agreement == agreement.id)
+                & AgreementProduct.order.is_not_null()
+                & AgreementProduct.cancelled_on.is_null()
+            )
+            if ends_on
+            else []
+        )
         return Effect(
             kind=order.kind,
             total_ore=total_ore,
             full=full,
             agreement=agreement,
             plan_ends_on=ends_on,
+            products=await catalog.product_names([row["product_code"] for row in added]),
         )
     if order.kind == OrderKind.plan_addition.value:
         # Products added to a plan: their coverage ends the day the refund lands (any refund).
