@@ -13,7 +13,16 @@ import secrets
 
 import pytest
 
-from backend.services import business, catalog, clock, coverage, ledger, orders, pricing
+from backend.services import (
+    business,
+    catalog,
+    clock,
+    coverage,
+    ledger,
+    orders,
+    password_reset,
+    pricing,
+)
 from backend.services.availability import availability_at
 from backend.services.money import format_nok
 from backend.services.users import create_staff
@@ -24,6 +33,7 @@ from backend.tables import (
     Company,
     HourlyCharge,
     Order,
+    OutboxMail,
     PriceList,
     Product,
     TimeEntry,
@@ -421,6 +431,10 @@ async def test_the_settings_reach_receipts_availability_and_registration(client,
     registered = await register(other_client)
     company = await Company.objects().get(Company.org_number == registered["org_number"])
     assert company.low_balance_minutes == 120
+    # Mails sign with the seller's new name.
+    assert await password_reset.send_link(registered["email"])
+    [mail] = await OutboxMail.objects().where(OutboxMail.recipient == registered["email"])
+    assert "Brødrene Johnsen AS" in mail.text_body
     # Receipts name the seller.
     receipt = await orders.receipt(
         await User.objects().get(User.email == registered["email"]),

@@ -99,9 +99,13 @@ async def queue(
     frontend/templates/mail/<template>.txt sets `subject` and is the text part, <template>.html
     the HTML part; both see `context` and the letterhead (`seller`, `portal_url`).
     `message_id` (from `new_message_id`) when the caller keeps it, to thread replies under it."""
-    head = letterhead()
+    # The seller as an admin saved it (business.py reads the configuration through this
+    # module, hence the import here).
+    from backend.services import business
+
+    seller = (await business.current()).seller
     subject, text, html = render(
-        template, {**context, "seller": head.seller, "portal_url": head.portal_url}, language
+        template, {**context, "seller": seller, "portal_url": letterhead().portal_url}, language
     )
     inserted = (
         await OutboxMail.insert(
