@@ -85,33 +85,26 @@ def _amount(text: str) -> str:
     return text
 
 
+# In NOK incl. MVA, as the admin types it ("1 234,50").
+Amount = form_field(
+    str, min_length=1, max_length=30, message=AMOUNT_MESSAGE, required=AMOUNT_MESSAGE, check=_amount
+)
+Reason = line(500, required=N_("Skriv en begrunnelse."))
+
+
 class RefundForm(msgspec.Struct):
     """The order view's refund form: an amount in NOK incl. MVA ("1 234,50") and a reason."""
 
-    amount: form_field(
-        str,
-        min_length=1,
-        max_length=30,
-        message=AMOUNT_MESSAGE,
-        required=AMOUNT_MESSAGE,
-        check=_amount,
-    )
-    reason: line(500, required=N_("Skriv en begrunnelse."))
+    amount: Amount
+    reason: Reason
 
 
 class RefundConfirmation(msgspec.Struct):
     """The confirmation page's form: what was proposed, and the page's own token, which makes
     every submit of this page one refund."""
 
-    amount: form_field(
-        str,
-        min_length=1,
-        max_length=30,
-        message=AMOUNT_MESSAGE,
-        required=AMOUNT_MESSAGE,
-        check=_amount,
-    )
-    reason: line(500, required=N_("Skriv en begrunnelse."))
+    amount: Amount
+    reason: Reason
     confirmation: form_field(
         str,
         min_length=16,
