@@ -1,4 +1,5 @@
 from backend.tables.account_links import AccountLink, LinkPurpose
+from backend.tables.advisories import Advisory, AdvisoryRevision, Verdict
 from backend.tables.agreements import Agreement, AgreementProduct
 from backend.tables.api_tokens import ApiToken
 from backend.tables.attachments import Attachment
@@ -28,6 +29,8 @@ from backend.tables.users import Role, User
 
 __all__ = [
     "AccountLink",
+    "Advisory",
+    "AdvisoryRevision",
     "Agreement",
     "AgreementProduct",
     "ApiToken",
@@ -71,4 +74,5 @@ __all__ = [
     "TicketStatus",
     "TimeEntry",
     "User",
+    "Verdict",
 ]

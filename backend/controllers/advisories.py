@@ -1,0 +1,129 @@
+"""Update advisories (issue 13): staff publish, revise and withdraw them (/staff/advisories);
+a company reads those for its covered products (/portal/advisories); anyone sees the titles
+and verdicts (/advisories)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, get, post
+from litestar.params import FromPath, FromQuery
+from litestar.response import Response, Template
+
+from backend.services import advisories, catalog
+from backend.web.errors import FormView
+from backend.web.forms import form_operation, read_values
+from backend.web.guards import allowed
+from backend.web.templating import page, redirect
+
+STAFF_URL = "/staff/advisories"
+
+
+def _labels() -> dict[str, Any]:
+    return {"verdict_labels": advisories.VERDICT_LABELS}
+
+
+async def _new_context(request: Request, values: dict, errors: dict) -> dict[str, Any]:
+    return {
+        **_labels(),
+        "products": await catalog.all_offered_products(),
+        "form": values,
+        "errors": errors,
+    }
+
+
+async def _advisory_context(
+    advisory_id: int, *, revise: dict | None = None, revise_errors: dict | None = None
+) -> dict[str, Any]:
+    advisory = await advisories.get_advisory(advisory_id)
+    return {
+        **_labels(),
+        "advisory": advisory,
+        "revisions": await advisories.history(advisory_id),
+        "form": revise or advisories.revision_form_values(advisory),
+        "errors": revise_errors or {},
+    }
+
+
+async def _revise_context(request: Request, values: dict, errors: dict) -> dict[str, Any]:
+    return await _advisory_context(
+        request.path_params["advisory_id"], revise=values, revise_errors=errors
+    )
+
+
+async def _withdraw_context(request: Request, values: dict, errors: dict) -> dict[str, Any]:
+    return {
+        **_labels(),
+        "advisory": await advisories.get_advisory(request.path_params["advisory_id"]),
+        "form": values,
+        "errors": errors,
+    }
+
+
+NEW_FORM = FormView("staff/advisory_new.html", "staff/_advisory_new_form.html", _new_context)
+REVISE_FORM = FormView("staff/advisory.html", "staff/_advisory_revise_form.html", _revise_context)
+WITHDRAW_FORM = FormView(
+    "staff/advisory_withdraw.html", "staff/_advisory_withdraw_form.html", _withdraw_context
+)
+
+
+class StaffAdvisoriesController(Controller):
+    path = STAFF_URL
+    guards = [allowed("publish_advisories")]  # noqa: RUF012
+
+    @get(name="staff_advisories")
+    async def list_advisories(self, request: Request) -> Template:
+        return page(
+            request,
+            "staff/advisories.html",
+            advisories=await advisories.all_advisories(request.user),
+            **_labels(),
+        )
+
+    @get("/new", name="staff_advisory_new")
+    async def new_advisory(self, request: Request, product: FromQuery[str] = "") -> Template:
+        context = await _new_context(request, advisories.new_form_values(product[:40]), {})
+        return page(request, "staff/advisory_new.html", **context)
+
+    @post(
+        name="staff_advisory_create",
+        operation_class=form_operation(advisories.AdvisoryForm),
+        opt={"form": NEW_FORM},
+    )
+    async def create_advisory(self, request: Request) -> Response:
+        values = await read_values(request, advisories.AdvisoryForm)
+        advisory = await advisories.publish(request.user, values)
+        return redirect(request, f"{STAFF_URL}/{advisory.id}")
+
+    @get("/{advisory_id:int}", name="staff_advisory")
+    async def show_advisory(self, request: Request, advisory_id: FromPath[int]) -> Template:
+        return page(request, "staff/advisory.html", **await _advisory_context(advisory_id))
+
+    @post(
+        "/{advisory_id:int}/revisions",
+        name="staff_advisory_revise",
+        operation_class=form_operation(advisories.RevisionForm),
+        opt={"form": REVISE_FORM},
+    )
+    async def revise_advisory(self, request: Request, advisory_id: FromPath[int]) -> Response:
+        await advisories.get_advisory(advisory_id)  # 404 before the form's 422
+        values = await read_values(request, advisories.RevisionForm)
+        await advisories.revise(request.user, advisory_id, values)
+        return redirect(request, f"{STAFF_URL}/{advisory_id}")
+
+    @get("/{advisory_id:int}/withdraw", name="staff_advisory_withdraw_confirm")
+    async def confirm_withdraw(self, request: Request, advisory_id: FromPath[int]) -> Template:
+        context = await _withdraw_context(request, {}, {})
+        return page(request, "staff/advisory_withdraw.html", **context)
+
+    @post(
+        "/{advisory_id:int}/withdraw",
+        name="staff_advisory_withdraw",
+        operation_class=form_operation(advisories.WithdrawForm),
+        opt={"form": WITHDRAW_FORM},
+    )
+    async def withdraw_advisory(self, request: Request, advisory_id: FromPath[int]) -> Response:
+        await advisories.get_advisory(advisory_id)
+        values = await read_values(request, advisories.WithdrawForm)
+        await advisories.withdraw(request.user, advisory_id, values)
+        return redirect(request, f"{STAFF_URL}/{advisory_id}")

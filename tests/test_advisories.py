@@ -1,0 +1,203 @@
+"""Update advisories (issue 13): staff publish, revise and withdraw an advisory for a product,
+each revision kept and dated; a company sees the advisories for the products its agreements
+cover, with the details only while an active agreement covers the product; visitors see
+titles and verdicts. On SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime
+import secrets
+
+import pytest
+
+from backend.services import catalog, clock
+from backend.services.users import create_staff, hash_password
+from backend.tables import (
+    Advisory,
+    AdvisoryRevision,
+    Agreement,
+    AgreementProduct,
+    AuditEntry,
+    AuditKind,
+    Role,
+    User,
+)
+from tests.support import PASSWORD, login, make_company, new_email, post_form
+
+STAFF_URL = "/staff/advisories"
+
+
+@pytest.fixture(autouse=True)
+async def _catalog():
+    await catalog.seed_demo_catalog()
+
+
+async def _staff(client, role: str = "technician") -> User:
+    user = await create_staff(
+        email=new_email(role), name=f"Tekniker {role}", role=role, password=PASSWORD
+    )
+    assert (await login(client, user.email)).status_code == 303
+    return user
+
+
+async def _plan(company_id: int, product: str, *, days_left: int = 120) -> Agreement:
+    today = clock.today()
+    agreement = Agreement(
+        company=company_id,
+        starts_on=today - datetime.timedelta(days=180 - days_left),
+        ends_on=today + datetime.timedelta(days=days_left),
+    )
+    await agreement.save()
+    await AgreementProduct(agreement=agreement.id, product_code=product).save()
+    return agreement
+
+
+def _title() -> str:
+    return f"Inventor 2027.{secrets.randbelow(1000)} Update {secrets.token_hex(3)}"
+
+
+def _form(**changes: str) -> dict[str, str]:
+    form = {
+        "product": "inventor",
+        "title": _title(),
+        "verdict": "wait",
+        "summary": "Vent til Hotfix 1: iLogic-regler feiler.",
+        "details": "iLogic-regler som bruker eksterne regler feiler ved åpning.\nLøsning: vent.",
+        "applies_to": "2027, 2027.1",
+    }
+    return {**form, **changes}
+
+
+async def _publish(client, **changes: str) -> Advisory:
+    form = _form(**changes)
+    response = await post_form(client, STAFF_URL, form)
+    assert response.status_code == 303, response.text
+    return await Advisory.objects().get(Advisory.title == form["title"])
+
+
+async def _superuser(client, name: str = "Kunde AS") -> tuple[int, str]:
+    company_id, email = await make_company(name)
+    assert (await login(client, email)).status_code == 303
+    return company_id, email
+
+
+# --- staff ---------------------------------------------------------------------------------
+
+
+async def test_a_technician_publishes_revises_and_withdraws_and_the_history_is_kept(client):
+    technician = await _staff(client)
+    advisory = await _publish(client, verdict="wait")
+    assert advisory.verdict == "wait" and advisory.revision == 1
+    assert response_ok(await client.get(STAFF_URL), advisory.title)
+
+    revise = {
+        "verdict": "safe",
+        "summary": "Hotfix 1 retter feilen: trygt.",
+        "details": "",
+        "applies_to": "",
+    }
+    response = await post_form(client, f"{STAFF_URL}/{advisory.id}/revisions", revise)
+    assert response.status_code == 303, response.text
+    # The same revision sent twice is one revision.
+    await post_form(client, f"{STAFF_URL}/{advisory.id}/revisions", revise)
+    revisions = (
+        await AdvisoryRevision.objects()
+        .where(AdvisoryRevision.advisory == advisory.id)
+        .order_by(AdvisoryRevision.number)
+    )
+    assert [(r.number, r.verdict) for r in revisions] == [(1, "wait"), (2, "safe")]
+    assert all(r.author == technician.id and r.created_at is not None for r in revisions)
+
+    page = (await client.get(f"{STAFF_URL}/{advisory.id}")).text
+    assert 'id="revision-1"' in page and 'id="revision-2"' in page
+    assert "Trygt å installere" in page and "Vent" in page
+
+    confirm = await client.get(f"{STAFF_URL}/{advisory.id}/withdraw")
+    assert confirm.status_code == 200 and "Ja, trekk tilbake rådet" in confirm.text
+    response = await post_form(
+        client, f"{STAFF_URL}/{advisory.id}/withdraw", {"reason": "Feil versjonsnummer"}
+    )
+    assert response.status_code == 303
+    withdrawn = await Advisory.objects().get(Advisory.id == advisory.id)
+    assert (
+        withdrawn.withdrawn_at is not None and withdrawn.withdrawn_reason == "Feil versjonsnummer"
+    )
+    # The history stays, and a withdrawn advisory is not revised.
+    assert await AdvisoryRevision.count().where(AdvisoryRevision.advisory == advisory.id) == 2
+    again = await post_form(
+        client, f"{STAFF_URL}/{advisory.id}/revisions", {**revise, "verdict": "wait"}
+    )
+    assert again.status_code == 422 and "trukket tilbake" in again.text
+    kinds = [
+        row["kind"]
+        for row in await AuditEntry.select(AuditEntry.kind)
+        .where(AuditEntry.subject == f"advisory:{advisory.id}")
+        .order_by(AuditEntry.id)
+    ]
+    assert kinds == [
+        AuditKind.advisory_published,
+        AuditKind.advisory_revised,
+        AuditKind.advisory_withdrawn,
+    ]
+
+
+def response_ok(response, text: str) -> bool:
+    return response.status_code == 200 and text in response.text
+
+
+async def test_bad_input_keeps_the_form_and_says_what_is_wrong(client):
+    await _staff(client)
+    before = await Advisory.count()
+    response = await post_form(
+        client,
+        STAFF_URL,
+        _form(product="finnes-ikke", verdict="kanskje", summary="", title="Min tittel \x01"),
+    )
+    assert response.status_code == 422
+    assert "Velg et produkt fra katalogen." in response.text
+    assert "Velg en av vurderingene." in response.text
+    assert "Skriv et kort sammendrag." in response.text
+    assert await Advisory.count() == before
+    # Unknown ids are 404, never 500.
+    assert (await client.get(f"{STAFF_URL}/2147483647")).status_code == 404
+    response = await post_form(client, f"{STAFF_URL}/2147483647/withdraw", {"reason": "x"})
+    assert response.status_code == 404
+    advisory = await _publish(client)
+    response = await post_form(client, f"{STAFF_URL}/{advisory.id}/withdraw", {"reason": ""})
+    assert response.status_code == 422 and "Skriv en begrunnelse." in response.text
+    response = await post_form(
+        client, f"{STAFF_URL}/{advisory.id}/revisions", {"verdict": "safe", "summary": "x" * 501}
+    )
+    assert response.status_code == 422
+    assert (await Advisory.objects().get(Advisory.id == advisory.id)).revision == 1
+
+
+async def test_the_same_title_twice_is_one_advisory_and_another_text_is_refused(client):
+    await _staff(client)
+    form = _form()
+    assert (await post_form(client, STAFF_URL, form)).status_code == 303
+    assert (await post_form(client, STAFF_URL, form)).status_code == 303
+    assert await Advisory.count().where(Advisory.title == form["title"]) == 1
+    response = await post_form(client, STAFF_URL, {**form, "summary": "Noe annet"})
+    assert response.status_code == 422 and "Revider det i stedet" in response.text
+
+
+async def test_customers_and_visitors_cannot_use_the_staff_pages(client, other_client):
+    await _staff(other_client)
+    advisory = await _publish(other_client)
+    company_id, _ = await _superuser(client)
+    member_email = new_email("medlem")
+    await User(
+        email=member_email,
+        name="Mona",
+        role=Role.member.value,
+        company=company_id,
+        password_hash=hash_password(PASSWORD),
+    ).save()
+    for path in (STAFF_URL, f"{STAFF_URL}/new", f"{STAFF_URL}/{advisory.id}"):
+        assert (await client.get(path)).status_code == 403
+    response = await post_form(client, STAFF_URL, _form())
+    assert response.status_code == 403
+    response = await post_form(client, f"{STAFF_URL}/{advisory.id}/withdraw", {"reason": "x"})
+    assert response.status_code == 403
+    assert (await Advisory.objects().get(Advisory.id == advisory.id)).withdrawn_at is None
