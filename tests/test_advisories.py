@@ -6,11 +6,13 @@ titles and verdicts. On SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import datetime
+import html
+import re
 import secrets
 
 import pytest
 
-from backend.services import catalog, clock
+from backend.services import advisories, catalog, clock, ledger
 from backend.services.users import create_staff, hash_password
 from backend.tables import (
     Advisory,
@@ -20,6 +22,7 @@ from backend.tables import (
     AuditEntry,
     AuditKind,
     Role,
+    Ticket,
     User,
 )
 from tests.support import PASSWORD, login, make_company, new_email, post_form
@@ -201,3 +204,159 @@ async def test_customers_and_visitors_cannot_use_the_staff_pages(client, other_c
     response = await post_form(client, f"{STAFF_URL}/{advisory.id}/withdraw", {"reason": "x"})
     assert response.status_code == 403
     assert (await Advisory.objects().get(Advisory.id == advisory.id)).withdrawn_at is None
+
+
+# --- customers -----------------------------------------------------------------------------
+
+
+async def _technician() -> User:
+    return await create_staff(
+        email=new_email("tekniker"), name="Tor Tekniker", role="technician", password=PASSWORD
+    )
+
+
+async def _published(product: str = "inventor", **changes: str) -> advisories.AdvisoryView:
+    return await advisories.publish(await _technician(), _form(product=product, **changes))
+
+
+DETAILS = "iLogic-regler som bruker eksterne regler feiler"
+
+
+async def test_a_company_sees_details_only_for_the_products_its_agreements_cover(client):
+    covered = await _published("inventor", verdict="do_not_install")
+    by_account = await _published("vault", verdict="known_problems")
+    uncovered = await _published("fusion", verdict="safe")
+    company_id, _ = await _superuser(client)
+    await _plan(company_id, "inventor")
+    await ledger.credit_lot(
+        company_id=company_id,
+        minutes=120,
+        expires_on=clock.today() + datetime.timedelta(days=200),
+        product_codes=["vault"],
+        key=f"advisory-lot-{company_id}",
+        cause=ledger.Cause(type="order"),
+    )
+
+    page = (await client.get("/portal/advisories")).text
+    mine = page[
+        page.index('id="advisories"') : page.index("</table>", page.index('id="advisories"'))
+    ]
+    assert covered.title in mine and by_account.title in mine and uncovered.title not in mine
+    assert f'href="/portal/advisories/{covered.id}"' in mine
+    assert "Ikke installer" in mine and "Kjente problemer" in mine
+    # Other products: title and verdict, no link to the details.
+    others = page[page.index('id="other-advisories"') :]
+    assert uncovered.title in others and f"/portal/advisories/{uncovered.id}" not in page
+
+    shown = await client.get(f"/portal/advisories/{covered.id}")
+    assert shown.status_code == 200 and DETAILS in shown.text and covered.summary in shown.text
+    hidden = await client.get(f"/portal/advisories/{uncovered.id}")
+    assert hidden.status_code == 200 and uncovered.title in hidden.text
+    assert DETAILS not in hidden.text and uncovered.summary not in hidden.text
+    assert 'id="advisory-no-details"' in hidden.text
+
+
+async def test_an_ended_agreement_shows_no_details_and_members_read_them_too(client, other_client):
+    advisory = await _published("inventor")
+    company_id, _ = await _superuser(client)
+    agreement = await _plan(company_id, "inventor")
+    member_email = new_email("medlem")
+    await User(
+        email=member_email,
+        name="Mona Medlem",
+        role=Role.member.value,
+        company=company_id,
+        password_hash=hash_password(PASSWORD),
+    ).save()
+    assert (await login(other_client, member_email)).status_code == 303
+    page = (await other_client.get(f"/portal/advisories/{advisory.id}")).text
+    assert DETAILS in page
+    # A member does not open tickets: no one-click ticket for them.
+    assert 'id="advisory-ticket"' not in page
+
+    yesterday = clock.today() - datetime.timedelta(days=1)
+    await Agreement.update({Agreement.ends_on: yesterday}).where(Agreement.id == agreement.id)
+    for who in (client, other_client):
+        page = (await who.get(f"/portal/advisories/{advisory.id}")).text
+        assert DETAILS not in page and 'id="advisory-no-details"' in page
+        assert f"/portal/advisories/{advisory.id}" not in (await who.get("/portal/advisories")).text
+
+
+async def test_visitors_see_titles_and_verdicts_only_and_nothing_withdrawn(client, other_client):
+    advisory = await _published("inventor", verdict="wait")
+    gone = await _published("inventor", verdict="do_not_install")
+    await advisories.withdraw(await _technician(), gone.id, {"reason": "Feil"})
+    page = await client.get("/advisories")
+    assert page.status_code == 200
+    assert advisory.title in page.text and "Vent" in page.text
+    assert advisory.summary not in page.text and DETAILS not in page.text
+    assert gone.title not in page.text
+    assert (
+        await client.get(f"/portal/advisories/{advisory.id}", follow_redirects=False)
+    ).status_code in (
+        302,
+        303,
+        401,
+    )
+    # A covered company sees the withdrawn one, marked so.
+    company_id, _ = await _superuser(other_client)
+    await _plan(company_id, "inventor")
+    row = (await other_client.get("/portal/advisories")).text
+    row = row[row.index(f'id="advisories-{gone.id}"') :]
+    assert "Trukket tilbake" in row[: row.index("</tr>")]
+
+
+async def test_no_500_on_odd_advisory_ids(client):
+    await _superuser(client)
+    for value in ("2147483647", "0", str(2**63)):
+        assert (await client.get(f"/portal/advisories/{value}")).status_code == 404
+    assert (await client.get("/portal/advisories/abc")).status_code == 404
+
+
+# --- one click to a ticket -----------------------------------------------------------------
+
+
+async def test_the_superuser_opens_a_ticket_about_an_advisory_in_one_click(client):
+    advisory = await _published(
+        "inventor", title=f"Inventor 2027.1 Update & Co {secrets.token_hex(2)}"
+    )
+    company_id, _ = await _superuser(client)
+    await _plan(company_id, "inventor")
+    page = (await client.get(f"/portal/advisories/{advisory.id}")).text
+    link = re.search(r'id="advisory-ticket" href="([^"]+)"', page)
+    assert link, "no one-click ticket link"
+    form = await client.get(html.unescape(link.group(1)))
+    assert form.status_code == 200
+    subject = f"Oppdateringsråd: {advisory.title}"
+    assert (
+        f'value="{html.escape(subject)}"' in form.text
+        or f'value="{html.escape(subject, quote=False)}"' in form.text
+    )
+    assert re.search(r'<option value="inventor"[^>]*selected', form.text)
+    response = await post_form(
+        client,
+        "/portal/tickets",
+        {"product": "inventor", "subject": subject, "description": "Skal vi vente?"},
+    )
+    assert response.status_code == 303, response.text
+    ticket = await Ticket.objects().where(Ticket.company == company_id).first()
+    assert ticket.subject == subject and ticket.product_code == "inventor"
+
+
+async def test_a_pre_filled_ticket_form_still_checks_what_the_link_says(client):
+    await _superuser(client)
+    form = await client.get("/portal/tickets/new?product=finnes-ikke&subject=" + "x" * 5000)
+    assert form.status_code == 200
+
+
+async def test_the_advisory_pages_speak_english_on_the_switch(client):
+    advisory = await _published("inventor", verdict="do_not_install")
+    company_id, _ = await _superuser(client)
+    await _plan(company_id, "inventor")
+    await client.get("/language/en?next=/portal/advisories")
+    page = (await client.get(f"/portal/advisories/{advisory.id}")).text
+    assert "Do not install" in page and "Open a ticket about this" in page
+    link = re.search(r'id="advisory-ticket" href="([^"]+)"', page)
+    form = (await client.get(html.unescape(link.group(1)))).text
+    assert html.escape(f"Update advisory: {advisory.title}") in form
+    assert "Do not install" in (await client.get("/advisories")).text

@@ -177,6 +177,10 @@ ROUTES: dict[str, Rule] = {
     "staff_advisory_revise": Rule(("publish_advisories",)),
     "staff_advisory_withdraw_confirm": Rule(("publish_advisories",)),
     "staff_advisory_withdraw": Rule(("publish_advisories",)),
+    "portal_advisories": COMPANY,
+    # Any advisory's page: its details only for a covered company (tests/test_advisories.py).
+    "portal_advisory": COMPANY,
+    "public_advisories": PUBLIC,
     # Development only (not in production): the mails written as files.
     "dev_mail": PUBLIC,
     "dev_mail_message": PUBLIC,

@@ -127,3 +127,42 @@ class StaffAdvisoriesController(Controller):
         values = await read_values(request, advisories.WithdrawForm)
         await advisories.withdraw(request.user, advisory_id, values)
         return redirect(request, f"{STAFF_URL}/{advisory_id}")
+
+
+class PortalAdvisoriesController(Controller):
+    """A company's advisories: the details for the products its agreements cover."""
+
+    path = "/portal/advisories"
+    guards = [allowed("view_company")]  # noqa: RUF012
+
+    @get(name="portal_advisories")
+    async def list_advisories(self, request: Request) -> Template:
+        lists = await advisories.company_lists(request.user)
+        return page(request, "portal/advisories.html", lists=lists, **_labels())
+
+    @get("/{advisory_id:int}", name="portal_advisory")
+    async def show_advisory(self, request: Request, advisory_id: FromPath[int]) -> Template:
+        shown = await advisories.company_advisory(request.user, advisory_id)
+        revisions = await advisories.history(advisory_id) if shown.covered else []
+        return page(
+            request,
+            "portal/advisory.html",
+            advisory=shown.advisory,
+            covered=shown.covered,
+            revisions=revisions,
+            ticket_url=advisories.ticket_link(shown.advisory),
+            **_labels(),
+        )
+
+
+class PublicAdvisoriesController(Controller):
+    """The titles and verdicts in force, for anyone (a reason to buy a plan)."""
+
+    @get("/advisories", name="public_advisories")
+    async def list_advisories(self, request: Request) -> Template:
+        return page(
+            request,
+            "advisories.html",
+            advisories=await advisories.public_list(),
+            **_labels(),
+        )

@@ -19,11 +19,12 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 import msgspec
 
 from backend.db import is_unique_violation, write_transaction
-from backend.i18n import N_
+from backend.i18n import N_, gettext
 from backend.services import audit, catalog, clock, coverage, policy, validation
 from backend.services.errors import NotFound, ValidationFailed
 from backend.services.validation import FieldError
@@ -43,6 +44,8 @@ TITLE_TAKEN = N_(
 WITHDRAWN = N_("Rådet er trukket tilbake og kan ikke revideres.")
 CHANGED_MEANWHILE = N_("Noen reviderte rådet samtidig. Se historikken og prøv igjen.")
 REASON_REQUIRED = N_("Skriv en begrunnelse.")
+# A ticket opened from an advisory starts with this subject (the superuser may change it).
+TICKET_SUBJECT = N_("Oppdateringsråd: %(title)s")
 MAX_DETAILS = 20_000
 
 
@@ -256,6 +259,34 @@ async def for_company(user: User) -> list[AdvisoryView]:
         return []
     placeholders = ", ".join("{}" for _ in codes)
     return await _views(f" WHERE a.product_code IN ({placeholders})", *codes)
+
+
+@dataclass(frozen=True)
+class CompanyLists:
+    """A company's advisories page: those for its covered products (withdrawn ones marked),
+    and the others in force, whose titles and verdicts anyone may see."""
+
+    covered: list[AdvisoryView]
+    others: list[AdvisoryView]
+
+
+async def company_lists(user: User) -> CompanyLists:
+    policy.require(user, "view_company")
+    codes = await covered_codes(user.company)
+    every = await _views()
+    return CompanyLists(
+        covered=[a for a in every if a.product_code in codes],
+        others=[a for a in every if a.product_code not in codes and not a.withdrawn],
+    )
+
+
+def ticket_link(advisory: AdvisoryView) -> str:
+    """The new-ticket form filled in with the advisory's product and a subject naming it, in
+    the reader's language."""
+    subject = gettext(TICKET_SUBJECT) % {"title": advisory.title}
+    return "/portal/tickets/new?" + urlencode(
+        {"product": advisory.product_code, "subject": subject[:200]}
+    )
 
 
 async def company_advisory(user: User, advisory_id: int) -> CompanyAdvisory:
