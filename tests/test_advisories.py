@@ -360,3 +360,44 @@ async def test_the_advisory_pages_speak_english_on_the_switch(client):
     form = (await client.get(html.unescape(link.group(1)))).text
     assert html.escape(f"Update advisory: {advisory.title}") in form
     assert "Do not install" in (await client.get("/advisories")).text
+
+
+# --- the dashboard -------------------------------------------------------------------------
+
+
+async def test_the_dashboard_shows_the_latest_verdicts_and_every_do_not_install_in_force(client):
+    company_id, _ = await _superuser(client)
+    await _plan(company_id, "inventor")
+    stop = await _published("inventor", verdict="do_not_install")
+    later = [
+        await _published("inventor", verdict="safe") for _ in range(advisories.DASHBOARD_LATEST)
+    ]
+    wait = await _published("inventor", verdict="wait")
+    gone = await _published("inventor", verdict="do_not_install")
+    await advisories.withdraw(await _technician(), gone.id, {"reason": "Feil"})
+    elsewhere = await _published("fusion", verdict="do_not_install")
+
+    page = (await client.get("/portal")).text
+    region = page[
+        page.index('id="advisories-summary"') : page.index(
+            "</article>", page.index('id="advisories-summary"')
+        )
+    ]
+    # The "do not install" in force, though five advisories came after it.
+    assert 'id="do-not-install"' in region and stop.title in region
+    assert wait.title in region and later[-1].title in region
+    assert later[0].title not in region  # older than the latest five
+    assert gone.title not in region and elsewhere.title not in region
+
+    alone = await client.get(
+        "/portal", headers={"hx-request": "true", "hx-target": "advisories-summary"}
+    )
+    assert alone.text.lstrip().startswith('<article id="advisories-summary"')
+
+
+async def test_the_dashboard_without_coverage_says_so(client):
+    await _published("inventor", verdict="do_not_install")
+    await _superuser(client)
+    page = (await client.get("/portal")).text
+    assert "Ingen oppdateringsråd for produktene avtalene deres dekker." in page
+    assert 'id="do-not-install"' not in page

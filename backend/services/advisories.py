@@ -23,7 +23,7 @@ from urllib.parse import urlencode
 
 import msgspec
 
-from backend.db import is_unique_violation, write_transaction
+from backend.db import is_unique_violation, json_rows, write_transaction
 from backend.i18n import N_, gettext
 from backend.services import audit, catalog, clock, coverage, policy, validation
 from backend.services.errors import NotFound, ValidationFailed
@@ -300,6 +300,45 @@ async def company_advisory(user: User, advisory_id: int) -> CompanyAdvisory:
 async def public_list() -> list[AdvisoryView]:
     """The advisories in force, for anyone: the page shows titles and verdicts only."""
     return await _views(" WHERE a.withdrawn_at IS NULL")
+
+
+# --- the dashboard ---------------------------------------------------------------------------
+
+DASHBOARD_LATEST = 5
+
+
+class DashboardAdvisory(msgspec.Struct, frozen=True):
+    id: int
+    title: str
+    product_code: str
+    verdict: str
+
+
+def dashboard_json(engine: Any, company: str, today: str) -> str:
+    """The dashboard's advisories as one column of its single query (services/overview.py):
+    every `do_not_install` in force for the company's covered products, and the latest
+    DASHBOARD_LATEST advisories in force for them; withdrawn ones are left out. Read back with
+    `from_json(..., list[DashboardAdvisory])`."""
+    covered = coverage.covered_products_sql(company, today)
+    in_force = f"ad.withdrawn_at IS NULL AND ad.product_code IN {covered}"
+    latest = (
+        f"SELECT ad.id FROM advisory AS ad WHERE {in_force}"
+        f" ORDER BY ad.created_at DESC, ad.id DESC LIMIT {DASHBOARD_LATEST}"
+    )
+    select = (
+        "SELECT ad.id, ad.title, ad.product_code, ad.verdict,"
+        f" CASE WHEN ad.verdict = '{Verdict.do_not_install.value}' THEN 0 ELSE 1 END AS rank,"
+        " ad.created_at FROM advisory AS ad"
+        f" WHERE {in_force} AND (ad.verdict = '{Verdict.do_not_install.value}'"
+        f" OR ad.id IN ({latest}))"
+        " ORDER BY rank, ad.created_at DESC, ad.id DESC"
+    )
+    return json_rows(
+        engine,
+        select,
+        ("id", "title", "product_code", "verdict"),
+        order_by="rank, created_at DESC, id DESC",
+    )
 
 
 # --- writing -------------------------------------------------------------------------------
