@@ -17,10 +17,12 @@ from backend.services.users import create_staff, hash_password
 from backend.tables import (
     Advisory,
     AdvisoryRevision,
+    AdvisoryUnfollow,
     Agreement,
     AgreementProduct,
     AuditEntry,
     AuditKind,
+    OutboxMail,
     Role,
     Ticket,
     User,
@@ -401,3 +403,84 @@ async def test_the_dashboard_without_coverage_says_so(client):
     page = (await client.get("/portal")).text
     assert "Ingen oppdateringsråd for produktene avtalene deres dekker." in page
     assert 'id="do-not-install"' not in page
+
+
+# --- following and mail --------------------------------------------------------------------
+
+
+async def _mails(company_email: str) -> list[OutboxMail]:
+    return (
+        await OutboxMail.objects()
+        .where((OutboxMail.recipient == company_email) & (OutboxMail.template == "advisory"))
+        .order_by(OutboxMail.id)
+    )
+
+
+async def test_followers_are_mailed_once_on_publish_and_on_a_verdict_change_only(
+    client, other_client
+):
+    follower_id, follower = await make_company("Følger AS")
+    await _plan(follower_id, "inventor")
+    await User.update({User.language: "en"}).where(User.email == follower)
+    chooser_id, chooser = await _superuser(client, "Velger AS")
+    await _plan(chooser_id, "inventor")
+    await _plan(chooser_id, "vault")
+    _, outsider = await make_company("Utenfor AS")
+    # The chooser follows Vault only; by default a company follows every covered product.
+    page = (await client.get("/portal/advisories")).text
+    assert 'name="products" value="inventor" checked' in page
+    response = await post_form(client, "/portal/advisories/follows", {"products": "vault"})
+    assert response.status_code == 200 and "Lagret." in response.text
+    assert 'value="inventor" checked' not in response.text
+
+    technician = await _technician()
+    advisory = await advisories.publish(technician, _form(product="inventor", verdict="wait"))
+    [mail] = await _mails(follower)
+    assert advisory.title in mail.subject and "Wait" in mail.subject and mail.language == "en"
+    assert f"/portal/advisories/{advisory.id}" in mail.text_body
+    assert await _mails(chooser) == [] and await _mails(outsider) == []
+
+    # A revision that keeps the verdict mails nobody; a new verdict mails the followers once.
+    await advisories.revise(technician, advisory.id, {"verdict": "wait", "summary": "Fortsatt."})
+    assert len(await _mails(follower)) == 1
+    changed = await advisories.revise(
+        technician, advisory.id, {"verdict": "safe", "summary": "Hotfix 1 retter det."}
+    )
+    mails = await _mails(follower)
+    assert len(mails) == 2 and "Safe to install" in mails[1].subject
+    assert "Wait" in mails[1].text_body  # what it was
+    # The same revision's mail again (a retried run) writes nothing.
+    assert await advisories._mail_followers(changed, changed_from="wait") == 0
+    assert len(await _mails(follower)) == 2
+    assert await _mails(chooser) == []
+
+    # The chooser hears of Vault, in Norwegian.
+    vault = await advisories.publish(technician, _form(product="vault", verdict="do_not_install"))
+    [mail] = await _mails(chooser)
+    assert vault.title in mail.subject and "Ikke installer" in mail.subject
+
+
+async def test_a_member_sees_what_is_followed_but_cannot_change_it(client, other_client):
+    company_id, _ = await _superuser(client)
+    await _plan(company_id, "inventor")
+    member_email = new_email("medlem")
+    await User(
+        email=member_email,
+        name="Mona",
+        role=Role.member.value,
+        company=company_id,
+        password_hash=hash_password(PASSWORD),
+    ).save()
+    assert (await login(other_client, member_email)).status_code == 303
+    page = (await other_client.get("/portal/advisories")).text
+    assert 'action="/portal/advisories/follows"' not in page and "Autodesk Inventor" in page
+    response = await post_form(other_client, "/portal/advisories/follows", {"products": ""})
+    assert response.status_code == 403
+    assert await AdvisoryUnfollow.count().where(AdvisoryUnfollow.company == company_id) == 0
+    # Odd input from the superuser: a clear 422 or ignored, never a 500.
+    response = await post_form(client, "/portal/advisories/follows", {"products": "x" * 5000})
+    assert response.status_code == 422
+    response = await post_form(
+        client, "/portal/advisories/follows", {"products": "inventor", "extra": "1"}
+    )
+    assert response.status_code == 422

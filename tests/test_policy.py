@@ -178,6 +178,7 @@ ROUTES: dict[str, Rule] = {
     "staff_advisory_withdraw_confirm": Rule(("publish_advisories",)),
     "staff_advisory_withdraw": Rule(("publish_advisories",)),
     "portal_advisories": COMPANY,
+    "portal_advisory_follows": Rule(("view_company", "follow_advisories")),
     # Any advisory's page: its details only for a covered company (tests/test_advisories.py).
     "portal_advisory": COMPANY,
     "public_advisories": PUBLIC,

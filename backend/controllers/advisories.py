@@ -14,7 +14,7 @@ from backend.services import advisories, catalog
 from backend.web.errors import FormView
 from backend.web.forms import form_operation, read_values
 from backend.web.guards import allowed
-from backend.web.templating import page, redirect
+from backend.web.templating import form_response, page, redirect
 
 STAFF_URL = "/staff/advisories"
 
@@ -129,6 +129,21 @@ class StaffAdvisoriesController(Controller):
         return redirect(request, f"{STAFF_URL}/{advisory_id}")
 
 
+async def _portal_context(request: Request, values: dict, errors: dict) -> dict[str, Any]:
+    follows = await advisories.follows(request.user)
+    return {
+        **_labels(),
+        "lists": await advisories.company_lists(request.user),
+        "follows": follows,
+        "follow_form": values or {"products": sorted(follows.followed)},
+        "follow_errors": errors,
+        "saved": False,
+    }
+
+
+FOLLOW_FORM = FormView("portal/advisories.html", "portal/_advisory_follows.html", _portal_context)
+
+
 class PortalAdvisoriesController(Controller):
     """A company's advisories: the details for the products its agreements cover."""
 
@@ -137,8 +152,25 @@ class PortalAdvisoriesController(Controller):
 
     @get(name="portal_advisories")
     async def list_advisories(self, request: Request) -> Template:
-        lists = await advisories.company_lists(request.user)
-        return page(request, "portal/advisories.html", lists=lists, **_labels())
+        context = await _portal_context(request, {}, {})
+        return page(request, "portal/advisories.html", **context)
+
+    @post(
+        "/follows",
+        name="portal_advisory_follows",
+        operation_class=form_operation(advisories.FollowForm),
+        guards=[allowed("follow_advisories")],
+        opt={"form": FOLLOW_FORM},
+    )
+    async def set_follows(self, request: Request) -> Template:
+        await advisories.set_follows(
+            request.user, await read_values(request, advisories.FollowForm)
+        )
+        context = await _portal_context(request, {}, {})
+        context["saved"] = True
+        return form_response(
+            request, "portal/advisories.html", "portal/_advisory_follows.html", 200, **context
+        )
 
     @get("/{advisory_id:int}", name="portal_advisory")
     async def show_advisory(self, request: Request, advisory_id: FromPath[int]) -> Template:

@@ -23,12 +23,21 @@ from urllib.parse import urlencode
 
 import msgspec
 
-from backend.db import is_unique_violation, json_rows, write_transaction
+from backend.db import date_parameter, fetch, is_unique_violation, json_rows, write_transaction
 from backend.i18n import N_, gettext
-from backend.services import audit, catalog, clock, coverage, policy, validation
+from backend.services import audit, catalog, clock, coverage, outbox, policy, validation
 from backend.services.errors import NotFound, ValidationFailed
 from backend.services.validation import FieldError
-from backend.tables import Advisory, AdvisoryRevision, AuditKind, User, Verdict
+from backend.tables import (
+    Advisory,
+    AdvisoryRevision,
+    AdvisoryUnfollow,
+    AuditKind,
+    Company,
+    Role,
+    User,
+    Verdict,
+)
 
 VERDICT_LABELS: dict[str, str] = {
     Verdict.safe: N_("Trygt å installere"),
@@ -341,6 +350,100 @@ def dashboard_json(engine: Any, company: str, today: str) -> str:
     )
 
 
+# --- following and mail --------------------------------------------------------------------
+
+MAIL_TEMPLATE = "advisory"
+
+
+class FollowForm(msgspec.Struct):
+    """The covered products whose advisories the superuser wants mailed (the rest not)."""
+
+    products: list[validation.field(str, max_length=40)] = msgspec.field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Follows:
+    """The company's covered products (code, name), and which of them it follows."""
+
+    products: list[tuple[str, str]]
+    followed: set[str]
+
+
+async def follows(user: User) -> Follows:
+    """Every covered product is followed unless the superuser chose it off."""
+    policy.require(user, "view_company")
+    codes = await covered_codes(user.company)
+    names = {p.code: p.name for p in await catalog.all_offered_products()}
+    unfollowed = {
+        row["product_code"]
+        for row in await AdvisoryUnfollow.select(AdvisoryUnfollow.product_code).where(
+            AdvisoryUnfollow.company == user.company
+        )
+    }
+    products = sorted(((c, names.get(c, c)) for c in codes), key=lambda p: p[1])
+    return Follows(products=products, followed=codes - unfollowed)
+
+
+async def set_follows(user: User, values: dict) -> Follows:
+    """The superuser's choice: the covered products not checked are not mailed about. A
+    product covered later is followed until chosen off. Codes not covered are ignored."""
+    policy.require(user, "follow_advisories")
+    form = validation.convert(values, FollowForm)
+    codes = await covered_codes(user.company)
+    off = codes - set(form.products)
+    async with write_transaction(AdvisoryUnfollow._meta.db):
+        await AdvisoryUnfollow.delete().where(AdvisoryUnfollow.company == user.company)
+        if off:
+            await AdvisoryUnfollow.insert(
+                *(AdvisoryUnfollow(company=user.company, product_code=c) for c in sorted(off))
+            )
+    return await follows(user)
+
+
+def _followers_sql(engine: Any) -> str:
+    """The superusers of the active companies that cover the product today and follow it."""
+    covered = coverage.covered_products_sql("c.id", "p.today")
+    return (
+        "SELECT c.id AS company, c.name AS company_name, u.email, u.language"
+        " FROM company AS c"
+        f" CROSS JOIN (SELECT {date_parameter(engine)} AS today) AS p"
+        f" JOIN portal_user AS u ON u.company = c.id AND u.role = '{Role.superuser.value}'"
+        f" WHERE c.active AND {{}} IN {covered}"
+        " AND NOT EXISTS (SELECT 1 FROM advisory_unfollow AS f"
+        " WHERE f.company = c.id AND f.product_code = {})"
+        " ORDER BY c.id"
+    )
+
+
+async def _mail_followers(advisory: AdvisoryView, *, changed_from: str | None) -> int:
+    """One mail per following company for this revision of the advisory (its key names the
+    advisory, the revision and the company: sent once however often this runs). Called inside
+    the transaction that publishes or changes the verdict, so mail goes only if it commits.
+    `changed_from`: the verdict before (None when just published)."""
+    rows = await fetch(
+        Company,
+        _followers_sql(Company._meta.db),
+        clock.today(),
+        advisory.product_code,
+        advisory.product_code,
+    )
+    queued = 0
+    for row in rows:
+        queued += await outbox.queue(
+            row["email"],
+            MAIL_TEMPLATE,
+            {
+                "advisory": advisory,
+                "company_name": row["company_name"],
+                "changed_from": changed_from,
+                "verdict_labels": VERDICT_LABELS,
+            },
+            f"advisory:{advisory.id}:{advisory.revision}:{row['company']}",
+            language=row["language"] or "nb",
+        )
+    return queued
+
+
 # --- writing -------------------------------------------------------------------------------
 
 
@@ -392,7 +495,9 @@ async def publish(user: User, values: dict) -> AdvisoryView:
             subject=f"advisory:{advisory.id}",
             after=_audited(advisory, form),
         )
-    return await get_advisory(advisory.id)
+        published = await get_advisory(advisory.id)
+        await _mail_followers(published, changed_from=None)
+    return published
 
 
 async def revise(user: User, advisory_id: int, values: dict) -> AdvisoryView:
@@ -442,6 +547,9 @@ async def revise(user: User, advisory_id: int, values: dict) -> AdvisoryView:
                 before=_audited(before, before),
                 after={**_audited(before, form), "revision": number},
             )
+            # Followers hear of a new verdict, not of a revision that keeps it.
+            if form.verdict != before.verdict:
+                await _mail_followers(await get_advisory(advisory_id), changed_from=before.verdict)
     except Exception as error:
         if is_unique_violation(error):
             raise ValidationFailed({"form": CHANGED_MEANWHILE}, values) from None

@@ -80,6 +80,8 @@ ACTIONS: Final[dict[str, frozenset[str]]] = {
     "manage_catalog": frozenset({ADMIN}),
     # Update advisories (services/advisories.py): staff publish, revise and withdraw them.
     "publish_advisories": STAFF,
+    # Which covered products' advisories the company is mailed about.
+    "follow_advisories": frozenset({SUPERUSER}),
 }
 
 

@@ -1,5 +1,5 @@
 from backend.tables.account_links import AccountLink, LinkPurpose
-from backend.tables.advisories import Advisory, AdvisoryRevision, Verdict
+from backend.tables.advisories import Advisory, AdvisoryRevision, AdvisoryUnfollow, Verdict
 from backend.tables.agreements import Agreement, AgreementProduct
 from backend.tables.api_tokens import ApiToken
 from backend.tables.attachments import Attachment
@@ -31,6 +31,7 @@ __all__ = [
     "AccountLink",
     "Advisory",
     "AdvisoryRevision",
+    "AdvisoryUnfollow",
     "Agreement",
     "AgreementProduct",
     "ApiToken",

@@ -5,6 +5,7 @@ from piccolo.columns.base import OnDelete
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
+from backend.tables.companies import Company
 from backend.tables.users import User
 
 
@@ -45,3 +46,11 @@ class AdvisoryRevision(Table, tablename="advisory_revision"):
     applies_to = Varchar(length=200, default="")
     author = ForeignKey(references=User, null=True, on_delete=OnDelete.restrict)
     created_at = Timestamptz(default=TimestamptzNow())
+
+
+class AdvisoryUnfollow(Table, tablename="advisory_unfollow"):
+    """A covered product whose advisories the company's superuser chose not to be mailed
+    about. A company follows every covered product (the default) but those named here."""
+
+    company = ForeignKey(references=Company, index=True, on_delete=OnDelete.cascade)
+    product_code = Varchar(length=40)
