@@ -6,16 +6,20 @@ titles and verdicts. On SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import datetime
+import hashlib
 import html
 import re
 import secrets
+from xml.etree import ElementTree
 
 import pytest
+from litestar.testing import AsyncTestClient
 
 from backend.services import advisories, catalog, clock, ledger
 from backend.services.users import create_staff, hash_password
 from backend.tables import (
     Advisory,
+    AdvisoryFeed,
     AdvisoryRevision,
     AdvisoryUnfollow,
     Agreement,
@@ -484,3 +488,93 @@ async def test_a_member_sees_what_is_followed_but_cannot_change_it(client, other
         client, "/portal/advisories/follows", {"products": "inventor", "extra": "1"}
     )
     assert response.status_code == 422
+
+
+# --- the API and the Atom feed -------------------------------------------------------------
+
+
+async def _api_token(client) -> str:
+    response = await post_form(client, "/portal/company/api", {"name": "Distribusjon"})
+    assert response.status_code == 200
+    return re.search(r"(spt_[A-Za-z0-9_-]+)", response.text).group(1)
+
+
+async def test_the_api_lists_only_the_companys_covered_products(client, other_client):
+    mine = await _published("inventor", verdict="do_not_install")
+    theirs = await _published("fusion", verdict="safe")
+    company_id, _ = await _superuser(client)
+    await _plan(company_id, "inventor")
+    other_id, _ = await _superuser(other_client, "Andre AS")
+    await _plan(other_id, "fusion")
+
+    by_session = (await client.get("/api/v1/advisories")).json()
+    ids = {a["id"] for a in by_session["advisories"]}
+    assert mine.id in ids and theirs.id not in ids
+    [shown] = [a for a in by_session["advisories"] if a["id"] == mine.id]
+    assert shown["verdict"] == "do_not_install" and DETAILS in shown["details"]
+    assert shown["product"] == "inventor" and shown["withdrawn_at"] is None
+
+    token = await _api_token(other_client)
+    async with AsyncTestClient(app=client.app) as bare:
+        by_token = await bare.get(
+            "/api/v1/advisories", headers={"authorization": f"Bearer {token}"}
+        )
+        assert by_token.status_code == 200
+        ids = {a["id"] for a in by_token.json()["advisories"]}
+        assert theirs.id in ids and mine.id not in ids
+        assert (await bare.get("/api/v1/advisories")).status_code == 401
+        wrong = await bare.get("/api/v1/advisories", headers={"authorization": "Bearer spt_x"})
+        assert wrong.status_code == 401
+    assert (await client.get("/api/v1/advisories?x=1")).status_code == 400
+
+
+async def test_the_private_feed_shows_the_companys_advisories_and_a_new_url_ends_the_old(
+    client, other_client
+):
+    mine = await _published(
+        "inventor", verdict="wait", title="Inventor <2027> & Co " + secrets.token_hex(3)
+    )
+    theirs = await _published("fusion", verdict="safe")
+    company_id, _ = await _superuser(client)
+    await _plan(company_id, "inventor")
+    other_id, _ = await _superuser(other_client, "Andre AS")
+    await _plan(other_id, "fusion")
+
+    response = await post_form(client, "/portal/advisories/feed", {})
+    assert response.status_code == 200
+    url = html.unescape(re.search(r'id="advisory-feed-url">([^<]+)<', response.text).group(1))
+    path = url[url.index("/portal/advisories.atom") :]
+    token = path.split("token=")[1]
+    stored = await AdvisoryFeed.objects().get(AdvisoryFeed.company == company_id)
+    assert stored.token_hash == hashlib.sha256(token.encode()).hexdigest() != token
+
+    async with AsyncTestClient(app=client.app) as reader:
+        feed = await reader.get(path)
+        assert feed.status_code == 200
+        assert feed.headers["content-type"].startswith("application/atom+xml")
+        root = ElementTree.fromstring(feed.text)
+        atom = "{http://www.w3.org/2005/Atom}"
+        titles = [e.findtext(f"{atom}title") for e in root.iter(f"{atom}entry")]
+        assert f"{mine.title}: Vent" in titles
+        assert not any(theirs.title in t for t in titles)
+
+        for bad in ("", "kort", "x" * 43, token[:-1] + ("A" if token[-1] != "A" else "B")):
+            assert (await reader.get(f"/portal/advisories.atom?token={bad}")).status_code == 404
+        # A new URL: the old one stops working at once.
+        assert (await post_form(client, "/portal/advisories/feed", {})).status_code == 200
+        assert (await reader.get(path)).status_code == 404
+
+
+async def test_only_the_superuser_makes_the_feed_url(client, other_client):
+    company_id, _ = await _superuser(client)
+    member_email = new_email("medlem")
+    await User(
+        email=member_email,
+        name="Mona",
+        role=Role.member.value,
+        company=company_id,
+        password_hash=hash_password(PASSWORD),
+    ).save()
+    assert (await login(other_client, member_email)).status_code == 303
+    assert (await post_form(other_client, "/portal/advisories/feed", {})).status_code == 403
+    assert not await AdvisoryFeed.exists().where(AdvisoryFeed.company == company_id)

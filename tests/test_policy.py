@@ -182,6 +182,8 @@ ROUTES: dict[str, Rule] = {
     # Any advisory's page: its details only for a covered company (tests/test_advisories.py).
     "portal_advisory": COMPANY,
     "public_advisories": PUBLIC,
+    "portal_advisory_feed": Rule(("view_company", "manage_api_tokens")),
+    "api_advisories": COMPANY,
     # Development only (not in production): the mails written as files.
     "dev_mail": PUBLIC,
     "dev_mail_message": PUBLIC,
@@ -191,7 +193,9 @@ ROUTES: dict[str, Rule] = {
 }
 # Not the browser's: Stripe's webhook (its signature is its permission), static files, the
 # OpenAPI schema.
-NOT_WALKED = {"stripe_webhook", "static", "static/head"}
+# The private Atom feed of update advisories too: the token in its URL is its permission (404
+# for everyone without a good one, tests/test_advisories.py), whoever is signed in.
+NOT_WALKED = {"stripe_webhook", "static", "static/head", "portal_advisories_feed"}
 # These call the payment provider (tests/test_payment_trust.py and tests/test_refunds.py call
 # it for real): walked only by those the policy turns away before any call.
 CALLS_PAYMENTS = {"order_pay", "staff_order_refund_resend"}

@@ -10,7 +10,7 @@ from litestar import Controller, Request, get, post
 from litestar.params import FromPath, FromQuery
 from litestar.response import Response, Template
 
-from backend.services import advisories, catalog
+from backend.services import advisories, catalog, outbox
 from backend.web.errors import FormView
 from backend.web.forms import form_operation, read_values
 from backend.web.guards import allowed
@@ -138,10 +138,13 @@ async def _portal_context(request: Request, values: dict, errors: dict) -> dict[
         "follow_form": values or {"products": sorted(follows.followed)},
         "follow_errors": errors,
         "saved": False,
+        "has_feed": await advisories.has_feed(request.user),
+        "feed_url": "",
     }
 
 
 FOLLOW_FORM = FormView("portal/advisories.html", "portal/_advisory_follows.html", _portal_context)
+FEED_FORM = FormView("portal/advisories.html", "portal/_advisory_feed.html", _portal_context)
 
 
 class PortalAdvisoriesController(Controller):
@@ -172,6 +175,23 @@ class PortalAdvisoriesController(Controller):
             request, "portal/advisories.html", "portal/_advisory_follows.html", 200, **context
         )
 
+    @post(
+        "/feed",
+        name="portal_advisory_feed",
+        guards=[allowed("manage_api_tokens")],
+        opt={"form": FEED_FORM},
+    )
+    async def new_feed(self, request: Request) -> Template:
+        """A new private feed URL, replacing the old; answered with the page itself, not a
+        redirect: the URL is shown this once."""
+        token = await advisories.new_feed_token(request.user)
+        context = await _portal_context(request, {}, {})
+        base = outbox.letterhead().portal_url
+        context.update(has_feed=True, feed_url=f"{base}/portal/advisories.atom?token={token}")
+        return form_response(
+            request, "portal/advisories.html", "portal/_advisory_feed.html", 200, **context
+        )
+
     @get("/{advisory_id:int}", name="portal_advisory")
     async def show_advisory(self, request: Request, advisory_id: FromPath[int]) -> Template:
         shown = await advisories.company_advisory(request.user, advisory_id)
@@ -197,4 +217,22 @@ class PublicAdvisoriesController(Controller):
             "advisories.html",
             advisories=await advisories.public_list(),
             **_labels(),
+        )
+
+    @get("/portal/advisories.atom", name="portal_advisories_feed")
+    async def feed(self, request: Request, token: FromQuery[str] = "") -> Template:
+        """A company's private Atom feed: its token in the URL is its permission (feed readers
+        send no session); an unknown token is 404, as is any other company's."""
+        company, found = await advisories.feed_for_token(token[:100])
+        updated = max((a.updated_at for a in found), default=company.created_at)
+        return Template(
+            "portal/advisories.atom",
+            context={
+                **_labels(),
+                "company": company,
+                "advisories": found,
+                "updated": updated,
+                "portal_url": outbox.letterhead().portal_url,
+            },
+            media_type="application/atom+xml; charset=utf-8",
         )

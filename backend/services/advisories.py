@@ -17,6 +17,8 @@ dashboard leave it out.
 from __future__ import annotations
 
 import datetime
+import re
+import secrets
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -25,11 +27,21 @@ import msgspec
 
 from backend.db import date_parameter, fetch, is_unique_violation, json_rows, write_transaction
 from backend.i18n import N_, gettext
-from backend.services import audit, catalog, clock, coverage, outbox, policy, validation
+from backend.services import (
+    api_tokens,
+    audit,
+    catalog,
+    clock,
+    coverage,
+    outbox,
+    policy,
+    validation,
+)
 from backend.services.errors import NotFound, ValidationFailed
 from backend.services.validation import FieldError
 from backend.tables import (
     Advisory,
+    AdvisoryFeed,
     AdvisoryRevision,
     AdvisoryUnfollow,
     AuditKind,
@@ -442,6 +454,52 @@ async def _mail_followers(advisory: AdvisoryView, *, changed_from: str | None) -
             language=row["language"] or "nb",
         )
     return queued
+
+
+# --- the private Atom feed ---------------------------------------------------------------------
+
+# What a feed token looks like (secrets.token_urlsafe(32)); anything else names no feed.
+_FEED_TOKEN = re.compile(r"[A-Za-z0-9_-]{40,60}", re.ASCII)
+
+
+async def has_feed(user: User) -> bool:
+    policy.require(user, "view_company")
+    return await AdvisoryFeed.exists().where(AdvisoryFeed.company == user.company)
+
+
+async def new_feed_token(user: User) -> str:
+    """A new private feed URL's token for the company, replacing the one before (which stops
+    working at once); only its SHA-256 is kept, so it is shown this once."""
+    policy.require(user, "manage_api_tokens")
+    token = secrets.token_urlsafe(32)
+    async with write_transaction(AdvisoryFeed._meta.db):
+        await AdvisoryFeed.delete().where(AdvisoryFeed.company == user.company)
+        await AdvisoryFeed(
+            company=user.company,
+            token_hash=api_tokens.hash_secret(token),
+            created_at=clock.now(),
+            created_by=user.id,
+        ).save()
+    return token
+
+
+async def feed_for_token(token: str) -> tuple[Company, list[AdvisoryView]]:
+    """The company a feed token names (an active one) and its advisories, or NotFound."""
+    if not _FEED_TOKEN.fullmatch(token or ""):
+        raise NotFound("no such feed")
+    row = (
+        await AdvisoryFeed.select(AdvisoryFeed.company)
+        .where(AdvisoryFeed.token_hash == api_tokens.hash_secret(token))
+        .first()
+    )
+    company = None if row is None else await Company.objects().get(Company.id == row["company"])
+    if company is None or not company.active:
+        raise NotFound("no such feed")
+    codes = sorted(await covered_codes(company.id))
+    if not codes:
+        return company, []
+    placeholders = ", ".join("{}" for _ in codes)
+    return company, await _views(f" WHERE a.product_code IN ({placeholders})", *codes)
 
 
 # --- writing -------------------------------------------------------------------------------

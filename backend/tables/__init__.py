@@ -1,5 +1,11 @@
 from backend.tables.account_links import AccountLink, LinkPurpose
-from backend.tables.advisories import Advisory, AdvisoryRevision, AdvisoryUnfollow, Verdict
+from backend.tables.advisories import (
+    Advisory,
+    AdvisoryFeed,
+    AdvisoryRevision,
+    AdvisoryUnfollow,
+    Verdict,
+)
 from backend.tables.agreements import Agreement, AgreementProduct
 from backend.tables.api_tokens import ApiToken
 from backend.tables.attachments import Attachment
@@ -30,6 +36,7 @@ from backend.tables.users import Role, User
 __all__ = [
     "AccountLink",
     "Advisory",
+    "AdvisoryFeed",
     "AdvisoryRevision",
     "AdvisoryUnfollow",
     "Agreement",

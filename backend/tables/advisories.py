@@ -54,3 +54,13 @@ class AdvisoryUnfollow(Table, tablename="advisory_unfollow"):
 
     company = ForeignKey(references=Company, index=True, on_delete=OnDelete.cascade)
     product_code = Varchar(length=40)
+
+
+class AdvisoryFeed(Table, tablename="advisory_feed"):
+    """A company's private Atom feed of its advisories: only the SHA-256 of the token in the
+    feed's URL is kept (as for API tokens). One per company; a new one replaces it."""
+
+    company = ForeignKey(references=Company, unique=True, on_delete=OnDelete.cascade)
+    token_hash = Varchar(length=64, unique=True)
+    created_at = Timestamptz(default=TimestamptzNow())
+    created_by = ForeignKey(references=User, null=True, on_delete=OnDelete.restrict)
