@@ -578,3 +578,17 @@ async def test_only_the_superuser_makes_the_feed_url(client, other_client):
     assert (await login(other_client, member_email)).status_code == 303
     assert (await post_form(other_client, "/portal/advisories/feed", {})).status_code == 403
     assert not await AdvisoryFeed.exists().where(AdvisoryFeed.company == company_id)
+
+
+async def test_the_demo_has_a_few_advisories_one_revised():
+    from backend.services.demo import seed_demo
+
+    await seed_demo()
+    await seed_demo()
+    rows = await Advisory.objects().where(
+        Advisory.title.is_in(["Inventor 2027.1 Update", "Vault 2027 Hotfix 2"])
+    )
+    assert {(a.title, a.verdict, a.revision) for a in rows} == {
+        ("Inventor 2027.1 Update", "wait", 1),
+        ("Vault 2027 Hotfix 2", "safe", 2),
+    }
