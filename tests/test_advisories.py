@@ -5,6 +5,7 @@ titles and verdicts. On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import hashlib
 import html
@@ -592,3 +593,14 @@ async def test_the_demo_has_a_few_advisories_one_revised():
         ("Inventor 2027.1 Update", "wait", 1),
         ("Vault 2027 Hotfix 2", "safe", 2),
     }
+
+
+async def test_the_same_advisory_published_twice_at_once_is_one():
+    technician = await _technician()
+    form = _form()
+    first, second = await asyncio.gather(
+        advisories.publish(technician, form), advisories.publish(technician, form)
+    )
+    assert first.id == second.id
+    assert await Advisory.count().where(Advisory.title == form["title"]) == 1
+    assert await AdvisoryRevision.count().where(AdvisoryRevision.advisory == first.id) == 1

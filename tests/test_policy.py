@@ -445,6 +445,9 @@ def test_every_action_in_the_table_is_a_policy_action():
         ("superuser", "publish_advisories", False),
         ("member", "publish_advisories", False),
         (None, "publish_advisories", False),
+        ("superuser", "follow_advisories", True),
+        ("member", "follow_advisories", False),
+        ("technician", "follow_advisories", False),
         ("superuser", "refund", False),
     ],
 )

@@ -515,6 +515,17 @@ async def publish(user: User, values: dict) -> AdvisoryView:
     if product and not await catalog.all_known([product]):
         found["product"] = PRODUCT_UNKNOWN
     form = validation.convert(values, AdvisoryForm, errors=found)
+    try:
+        return await _publish_once(user, form, values)
+    except Exception as error:
+        # The same title published at the same moment (unique index advisory_one_in_force):
+        # outside the failed transaction, the other one is there to compare with.
+        if not is_unique_violation(error):
+            raise
+    return await _publish_once(user, form, values)
+
+
+async def _publish_once(user: User, form: AdvisoryForm, values: dict) -> AdvisoryView:
     async with write_transaction(Advisory._meta.db):
         same_title = await Advisory.select(Advisory.id).where(
             (Advisory.product_code == form.product)
