@@ -24,6 +24,11 @@ from piccolo.engine.sqlite import SQLiteEngine
 from backend.config import ConfigError, Settings, load_settings
 from backend.controllers.account import AccountController, EmailConfirmationController
 from backend.controllers.admin import AdminController, OnboardingController
+from backend.controllers.advisories import (
+    PortalAdvisoriesController,
+    PublicAdvisoriesController,
+    StaffAdvisoriesController,
+)
 from backend.controllers.api import BEARER, ApiController
 from backend.controllers.auth import AuthController
 from backend.controllers.catalog_admin import CatalogAdminController
@@ -216,6 +221,9 @@ def create_app(
         StaffOrdersController,
         AdminController,
         CatalogAdminController,
+        StaffAdvisoriesController,
+        PortalAdvisoriesController,
+        PublicAdvisoriesController,
         OnboardingController,
         ReportsController,
         WebhooksController,

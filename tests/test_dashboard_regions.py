@@ -20,6 +20,8 @@ LISTENS = {
     "charges-summary": BALANCE_CHANGED,
     "recent-orders": BALANCE_CHANGED,
     "open-tickets": TICKETS_CHANGED,
+    # Update advisories for the covered products: a purchase changes what is covered.
+    "advisories-summary": BALANCE_CHANGED,
 }
 
 

@@ -15,6 +15,7 @@ from litestar.routes import HTTPRoute
 from litestar.testing import AsyncTestClient
 
 from backend.services import (
+    advisories,
     api_tokens,
     attachments,
     catalog,
@@ -168,6 +169,21 @@ ROUTES: dict[str, Rule] = {
     "admin_onboarding_create": Rule(("back_office", "onboard_customers")),
     "admin_onboarding_csv": Rule(("back_office", "onboard_customers")),
     "admin_onboarding_csv_confirm": Rule(("back_office", "onboard_customers")),
+    # Update advisories (issue 13).
+    "staff_advisories": Rule(("publish_advisories",)),
+    "staff_advisory_new": Rule(("publish_advisories",)),
+    "staff_advisory_create": Rule(("publish_advisories",)),
+    "staff_advisory": Rule(("publish_advisories",)),
+    "staff_advisory_revise": Rule(("publish_advisories",)),
+    "staff_advisory_withdraw_confirm": Rule(("publish_advisories",)),
+    "staff_advisory_withdraw": Rule(("publish_advisories",)),
+    "portal_advisories": COMPANY,
+    "portal_advisory_follows": Rule(("view_company", "follow_advisories")),
+    # Any advisory's page: its details only for a covered company (tests/test_advisories.py).
+    "portal_advisory": COMPANY,
+    "public_advisories": PUBLIC,
+    "portal_advisory_feed": Rule(("view_company", "manage_api_tokens")),
+    "api_advisories": COMPANY,
     # Development only (not in production): the mails written as files.
     "dev_mail": PUBLIC,
     "dev_mail_message": PUBLIC,
@@ -177,7 +193,9 @@ ROUTES: dict[str, Rule] = {
 }
 # Not the browser's: Stripe's webhook (its signature is its permission), static files, the
 # OpenAPI schema.
-NOT_WALKED = {"stripe_webhook", "static", "static/head"}
+# The private Atom feed of update advisories too: the token in its URL is its permission (404
+# for everyone without a good one, tests/test_advisories.py), whoever is signed in.
+NOT_WALKED = {"stripe_webhook", "static", "static/head", "portal_advisories_feed"}
 # These call the payment provider (tests/test_payment_trust.py and tests/test_refunds.py call
 # it for real): walked only by those the policy turns away before any call.
 CALLS_PAYMENTS = {"order_pay", "staff_order_refund_resend"}
@@ -305,7 +323,18 @@ async def own_objects(superuser: Any, technician: Any) -> dict[str, Any]:
     [attachment] = await attachments.store(
         [attachments.IncomingFile("skjerm.png", "image/png", PNG)], ticket_id=ticket.id
     )
+    # An advisory for a product the walking company has no agreement on.
+    advisory = await advisories.publish(
+        technician,
+        {
+            "product": "vault",
+            "title": f"Vault 2027 Hotfix {secrets.token_hex(3)}",
+            "verdict": "wait",
+            "summary": "Vent.",
+        },
+    )
     return {
+        "advisory": {"id": advisory.id},
         "member": {"company": superuser.company, "id": member.id},
         "invitation": {"company": superuser.company, "id": invitation.id},
         "link_token": link_token,
@@ -353,6 +382,7 @@ def fill(path: str, objects: dict[str, Any]) -> str:
         "file_path": "app.js",
         "name": objects["written_mail"],
         "mail_id": objects["mail"]["id"],
+        "advisory_id": objects["advisory"]["id"],
     }
     return re.sub(r"\{(\w+):\w+\}", lambda m: str(ids[m.group(1)]), path)
 
@@ -410,6 +440,14 @@ def test_every_action_in_the_table_is_a_policy_action():
         ("superuser", "manage_companies", False),
         ("admin", "refund", True),
         ("technician", "refund", False),
+        ("technician", "publish_advisories", True),
+        ("admin", "publish_advisories", True),
+        ("superuser", "publish_advisories", False),
+        ("member", "publish_advisories", False),
+        (None, "publish_advisories", False),
+        ("superuser", "follow_advisories", True),
+        ("member", "follow_advisories", False),
+        ("technician", "follow_advisories", False),
         ("superuser", "refund", False),
     ],
 )

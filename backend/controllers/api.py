@@ -71,3 +71,10 @@ class ApiController(Controller):
         first, with the balance after each row, a page at a time."""
         query = read_api_query(request, customer_api.UsageQuery)
         return await customer_api.usage(request.user, query)
+
+    @get("/advisories", name="api_advisories", responses={**FAILURES, **BAD_QUERY})
+    async def advisories(self, request: Request) -> customer_api.AdvisoryList:
+        """Update advisories for the products the company's agreements cover, newest first,
+        withdrawn ones too (with `withdrawn_at`), for software-distribution tools."""
+        read_api_query(request, customer_api.NoQuery)
+        return await customer_api.advisory_list(request.user)

@@ -10,6 +10,7 @@ from litestar.params import FromPath
 from litestar.response import Response, Stream, Template
 
 from backend.services import (
+    advisories,
     api_tokens,
     catalog,
     clock,
@@ -56,6 +57,7 @@ DASHBOARD_REGIONS = {
     "open-tickets": "portal/_open_tickets.html",
     "charges-summary": "portal/_charges_summary.html",
     "recent-orders": "portal/_recent_orders.html",
+    "advisories-summary": "portal/_advisories_summary.html",
 }
 
 COMPANY_FORM = FormView("portal/company.html", "portal/_company_form.html", _company_context)
@@ -109,6 +111,7 @@ class PortalController(Controller):
             "superuser": summary.superuser,
             "open_tickets": summary.open_tickets,
             "warnings": warnings.account_warnings(summary, clock.today()),
+            "verdict_labels": advisories.VERDICT_LABELS,
         }
         for region, template_name in DASHBOARD_REGIONS.items():
             if asks_for_region(request, region):

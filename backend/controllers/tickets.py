@@ -98,8 +98,13 @@ class TicketsController(Controller):
         return render_page(request, "portal/tickets.html", **context)
 
     @get("/new", name="ticket_new", guards=[allowed("open_ticket")])
-    async def new_ticket(self, request: Request, product: FromQuery[str] = "") -> Template:
-        context = await _form_context(request, {"product": product}, {})
+    async def new_ticket(
+        self, request: Request, product: FromQuery[str] = "", subject: FromQuery[str] = ""
+    ) -> Template:
+        """The form, with the product and subject a link filled in (an update advisory's
+        "open a ticket about this"); the post checks them like anything typed."""
+        form = {"product": product[:40], "subject": subject[:200]}
+        context = await _form_context(request, form, {})
         return render_page(request, "portal/tickets_new.html", **context)
 
     @post(

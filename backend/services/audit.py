@@ -39,6 +39,9 @@ KIND_LABELS: dict[str, str] = {
     AuditKind.product_changed: N_("Produkt endret"),
     AuditKind.settings_changed: N_("Innstillinger endret"),
     AuditKind.products_added: N_("Produkter lagt til tidskontoen"),
+    AuditKind.advisory_published: N_("Oppdateringsråd publisert"),
+    AuditKind.advisory_revised: N_("Oppdateringsråd revidert"),
+    AuditKind.advisory_withdrawn: N_("Oppdateringsråd trukket tilbake"),
 }
 
 

@@ -107,6 +107,23 @@ async def covered_products(company_id: int, on_date: datetime.date) -> tuple[set
     return {r["product_code"] for r in by_plan}, {r["product_code"] for r in by_account}
 
 
+def covered_products_sql(company: str, today: str) -> str:
+    """`covered_products` (by a plan or by the time account) as an SQL set of product codes,
+    for a page's single query (services/overview.py); `company` and `today` are SQL
+    expressions of the enclosing query."""
+    return (
+        "(SELECT ap.product_code FROM agreement_product AS ap"
+        " JOIN plan_agreement AS a ON a.id = ap.agreement"
+        f" WHERE a.company = {company} AND a.starts_on <= {today} AND a.ends_on >= {today}"
+        f" AND (a.cancelled_on IS NULL OR a.cancelled_on > {today})"
+        f" AND (ap.covered_from IS NULL OR ap.covered_from <= {today})"
+        f" AND (ap.cancelled_on IS NULL OR ap.cancelled_on > {today})"
+        " UNION SELECT lp.product_code FROM lot_product AS lp"
+        " JOIN time_lot AS l ON l.id = lp.lot"
+        f" WHERE l.company = {company} AND l.remaining_minutes > 0 AND l.expires_on > {today})"
+    )
+
+
 async def billed_hourly_products(company_id: int, today: datetime.date) -> set[str]:
     """Codes of the catalog's products that no active agreement of the company covers today,
     so support on them is billed at the hourly rate (SPEC §2, coverage rule 1): neither an

@@ -11,7 +11,16 @@ from typing import Annotated, Literal
 import msgspec
 
 from backend.i18n import N_
-from backend.services import catalog, clock, overview, policy, statement, tickets, validation
+from backend.services import (
+    advisories,
+    catalog,
+    clock,
+    overview,
+    policy,
+    statement,
+    tickets,
+    validation,
+)
 from backend.services.errors import NotFound, ValidationFailed
 from backend.services.money import mva_ore
 from backend.tables import TicketStatus, User
@@ -365,4 +374,47 @@ async def usage(user: User, query: UsageQuery) -> Usage:
             for row in page.rows
         ],
         next=page.next_after or None,
+    )
+
+
+# --- update advisories (issue 13) --------------------------------------------------------------
+
+
+class AdvisoryOut(msgspec.Struct):
+    id: int
+    product: str  # the product's code
+    title: str  # the version or patch, e.g. "Inventor 2027.1 Update"
+    verdict: Literal["safe", "wait", "known_problems", "do_not_install"]
+    revision: int
+    summary: str
+    details: str
+    applies_to: str
+    published_at: datetime.datetime
+    updated_at: datetime.datetime
+    withdrawn_at: datetime.datetime | None  # a withdrawn advisory's verdict no longer holds
+
+
+class AdvisoryList(msgspec.Struct):
+    advisories: list[AdvisoryOut]  # for the products the company is covered for, newest first
+
+
+async def advisory_list(user: User) -> AdvisoryList:
+    found = await advisories.for_company(user)
+    return AdvisoryList(
+        advisories=[
+            AdvisoryOut(
+                id=a.id,
+                product=a.product_code,
+                title=a.title,
+                verdict=a.verdict,
+                revision=a.revision,
+                summary=a.summary,
+                details=a.details,
+                applies_to=a.applies_to,
+                published_at=a.created_at,
+                updated_at=a.updated_at,
+                withdrawn_at=a.withdrawn_at,
+            )
+            for a in found
+        ]
     )

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from backend.services import clock, coverage, inbound_mail, ledger, members, tickets
+from backend.services import advisories, clock, coverage, inbound_mail, ledger, members, tickets
 from backend.services.catalog import seed_demo_catalog
 from backend.services.users import create_staff, hash_password
-from backend.tables import Company, InboundMail, Invitation, Role, Ticket, User
+from backend.tables import Advisory, Company, InboundMail, Invitation, Role, Ticket, User
 
 DEMO_PASSWORD = "demo-passord-1"
 DEMO_ACCOUNTS = (
@@ -46,6 +46,7 @@ async def seed_demo() -> list[tuple[str, str]]:
     await _seed_support_history(company.id)
     await _seed_invitation()
     await _seed_mail()
+    await _seed_advisories()
     return [(email, role) for email, _, role in DEMO_ACCOUNTS]
 
 
@@ -144,3 +145,54 @@ async def _seed_mail() -> None:
             f"\r\n{text}\r\n"
         )
         await inbound_mail.receive(raw.encode(), sender, ["support@localhost"])
+
+
+DEMO_ADVISORIES = (
+    (
+        {
+            "product": "inventor",
+            "title": "Inventor 2027.1 Update",
+            "verdict": "wait",
+            "summary": "Vent: iLogic-regler med eksterne regler feiler ved åpning.",
+            "details": "Sammenstillinger med eksterne iLogic-regler gir feilmelding ved åpning."
+            "\nLøsning: bli på 2027.0 til Hotfix 1 kommer. Frakoblede regler virker.",
+            "applies_to": "Inventor 2027, 2027.1",
+        },
+        None,
+    ),
+    (
+        {
+            "product": "vault",
+            "title": "Vault 2027 Hotfix 2",
+            "verdict": "known_problems",
+            "summary": "Kjente problemer med innsjekking fra AutoCAD Mechanical.",
+            "details": "Innsjekking av tegninger med eksterne referanser kan henge."
+            "\nLøsning: sjekk inn referansene først.",
+            "applies_to": "Vault Professional 2027",
+        },
+        {"verdict": "safe", "summary": "Hotfix 2a retter innsjekkingen: trygt å installere."},
+    ),
+    (
+        {
+            "product": "inventor-cam",
+            "title": "Inventor CAM 2027 postprosessor-oppdatering",
+            "verdict": "do_not_install",
+            "summary": "Ikke installer: endrer verktøykompensasjon i Heidenhain-postprosessoren.",
+            "details": "Postprosessoren for Heidenhain TNC 640 skriver feil radiuskompensasjon."
+            "\nLøsning: behold forrige postprosessor.",
+            "applies_to": "",
+        },
+        None,
+    ),
+)
+
+
+async def _seed_advisories() -> None:
+    """A few update advisories, one revised (its verdict history shows)."""
+    technician = await User.objects().get(User.email == DEMO_ACCOUNTS[1][0])
+    for form, revision in DEMO_ADVISORIES:
+        if await Advisory.exists().where(Advisory.title == form["title"]):
+            continue
+        advisory = await advisories.publish(technician, form)
+        if revision is not None:
+            await advisories.revise(technician, advisory.id, revision)

@@ -9,6 +9,7 @@ from piccolo.engine.base import Engine
 
 from backend.db import date_parameter, fetch, from_json, json_rows
 from backend.services import (
+    advisories,
     agreements,
     business,
     catalog,
@@ -40,6 +41,8 @@ class AccountSummary:
     has_time_account: bool = False
     # The business's settings (services/business.py): the dashboard says whether support is open.
     business: business.Business = field(default_factory=business.defaults)
+    # Update advisories for the covered products: every "do not install" in force, the latest.
+    advisories: list[advisories.DashboardAdvisory] = field(default_factory=list)
 
     @property
     def active_plan(self) -> agreements.PlanPeriod | None:
@@ -62,8 +65,9 @@ class AccountSummary:
 async def account_summary(company_id: int) -> AccountSummary:
     """Everything the dashboard shows, read in one statement: each region is a subquery that
     the service owning its rule writes (usable lots: ledger; plans: agreements; orders: orders;
-    what is owed: charges; open tickets: tickets; product names: catalog). Only reads: lots
-    that have expired count for nothing here, whether or not the sweep has written them off."""
+    what is owed: charges; open tickets: tickets; product names: catalog; update advisories:
+    advisories). Only reads: lots that have expired count for nothing here, whether or not the
+    sweep has written them off."""
     engine = Company._meta.db
     rows = await fetch(Company, _summary_sql(engine), clock.today(), company_id)
     if not rows:
@@ -82,6 +86,7 @@ async def account_summary(company_id: int) -> AccountSummary:
         open_tickets=from_json(row.pop("open_tickets"), list[tickets.OpenTicket]),
         has_time_account=bool(row.pop("has_time_account")),
         business=business.from_column(row.pop("business")),
+        advisories=from_json(row.pop("advisories"), list[advisories.DashboardAdvisory]),
         company=Company(**row, _exists_in_db=True),
     )
 
@@ -108,7 +113,8 @@ def _summary_sql(engine: Engine) -> str:
         f" {catalog.products_json(engine)} AS products,"
         f" {superuser} AS superuser,"
         f" {business.settings_json(engine)} AS business,"
-        f" {tickets.open_tickets_json(engine, 'c.id', OPEN_TICKETS)} AS open_tickets"
+        f" {tickets.open_tickets_json(engine, 'c.id', OPEN_TICKETS)} AS open_tickets,"
+        f" {advisories.dashboard_json(engine, 'c.id', 'p.today')} AS advisories"
         f" FROM company AS c CROSS JOIN (SELECT {date_parameter(engine)} AS today) AS p"
         " WHERE c.id = {}"
     )

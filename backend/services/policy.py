@@ -78,6 +78,10 @@ ACTIONS: Final[dict[str, frozenset[str]]] = {
     "view_reports": frozenset({ADMIN}),
     # Products, versioned prices and the business's settings (services/catalog.py, business.py).
     "manage_catalog": frozenset({ADMIN}),
+    # Update advisories (services/advisories.py): staff publish, revise and withdraw them.
+    "publish_advisories": STAFF,
+    # Which covered products' advisories the company is mailed about.
+    "follow_advisories": frozenset({SUPERUSER}),
 }
 
 

@@ -1,4 +1,11 @@
 from backend.tables.account_links import AccountLink, LinkPurpose
+from backend.tables.advisories import (
+    Advisory,
+    AdvisoryFeed,
+    AdvisoryRevision,
+    AdvisoryUnfollow,
+    Verdict,
+)
 from backend.tables.agreements import Agreement, AgreementProduct
 from backend.tables.api_tokens import ApiToken
 from backend.tables.attachments import Attachment
@@ -28,6 +35,10 @@ from backend.tables.users import Role, User
 
 __all__ = [
     "AccountLink",
+    "Advisory",
+    "AdvisoryFeed",
+    "AdvisoryRevision",
+    "AdvisoryUnfollow",
     "Agreement",
     "AgreementProduct",
     "ApiToken",
@@ -71,4 +82,5 @@ __all__ = [
     "TicketStatus",
     "TimeEntry",
     "User",
+    "Verdict",
 ]

@@ -31,6 +31,10 @@ class AuditKind(StrEnum):
     products_added = "products_added"
     product_changed = "product_changed"
     settings_changed = "settings_changed"
+    # Update advisories (services/advisories.py, issue 13).
+    advisory_published = "advisory_published"
+    advisory_revised = "advisory_revised"
+    advisory_withdrawn = "advisory_withdrawn"
 
 
 class AuditEntry(Table, tablename="audit_entry"):

@@ -52,7 +52,7 @@ def assert_accessible(page: Page, what: str) -> None:
     )
 
 
-@pytest.mark.parametrize("path", ["/", "/login", "/register"])
+@pytest.mark.parametrize("path", ["/", "/login", "/register", "/advisories"])
 def test_public_pages(axe_page: Page, path: str) -> None:
     axe_page.goto(path)
     expect(axe_page.locator("html")).to_have_attribute("lang", "nb")
