@@ -59,7 +59,9 @@ async def plan(company_id: int, ends_on: datetime.date) -> Agreement:
 
 
 async def warn_and_send(settings) -> int:
-    """The daily task, then the outbox's sender."""
+    """The daily task, then the outbox's sender, with this test's settings (as the app and the
+    `portal` command configure them; not whatever an earlier test's app left)."""
+    outbox.configure(settings)
     queued = await warnings.send_warnings()
     await outbox.send_due(settings)
     return queued
