@@ -32,7 +32,7 @@ from backend.db import (
     write_transaction,
 )
 from backend.i18n import N_
-from backend.services import audit, business, clock, policy, validation
+from backend.services import audit, business, clock, money, policy, validation
 from backend.services.errors import NotFound, ValidationFailed
 from backend.services.validation import FieldError
 from backend.tables import AuditKind, PriceList, Product, User
@@ -232,25 +232,16 @@ PACKS_MESSAGE = N_(
 VALID_FROM_MESSAGE = N_("Skriv datoen som åååå-mm-dd.")
 VALID_FROM_PAST = N_("Nye priser kan gjelde fra i dag eller en senere dag, ikke tilbake i tid.")
 REASON_REQUIRED = N_("Skriv en begrunnelse.")
-# Kroner as a person types them: "1350", "1 350", "1.350", "1 350,50", "1350.5", "1 350 kr".
-_KRONER = r"([0-9]{1,3}(?:[ .][0-9]{3})+|[0-9]+)(?:[,.]([0-9]{1,2}))?"
-
-
 def kroner_to_ore(value: str) -> int:
-    """A price typed in kroner, in whole øre; FieldError with the form's message otherwise."""
-    text = value.replace("\u00a0", " ").replace("\u202f", " ").strip()
-    text = re.sub(r"\s*(kr|NOK)\.?$", "", text, flags=re.IGNORECASE).strip()
-    if text.startswith(("-", "−")):
+    """A price typed in kroner (`money.parse_nok`), in whole øre; FieldError with the form's
+    message otherwise."""
+    if value.strip().startswith(("-", "−")):
         raise FieldError(PRICE_NOT_POSITIVE)
-    match = re.fullmatch(_KRONER, text, re.ASCII)
-    if match is None:
+    ore = money.parse_nok(value)
+    if ore is None or ore > MAX_PRICE_ORE:
         raise FieldError(PRICE_MESSAGE)
-    whole = int(match[1].replace(" ", "").replace(".", ""))
-    ore = whole * 100 + int((match[2] or "0").ljust(2, "0"))
     if ore <= 0:
         raise FieldError(PRICE_NOT_POSITIVE)
-    if ore > MAX_PRICE_ORE:
-        raise FieldError(PRICE_MESSAGE)
     return ore
 
 
