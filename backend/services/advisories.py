@@ -30,6 +30,7 @@ from backend.i18n import N_, gettext
 from backend.services import (
     api_tokens,
     audit,
+    business,
     catalog,
     clock,
     coverage,
@@ -439,6 +440,7 @@ async def _mail_followers(advisory: AdvisoryView, *, changed_from: str | None) -
         advisory.product_code,
         advisory.product_code,
     )
+    seller = (await business.current()).seller
     queued = 0
     for row in rows:
         queued += await outbox.queue(
@@ -452,6 +454,7 @@ async def _mail_followers(advisory: AdvisoryView, *, changed_from: str | None) -
             },
             f"advisory:{advisory.id}:{advisory.revision}:{row['company']}",
             language=row["language"] or "nb",
+            seller=seller,
         )
     return queued
 

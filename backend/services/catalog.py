@@ -232,6 +232,8 @@ PACKS_MESSAGE = N_(
 VALID_FROM_MESSAGE = N_("Skriv datoen som åååå-mm-dd.")
 VALID_FROM_PAST = N_("Nye priser kan gjelde fra i dag eller en senere dag, ikke tilbake i tid.")
 REASON_REQUIRED = N_("Skriv en begrunnelse.")
+
+
 def kroner_to_ore(value: str) -> int:
     """A price typed in kroner (`money.parse_nok`), in whole øre; FieldError with the form's
     message otherwise."""

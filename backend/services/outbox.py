@@ -91,6 +91,7 @@ async def queue(
     language: str = DEFAULT_LANGUAGE,
     headers: Mapping[str, str] | None = None,
     message_id: str | None = None,
+    seller: Seller | None = None,
 ) -> bool:
     """Write the mail `template` to `to` in `language`, inside the cause's transaction, so it
     is sent if and only if the cause commits. `key` names the cause: a key already in the
@@ -98,12 +99,14 @@ async def queue(
 
     frontend/templates/mail/<template>.txt sets `subject` and is the text part, <template>.html
     the HTML part; both see `context` and the letterhead (`seller`, `portal_url`).
-    `message_id` (from `new_message_id`) when the caller keeps it, to thread replies under it."""
+    `message_id` (from `new_message_id`) when the caller keeps it, to thread replies under it.
+    `seller` (`business.current().seller`) when the caller writes many mails at once: read once
+    for all of them."""
     # The seller as an admin saved it (business.py reads the configuration through this
     # module, hence the import here).
     from backend.services import business
 
-    seller = (await business.current()).seller
+    seller = seller or (await business.current()).seller
     subject, text, html = render(
         template, {**context, "seller": seller, "portal_url": letterhead().portal_url}, language
     )

@@ -16,9 +16,10 @@ from typing import Any
 import msgspec
 from piccolo.engine.base import Engine
 
+from backend.config import Seller
 from backend.db import date_parameter, fetch, from_json, write_transaction, writing
 from backend.i18n import N_
-from backend.services import agreements, clock, companies, ledger, outbox, policy, users
+from backend.services import agreements, business, clock, companies, ledger, outbox, policy, users
 from backend.services.overview import AccountSummary
 from backend.services.validation import field
 from backend.tables import Company, OutboxMail, Role, User
@@ -129,6 +130,7 @@ async def send_warnings(today: datetime.date | None = None) -> int:
     moves by a conditional update, so two runs at once write it once. A lot and a plan ending
     within 30 days are mailed once each (the key names the lot, or the plan period)."""
     today = today or clock.today()
+    seller = (await business.current()).seller
     queued = 0
     after = 0
     while batch := await _read_batch(after, today):
@@ -146,7 +148,7 @@ async def send_warnings(today: datetime.date | None = None) -> int:
         for company in batch:
             mails = [m for m in due[company.summary.company.id] if m[0] not in sent_before]
             if mails:
-                queued += await _queue(company, mails)
+                queued += await _queue(company, mails, seller)
     return queued
 
 
@@ -164,7 +166,9 @@ def _due_mails(company: _Company, today: datetime.date) -> list[tuple[str, str, 
     return mails
 
 
-async def _queue(company: _Company, mails: list[tuple[str, str, Warning]]) -> int:
+async def _queue(
+    company: _Company, mails: list[tuple[str, str, Warning]], seller: Seller | None = None
+) -> int:
     summary = company.summary
     context: dict[str, Any] = {
         "company": summary.company,
@@ -181,6 +185,7 @@ async def _queue(company: _Company, mails: list[tuple[str, str, Warning]]) -> in
                 {**context, "warning": warning},
                 key,
                 language=company.language,
+                seller=seller,
             )
     return queued
 
